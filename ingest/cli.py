@@ -1,0 +1,211 @@
+"""The ``ingest`` command line.
+
+``ingest PATHS...`` is short for ``ingest run PATHS...``: the everyday use, from cron or a
+shell, should not need a sub-command. Exit codes: 0 success (rejects included: they are
+reported), 1 the run failed while delivering, 2 usage, input or configuration errors,
+found before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+import mappers
+from ingest import __version__
+from ingest import config as config_mod
+from ingest.pipeline import RunOptions, run
+from ingest.read import InputError, Source, expand
+from ingest.rejects import RejectsFile, RejectsPreview
+from ingest.routing import Route, check_dataset_name, dataset_for_endpoint
+from ingest.sinks.local import LocalStore
+from ingest.summary import Summary
+from ingest.transform import TransformSpec
+
+DEFAULT_STORE = "rubrix-store"
+PARALLEL_MIN_BYTES = 16 << 20  # below this, worker start-up costs more than it saves
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a sub-command, goes to ``run``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def parse_time(value: str, now: datetime | None = None) -> datetime:
+    """An ISO-8601 time or date (naive means UTC), or a duration ago such as ``15m`` or ``7d``."""
+    match = _DURATION.match(value.strip())
+    if match:
+        amount, unit = float(match.group(1)), match.group(2)
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither an ISO-8601 time nor a duration like 15m, 2h or 7d"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class TimeParam(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        return parse_time(value)
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"ingest: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rubrix-ingest")
+def main() -> None:
+    """Replay JSONL prediction logs of model endpoints into Rubrix datasets.
+
+    \b
+    ingest /var/log/models/access.jsonl --endpoint /spacy/
+    ingest run logs/ --config ingest.toml --json
+    """
+
+
+def _routes(cfg: config_mod.Config, endpoints: tuple[str, ...], dataset: str | None,
+            mapper: str | None) -> dict[str, Route]:
+    routes = dict(cfg.routes)
+    if dataset or mapper:
+        if len(endpoints) != 1:
+            raise click.UsageError("--dataset and --mapper apply to a single endpoint: give exactly one --endpoint")
+        endpoint = endpoints[0]
+        base = routes.get(endpoint) or Route(endpoint=endpoint, dataset=dataset_for_endpoint(endpoint))
+        if dataset:
+            try:
+                check_dataset_name(dataset)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--dataset") from None
+        routes[endpoint] = Route(
+            endpoint=endpoint,
+            dataset=dataset or base.dataset,
+            mapper=mapper or base.mapper,
+            workspace=base.workspace,
+            tags=base.tags,
+            metadata_fields=base.metadata_fields,
+        )
+    return routes
+
+
+def _check_mappers(routes: dict[str, Route]) -> None:
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # custom mappers live in the user's project
+    for route in routes.values():
+        if route.mapper:
+            try:
+                mappers.resolve(route.mapper)
+            except mappers.UnknownMapper as exc:
+                fail(f"endpoint {route.endpoint}: {exc}")
+
+
+def _jobs(jobs: int | None, sources: list[Source]) -> int:
+    if jobs is not None:
+        return max(1, jobs)
+    size = sum(s.path.stat().st_size for s in sources if s.path is not None)
+    stdin = any(s.path is None for s in sources)
+    return min(os.cpu_count() or 1, 4) if size >= PARALLEL_MIN_BYTES and not stdin else 1
+
+
+@main.command("run")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--endpoint", "-e", "endpoints", multiple=True, metavar="PATH",
+              help="Only these endpoint paths (exact match, repeatable).")
+@click.option("--since", type=TimeParam(), help="Only requests at or after this time (ISO-8601 or 2h, 7d ago).")
+@click.option("--until", type=TimeParam(), help="Only requests before this time.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="RUBRIX_INGEST_CONFIG", help="TOML config with per-endpoint routes.")
+@click.option("--dataset", help="Dataset for the single --endpoint given.")
+@click.option("--mapper", help="Mapper for the single --endpoint: text_classification, "
+              "token_classification, text2text or package.module:function.")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), envvar="RUBRIX_INGEST_STORE",
+              help=f"Local store directory [default: ./{DEFAULT_STORE}].")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rejects file [default: <store>/_rejects/<time>.jsonl].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--dry-run", is_flag=True, help="Map and validate, show a few records, write nothing.")
+@click.option("--show", default=3, show_default=True, help="Records per dataset shown by --dry-run.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: auto].")
+@click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
+def run_command(paths: tuple[str, ...], endpoints: tuple[str, ...], since: datetime | None,
+                until: datetime | None, config_path: Path | None, dataset: str | None,
+                mapper: str | None, store: Path | None, rejects_path: Path | None, as_json: bool,
+                dry_run: bool, show: int, jobs: int | None, quiet: bool) -> None:
+    """Ingest access logs (files, globs, directories, .gz, or - for stdin)."""
+    try:
+        cfg = config_mod.load(config_path) if config_path else config_mod.Config()
+    except config_mod.ConfigError as exc:
+        fail(str(exc))
+    routes = _routes(cfg, endpoints, dataset, mapper)
+    _check_mappers(routes)
+    try:
+        sources = expand(list(paths))
+    except InputError as exc:
+        fail(str(exc))
+    if since and until and since >= until:
+        raise click.BadParameter("--since must be before --until", param_hint="--since")
+
+    store_dir = store or Path(cfg.store or DEFAULT_STORE)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    spec = TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until)
+    sink = None if dry_run else LocalStore(store_dir)
+    rejects: RejectsFile | RejectsPreview
+    if dry_run:
+        rejects = RejectsPreview()
+    else:
+        rejects = RejectsFile(rejects_path or Path(cfg.rejects or store_dir / "_rejects" / f"{stamp}.jsonl"))
+    summary = Summary(target=f"local store {store_dir}", dry_run=dry_run)
+    options = RunOptions(sources=sources, spec=spec, jobs=_jobs(jobs, sources), show=show if dry_run else 0)
+
+    total = sum(s.path.stat().st_size for s in sources if s.path is not None)
+    if sys.stderr.isatty() and not quiet and total:
+        with click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
+            options.progress = bar.update
+            run(options, sink, rejects, summary)
+    else:
+        run(options, sink, rejects, summary)
+
+    if dry_run:
+        _show_dry_run(options, rejects, as_json)  # type: ignore[arg-type]
+    if not quiet:
+        click.echo(summary.render(), err=True)
+    if as_json:
+        data = summary.to_json()
+        if dry_run:
+            data["samples"] = options.samples
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -> None:
+    if not as_json:
+        for dataset, records in options.samples.items():
+            click.echo(f"# {dataset}: first {len(records)} records")
+            for record in records:
+                click.echo(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
+    for reject in rejects.kept:
+        click.echo(f"would reject {reject['file']}:{reject['line']}: {reject['reason']}", err=True)
+
+
+if __name__ == "__main__":
+    main()

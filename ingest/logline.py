@@ -1,0 +1,100 @@
+"""The access-log line format: the contract between endpoints and this tool.
+
+One JSON object per line. Required: ``ts``, ``path``, ``status``, ``request``,
+``response``. Optional: ``request_id``, ``method``, ``url``, ``latency_ms``,
+``content_type``; anything else is ignored unless configured as metadata. See
+docs/log-format.md for the full description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+REQUIRED = ("ts", "path", "status", "request", "response")
+
+# Epoch values at or above this are milliseconds: 1e11 seconds is the year 5138.
+_EPOCH_MS_THRESHOLD = 1e11
+
+
+class BadLine(ValueError):
+    """A line that cannot be read as a log entry; the message is the reject reason."""
+
+
+class NotJson(Exception):
+    """A request or response body that is not JSON: skipped, as Rubrix's middleware does."""
+
+
+@dataclass(slots=True)
+class LogEntry:
+    ts: datetime  # aware, UTC
+    path: str
+    status: int
+    request: Any  # raw as logged: a JSON value or a string holding JSON
+    response: Any
+    fields: dict[str, Any]  # the whole line, for optional fields and metadata
+
+
+def parse_ts(value: Any) -> datetime:
+    """ISO-8601 (naive means UTC) or epoch seconds / milliseconds, as an aware UTC time."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                value = float(value)
+            except ValueError:
+                raise BadLine(f"ts {value[:40]!r} is neither ISO-8601 nor epoch time") from None
+        else:
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise BadLine(f"ts {value!r} is out of range") from None
+    raise BadLine(f"ts has type {type(value).__name__}, expected a string or a number")
+
+
+def parse_line(raw: bytes) -> LogEntry:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadLine("invalid UTF-8") from None
+        raise BadLine(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadLine(f"line is a JSON {type(obj).__name__}, expected an object")
+    missing = [f for f in REQUIRED if f not in obj]
+    if missing:
+        raise BadLine("missing field " + ", ".join(repr(f) for f in missing))
+    path, status = obj["path"], obj["status"]
+    if not isinstance(path, str):
+        raise BadLine(f"path has type {type(path).__name__}, expected a string")
+    if not isinstance(status, int) or isinstance(status, bool):
+        raise BadLine(f"status has type {type(status).__name__}, expected an integer")
+    return LogEntry(parse_ts(obj["ts"]), path, status, obj["request"], obj["response"], obj)
+
+
+def decode_body(body: Any) -> Any:
+    """A body as the JSON value it holds; producers log either the value or its JSON text."""
+    if body is None:
+        raise NotJson
+    if isinstance(body, str):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise NotJson from None
+    return body
+
+
+def is_json_content_type(entry: LogEntry) -> bool:
+    content_type = entry.fields.get("content_type")
+    return content_type is None or (isinstance(content_type, str) and "json" in content_type)

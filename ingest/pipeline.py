@@ -1,0 +1,121 @@
+"""One run: read sources, transform chunks (in worker processes when asked), deliver, count.
+
+Chunks go to workers through a bounded window of pending results, so memory stays flat
+however large the input is, and results come back in input order, which keeps rejects
+files and checkpoints in file order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ingest.read import Chunk, LineChunks, Source
+from ingest.rejects import RejectsFile, RejectsPreview
+from ingest.sinks import Delivery, Sink
+from ingest.summary import Summary
+from ingest.transform import ChunkResult, Transformer, TransformSpec
+
+
+@dataclass
+class RunOptions:
+    sources: list[Source]
+    spec: TransformSpec
+    jobs: int = 1
+    show: int = 0  # dry run: records to show per dataset
+    progress: Callable[[int], None] | None = None  # called with the bytes of each chunk
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+
+
+_worker: Transformer | None = None
+
+
+def _init_worker(spec: TransformSpec) -> None:
+    global _worker
+    _worker = Transformer(spec)
+
+
+def _process(chunk: Chunk) -> ChunkResult:
+    assert _worker is not None
+    return _worker.process(chunk)
+
+
+def _ordered_results(chunks: Iterator[Chunk], spec: TransformSpec, jobs: int) -> Iterator[ChunkResult]:
+    if jobs <= 1:
+        transformer = Transformer(spec)
+        for chunk in chunks:
+            yield transformer.process(chunk)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs, initializer=_init_worker, initargs=(spec,)) as pool:
+        pending: deque[Any] = deque()
+        for chunk in chunks:
+            pending.append(pool.apply_async(_process, (chunk,)))
+            if len(pending) >= 2 * jobs:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def run(
+    options: RunOptions,
+    sink: Sink | None,
+    rejects: RejectsFile | RejectsPreview,
+    summary: Summary,
+) -> Summary:
+    """Ingest every source into the sink (None: dry run), filling in the summary."""
+    started = time.perf_counter()
+    readers = [LineChunks(source) for source in options.sources]
+
+    def chunks() -> Iterator[Chunk]:
+        for reader in readers:
+            yield from reader
+
+    def deliver(delivery: Delivery) -> None:
+        for endpoint, n in delivery.written.items():
+            summary.counts_for(endpoint).written += n
+        for endpoint, n in delivery.already_stored.items():
+            summary.counts_for(endpoint).skipped["already_stored"] += n
+        for reject in delivery.rejects:
+            summary.counts_for(reject["endpoint"]).rejected += 1
+        rejects.write(delivery.rejects)
+
+    try:
+        for result in _ordered_results(chunks(), options.spec, options.jobs):
+            for endpoint, counts in result.counts.items():
+                summary.counts_for(endpoint).add(counts)
+            rejects.write(result.rejects)
+            for batch in result.batches:
+                summary.datasets[batch.route.endpoint] = batch.route.dataset
+                for endpoint in set(batch.table["endpoint"].to_pylist()):
+                    summary.datasets.setdefault(endpoint, batch.route.dataset)
+                if sink is None:
+                    _keep_samples(options, batch.route.dataset, batch.table, result)
+                else:
+                    deliver(sink.add(batch))
+            if options.progress is not None:
+                options.progress(result.size)
+        if sink is not None:
+            deliver(sink.flush())
+    finally:
+        if sink is not None:
+            sink.close()
+        rejects.close()
+    summary.files = [s.name for s in options.sources]
+    summary.incomplete = {r.source.name: len(r.incomplete_tail) for r in readers if r.incomplete_tail}
+    if rejects.path is not None and rejects.count:
+        summary.rejects_file = str(rejects.path)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _keep_samples(options: RunOptions, dataset: str, table: Any, result: ChunkResult) -> None:
+    kept = options.samples.setdefault(dataset, [])
+    for record in table["record"].to_pylist()[: max(0, options.show - len(kept))]:
+        kept.append(orjson.loads(record))

@@ -1,0 +1,50 @@
+"""The rejects file: one JSON line per rejected line or record, with its file and line.
+
+Opened only when the first reject arrives, so a clean run leaves no empty file behind.
+Raw lines are capped and scrubbed of credentials before they get here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+
+class RejectsFile:
+    def __init__(self, path: Path):
+        self.path = path
+        self.count = 0
+        self._fh: IO[bytes] | None = None
+
+    def write(self, rejects: list[dict[str, Any]]) -> None:
+        if not rejects:
+            return
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "ab")  # noqa: SIM115 (closed in close())
+        self._fh.write(b"".join(orjson.dumps(r) + b"\n" for r in rejects))
+        self.count += len(rejects)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class RejectsPreview:
+    """Dry runs write nothing: keep the first few rejects to show instead."""
+
+    def __init__(self, keep: int = 5):
+        self.path = None
+        self.count = 0
+        self.kept: list[dict[str, Any]] = []
+        self._keep = keep
+
+    def write(self, rejects: list[dict[str, Any]]) -> None:
+        self.count += len(rejects)
+        self.kept.extend(rejects[: max(0, self._keep - len(self.kept))])
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,57 @@
+"""Which dataset, mapper and options each endpoint's lines go to.
+
+Endpoints are matched by exact path, as Rubrix's middleware matches them. Without
+configuration every endpoint is routed to a dataset named after it, with the task
+detected from the response shape.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+DATASET_NAME = re.compile(r"^(?!-|_)[a-z0-9-_]+$")  # the server's rule
+_NOT_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: str
+    dataset: str
+    mapper: str | None = None  # None: detect from the response shape
+    workspace: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata_fields: tuple[str, ...] = ()
+
+
+def dataset_for_endpoint(path: str) -> str:
+    """``/spacy/`` -> ``monitoring_spacy``, the tutorial's naming, always a valid name."""
+    slug = _NOT_NAME_CHARS.sub("_", path.lower()).strip("_")
+    return f"monitoring_{slug or 'root'}"
+
+
+def check_dataset_name(name: str) -> None:
+    if not DATASET_NAME.match(name):
+        raise ValueError(
+            f"invalid dataset name {name!r}: use lower-case letters, digits, '-' and '_', "
+            "not starting with '-' or '_'"
+        )
+
+
+class Router:
+    """Routes a path to its Route, or None when the path is not selected."""
+
+    def __init__(self, routes: dict[str, Route], selected: frozenset[str] | None):
+        self._routes = dict(routes)
+        # Explicit --endpoint wins; otherwise a config that names endpoints selects them.
+        self._selected = selected if selected else (frozenset(routes) if routes else None)
+
+    def route(self, path: str) -> Route | None:
+        found = self._routes.get(path)
+        if found is not None:
+            return found if self._selected is None or path in self._selected else None
+        if self._selected is not None and path not in self._selected:
+            return None
+        found = Route(endpoint=path, dataset=dataset_for_endpoint(path))
+        self._routes[path] = found
+        return found

@@ -1,0 +1,104 @@
+"""The run summary: a table per endpoint on stderr, or JSON on stdout for scripts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.transform import NO_ENDPOINT, Counts
+
+
+@dataclass
+class Summary:
+    target: str
+    counts: dict[str, Counts] = field(default_factory=dict)
+    datasets: dict[str, str] = field(default_factory=dict)  # endpoint -> dataset
+    files: list[str] = field(default_factory=list)
+    incomplete: dict[str, int] = field(default_factory=dict)  # file -> bytes left unread
+    rejects_file: str | None = None
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def counts_for(self, endpoint: str) -> Counts:
+        found = self.counts.get(endpoint)
+        if found is None:
+            found = self.counts[endpoint] = Counts()
+        return found
+
+    def totals(self) -> Counts:
+        total = Counts()
+        for counts in self.counts.values():
+            total.add(counts)
+        return total
+
+    @property
+    def lines(self) -> int:
+        total = self.totals()
+        return total.lines + total.skipped["blank_line"] + self.counts_for(NO_ENDPOINT).rejected
+
+    def to_json(self) -> dict[str, Any]:
+        total = self.totals()
+        return {
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "files": self.files,
+            "seconds": round(self.seconds, 3),
+            "lines_read": self.lines,
+            "records_written": total.written,
+            "rejected": total.rejected,
+            "skipped": dict(total.skipped),
+            "rejects_file": self.rejects_file,
+            "incomplete_last_lines": self.incomplete,
+            "endpoints": {
+                endpoint: {
+                    "dataset": self.datasets.get(endpoint),
+                    "lines": c.lines,
+                    "records": c.records,
+                    "written": c.written,
+                    "skipped": dict(c.skipped),
+                    "rejected": c.rejected,
+                }
+                for endpoint, c in sorted(self.counts.items())
+            },
+        }
+
+    def render(self) -> str:
+        header = ("endpoint", "dataset", "lines", "records", "written", "skipped", "rejected")
+        rows = [header]
+        for endpoint, c in sorted(self.counts.items()):
+            shown = "(unparsed lines)" if endpoint == NO_ENDPOINT else endpoint
+            rows.append(
+                (
+                    shown,
+                    self.datasets.get(endpoint, "-"),
+                    str(c.lines if endpoint != NO_ENDPOINT else c.rejected + sum(c.skipped.values())),
+                    str(c.records),
+                    str(c.written),
+                    str(sum(c.skipped.values())),
+                    str(c.rejected),
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = []
+        for row in rows:
+            cells = [
+                cell.ljust(w) if i < 2 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths))
+            ]
+            lines.append("  ".join(cells).rstrip())
+        total = self.totals()
+        verb = "would go to" if self.dry_run else "target"
+        out = [f"{verb}: {self.target}", *lines]
+        if total.skipped:
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(total.skipped.items()))
+            out.append(f"skipped: {reasons}")
+        if total.rejected:
+            where = f" (see {self.rejects_file})" if self.rejects_file else ""
+            out.append(f"rejected: {total.rejected}{where}")
+        for name, size in self.incomplete.items():
+            out.append(f"incomplete last line left for the next run: {name} ({size} bytes)")
+        out.append(
+            f"{self.lines} lines, {total.written} records written in {self.seconds:.2f}s"
+            + (" (dry run: nothing written)" if self.dry_run else "")
+        )
+        return "\n".join(out)

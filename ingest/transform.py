@@ -1,0 +1,309 @@
+"""The per-chunk stages: parse -> select -> map -> validate, for one chunk of lines.
+
+A chunk is processed on its own, with no shared state but the routing spec, so chunks can
+go to worker processes and come back in order. Every line ends up counted: turned into
+records, skipped for a counted reason, or rejected with its file, line and reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+import mappers
+from ingest import records as rec
+from ingest.logline import BadLine, LogEntry, NotJson, decode_body, is_json_content_type, parse_line
+from ingest.read import Chunk
+from ingest.redact import redact_raw, redact_value
+from ingest.routing import Route, Router
+from ingest.validate import validate
+
+RAW_CAP = 2000  # bytes of a rejected line kept in the rejects file
+
+NO_ENDPOINT = "-"  # lines that never got as far as a path
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("event_timestamp", pa.timestamp("us", tz="UTC")),
+        ("task", pa.string()),
+        ("record", pa.string()),
+        ("endpoint", pa.string()),
+        ("status", pa.int32()),
+        ("latency_ms", pa.float64()),
+        ("request_id", pa.string()),
+        ("text", pa.string()),
+        ("predicted_label", pa.string()),
+        ("predicted_score", pa.float64()),
+        ("n_entities", pa.int32()),
+        ("output_text", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+    ]
+)
+
+
+@dataclass
+class Counts:
+    """What happened to one endpoint's lines and records."""
+
+    lines: int = 0
+    records: int = 0  # mapped and valid, handed to the sink
+    written: int = 0  # acknowledged by the sink
+    skipped: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.lines += other.lines
+        self.records += other.records
+        self.written += other.written
+        self.skipped.update(other.skipped)
+        self.rejected += other.rejected
+
+
+@dataclass
+class Batch:
+    """Valid records for one dataset, as columns in SCHEMA."""
+
+    route: Route
+    task: str
+    table: pa.Table
+
+
+@dataclass
+class ChunkResult:
+    source: str
+    first_line: int
+    lines: int
+    end_offset: int  # just past the chunk in its source
+    size: int  # bytes of the chunk
+    batches: list[Batch]
+    rejects: list[dict[str, Any]]
+    counts: dict[str, Counts]
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """Everything a worker needs: picklable, so it is sent to each worker process once."""
+
+    routes: dict[str, Route]
+    selected: frozenset[str] | None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class _Columns:
+    def __init__(self, route: Route, task: str):
+        self.route, self.task = route, task
+        self.cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+
+    def to_batch(self) -> Batch:
+        return Batch(self.route, self.task, pa.table(self.cols, schema=SCHEMA))
+
+
+class Transformer:
+    def __init__(self, spec: TransformSpec):
+        self.spec = spec
+        self.router = Router(spec.routes, spec.selected)
+        self._mappers: dict[str, tuple[mappers.Mapper, str | None]] = {}
+
+    def _mapper_for(self, route: Route, outputs: Any) -> tuple[mappers.Mapper, str | None]:
+        """The route's mapper; for auto routes the first recognizable response fixes it."""
+        found = self._mappers.get(route.endpoint)
+        if found is None:
+            name = route.mapper or mappers.detect(outputs)
+            if name is None:
+                raise ValueError(
+                    "cannot tell the task from the response shape; set a mapper for this endpoint"
+                )
+            found = self._mappers[route.endpoint] = mappers.resolve(name)
+        return found
+
+    def process(self, chunk: Chunk) -> ChunkResult:
+        counts: dict[str, Counts] = {}
+        rejects: list[dict[str, Any]] = []
+        columns: dict[tuple[str, str], _Columns] = {}
+        offset = chunk.offset
+        lines = chunk.data.split(b"\n")
+        lines.pop()  # the chunk ends with a newline
+        for number, raw in enumerate(lines, chunk.first_line):
+            line_offset = offset
+            offset += len(raw) + 1
+
+            def reject(reason: str, endpoint: str, stage: str, index: int | None = None) -> None:
+                rejects.append(
+                    {
+                        "file": chunk.source,
+                        "line": number,  # noqa: B023 (called within this iteration only)
+                        "offset": line_offset,  # noqa: B023
+                        "record": index,
+                        "endpoint": endpoint,
+                        "stage": stage,
+                        "reason": reason,
+                        "raw": redact_raw(raw[:RAW_CAP]).decode("utf-8", "replace"),  # noqa: B023
+                    }
+                )
+
+            if not raw.strip():
+                _counts(counts, NO_ENDPOINT).skipped["blank_line"] += 1
+                continue
+            try:
+                entry = parse_line(raw)
+            except BadLine as exc:
+                _counts(counts, NO_ENDPOINT).rejected += 1
+                reject(str(exc), NO_ENDPOINT, "parse")
+                continue
+            count = _counts(counts, entry.path)
+            count.lines += 1
+            route = self.router.route(entry.path)
+            skip = self._skip_reason(entry, route)
+            if skip:
+                count.skipped[skip] += 1
+                continue
+            try:
+                pairs = _pairs(decode_body(entry.request), decode_body(entry.response))
+            except NotJson:
+                count.skipped["non_json_body"] += 1
+                continue
+            except BadLine as exc:
+                count.rejected += 1
+                reject(str(exc), entry.path, "pair")
+                continue
+            assert route is not None
+            self._map_line(entry, route, pairs, raw, chunk.source, number, count, columns, reject)
+        return ChunkResult(
+            source=chunk.source,
+            first_line=chunk.first_line,
+            lines=len(lines),
+            end_offset=offset,
+            size=len(chunk.data),
+            batches=[c.to_batch() for c in columns.values()],
+            rejects=rejects,
+            counts=counts,
+        )
+
+    def _skip_reason(self, entry: LogEntry, route: Route | None) -> str | None:
+        if route is None:
+            return "endpoint_not_selected"
+        if self.spec.since is not None and entry.ts < self.spec.since:
+            return "outside_time_window"
+        if self.spec.until is not None and entry.ts >= self.spec.until:
+            return "outside_time_window"
+        if entry.status >= 400:
+            return "error_status"
+        if not is_json_content_type(entry):
+            return "non_json_body"
+        return None
+
+    def _map_line(  # noqa: PLR0913
+        self,
+        entry: LogEntry,
+        route: Route,
+        pairs: list[tuple[Any, Any]],
+        raw: bytes,
+        source: str,
+        number: int,
+        count: Counts,
+        columns: dict[tuple[str, str], _Columns],
+        reject: Any,
+    ) -> None:
+        fields = entry.fields
+        digest = rec.line_digest(raw)
+        event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
+        ts_micros = int(entry.ts.timestamp() * 1_000_000)
+        url = fields.get("url")
+        agent = url if isinstance(url, str) and url else entry.path
+        latency = fields.get("latency_ms")
+        latency = float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
+        request_id = fields.get("request_id")
+        request_id = str(request_id) if request_id is not None else None
+        metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
+        if latency is not None:
+            metadata["latency_ms"] = latency
+        if request_id is not None:
+            metadata["request_id"] = request_id
+        for name in route.metadata_fields:
+            if name in fields:
+                metadata[name] = redact_value(fields[name])
+        for index, (inputs, outputs) in enumerate(pairs):
+            try:
+                mapper, task = self._mapper_for(route, outputs)
+                result = mapper(inputs, outputs)
+                if result is None:
+                    count.skipped["mapper_returned_none"] += 1
+                    continue
+                task, body = rec.normalize_mapper_output(result, task)
+            except Exception as exc:  # a mapper is user code: any failure rejects the pair
+                count.rejected += 1
+                reject(f"mapper failed: {type(exc).__name__}: {exc}", entry.path, "map", index)
+                continue
+            record = rec.complete(
+                task,
+                body,
+                id=rec.record_id(digest, index),
+                event_timestamp=event_ts,
+                agent=agent,
+                metadata=dict(metadata),
+            )
+            error = validate(task, record)
+            if error:
+                count.rejected += 1
+                reject(error, entry.path, "validate", index)
+                continue
+            count.records += 1
+            key = (route.dataset, task)
+            target = columns.get(key)
+            if target is None:
+                target = columns[key] = _Columns(route, task)
+            text, label, score, n_entities, output_text = rec.flat_columns(task, record)
+            cols = target.cols
+            cols["id"].append(record["id"] if isinstance(record["id"], str) else str(record["id"]))
+            cols["event_timestamp"].append(ts_micros)
+            cols["task"].append(task)
+            cols["record"].append(orjson.dumps(record))
+            cols["endpoint"].append(entry.path)
+            cols["status"].append(entry.status)
+            cols["latency_ms"].append(latency)
+            cols["request_id"].append(request_id)
+            cols["text"].append(text)
+            cols["predicted_label"].append(label)
+            cols["predicted_score"].append(float(score) if score is not None else None)
+            cols["n_entities"].append(n_entities)
+            cols["output_text"].append(output_text)
+            cols["source_file"].append(source)
+            cols["source_line"].append(number)
+
+
+def _counts(counts: dict[str, Counts], endpoint: str) -> Counts:
+    found = counts.get(endpoint)
+    if found is None:
+        found = counts[endpoint] = Counts()
+    return found
+
+
+def _pairs(inputs: Any, outputs: Any) -> list[tuple[Any, Any]]:
+    """Pair a request's inputs with a response's outputs, one to one, never truncating."""
+    if isinstance(inputs, list):
+        if not isinstance(outputs, list):
+            raise BadLine(
+                f"batch size mismatch: request has {len(inputs)} inputs, response is not a list"
+            )
+        if len(inputs) != len(outputs):
+            raise BadLine(
+                f"batch size mismatch: request has {len(inputs)} inputs, response {len(outputs)} outputs"
+            )
+        return list(zip(inputs, outputs))
+    if (
+        isinstance(outputs, list)
+        and len(outputs) == 1
+        and isinstance(outputs[0], dict | list)
+        and mappers.detect(outputs) is None
+    ):
+        # a single input answered by a one-item batch, as list-typed endpoints do
+        return [(inputs, outputs[0])]
+    return [(inputs, outputs)]
