@@ -85,12 +85,15 @@ def main() -> None:
     """
 
 
-def _routes(cfg: config_mod.Config, endpoints: tuple[str, ...], dataset: str | None,
-            mapper: str | None) -> dict[str, Route]:
+def _routes(
+    cfg: config_mod.Config, endpoints: tuple[str, ...], dataset: str | None, mapper: str | None
+) -> dict[str, Route]:
     routes = dict(cfg.routes)
     if dataset or mapper:
         if len(endpoints) != 1:
-            raise click.UsageError("--dataset and --mapper apply to a single endpoint: give exactly one --endpoint")
+            raise click.UsageError(
+                "--dataset and --mapper apply to a single endpoint: give exactly one --endpoint"
+            )
         endpoint = endpoints[0]
         base = routes.get(endpoint) or Route(endpoint=endpoint, dataset=dataset_for_endpoint(endpoint))
         if dataset:
@@ -130,28 +133,67 @@ def _jobs(jobs: int | None, sources: list[Source]) -> int:
 
 @main.command("run")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--endpoint", "-e", "endpoints", multiple=True, metavar="PATH",
-              help="Only these endpoint paths (exact match, repeatable).")
-@click.option("--since", type=TimeParam(), help="Only requests at or after this time (ISO-8601 or 2h, 7d ago).")
+@click.option(
+    "--endpoint",
+    "-e",
+    "endpoints",
+    multiple=True,
+    metavar="PATH",
+    help="Only these endpoint paths (exact match, repeatable).",
+)
+@click.option(
+    "--since",
+    type=TimeParam(),
+    help="Only requests at or after this time (ISO-8601 or 2h, 7d ago).",
+)
 @click.option("--until", type=TimeParam(), help="Only requests before this time.")
-@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="RUBRIX_INGEST_CONFIG", help="TOML config with per-endpoint routes.")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_CONFIG",
+    help="TOML config with per-endpoint routes.",
+)
 @click.option("--dataset", help="Dataset for the single --endpoint given.")
-@click.option("--mapper", help="Mapper for the single --endpoint: text_classification, "
-              "token_classification, text2text or package.module:function.")
-@click.option("--store", type=click.Path(file_okay=False, path_type=Path), envvar="RUBRIX_INGEST_STORE",
-              help=f"Local store directory [default: ./{DEFAULT_STORE}].")
-@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Rejects file [default: <store>/_rejects/<time>.jsonl].")
+@click.option(
+    "--mapper",
+    help="Mapper for the single --endpoint: text_classification, "
+    "token_classification, text2text or package.module:function.",
+)
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_STORE",
+    help=f"Local store directory [default: ./{DEFAULT_STORE}].",
+)
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rejects file [default: <store>/_rejects/<time>.jsonl].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--dry-run", is_flag=True, help="Map and validate, show a few records, write nothing.")
 @click.option("--show", default=3, show_default=True, help="Records per dataset shown by --dry-run.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: auto].")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
-def run_command(paths: tuple[str, ...], endpoints: tuple[str, ...], since: datetime | None,
-                until: datetime | None, config_path: Path | None, dataset: str | None,
-                mapper: str | None, store: Path | None, rejects_path: Path | None, as_json: bool,
-                dry_run: bool, show: int, jobs: int | None, quiet: bool) -> None:
+def run_command(
+    paths: tuple[str, ...],
+    endpoints: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    config_path: Path | None,
+    dataset: str | None,
+    mapper: str | None,
+    store: Path | None,
+    rejects_path: Path | None,
+    as_json: bool,
+    dry_run: bool,
+    show: int,
+    jobs: int | None,
+    quiet: bool,
+) -> None:
     """Ingest access logs (files, globs, directories, .gz, or - for stdin)."""
     try:
         cfg = config_mod.load(config_path) if config_path else config_mod.Config()
@@ -207,5 +249,32 @@ def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -
         click.echo(f"would reject {reject['file']}:{reject['line']}: {reject['reason']}", err=True)
 
 
-if __name__ == "__main__":
-    main()
+@main.command("show")
+@click.argument("datasets", nargs=-1)
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_STORE",
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="Local store directory.",
+)
+@click.option("--limit", "-n", default=0, show_default=True, help="Also print the last N records of each.")
+def show_command(datasets: tuple[str, ...], store: Path, limit: int) -> None:
+    """List the datasets in a local store: task, records, time range."""
+    from ingest.sinks.local import list_datasets, read_dataset
+
+    if not store.is_dir():
+        fail(f"no local store at {store}")
+    names = list(datasets) or list_datasets(store)
+    for name in names:
+        table = read_dataset(store, name)
+        if table.num_rows == 0:
+            click.echo(f"{name}: empty")
+            continue
+        frame = table.select(["event_timestamp", "task", "record"]).to_pandas().sort_values("event_timestamp")
+        first, last = frame["event_timestamp"].iloc[[0, -1]]
+        span = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{name}: {len(frame)} {frame['task'].iloc[0]} records, {span}")
+        for record in frame["record"].tail(limit):
+            click.echo("  " + record)

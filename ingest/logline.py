@@ -84,10 +84,15 @@ def parse_line(raw: bytes) -> LogEntry:
 
 
 def decode_body(body: Any) -> Any:
-    """A body as the JSON value it holds; producers log either the value or its JSON text."""
+    """A body as the JSON value it holds.
+
+    Producers log either the JSON value itself or, when they log raw bodies, its JSON text.
+    A string that starts like an object or an array is that text and must parse; any other
+    string is a JSON string body (a single text input). ``null`` means no body was logged.
+    """
     if body is None:
         raise NotJson
-    if isinstance(body, str):
+    if isinstance(body, str) and body.lstrip()[:1] in ("{", "["):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -49,9 +49,7 @@ def _files_in(directory: Path) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-        found.extend(
-            Path(root, f) for f in sorted(files) if not f.startswith(".") and _LOG_NAME.search(f)
-        )
+        found.extend(Path(root, f) for f in sorted(files) if not f.startswith(".") and _LOG_NAME.search(f))
     return found
 
 
@@ -104,8 +102,13 @@ def open_source(source: Source) -> BinaryIO:
 class LineChunks:
     """Iterates a source as chunks of complete lines; ``incomplete_tail`` is set at the end."""
 
-    def __init__(self, source: Source, start_offset: int = 0, start_line: int = 1,
-                 chunk_bytes: int = CHUNK_BYTES):
+    def __init__(
+        self,
+        source: Source,
+        start_offset: int = 0,
+        start_line: int = 1,
+        chunk_bytes: int = CHUNK_BYTES,
+    ):
         self.source = source
         self.chunk_bytes = chunk_bytes
         self.start_offset = start_offset

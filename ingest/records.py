@@ -22,9 +22,9 @@ def record_id(digest: str, index: int) -> str:
     return f"{digest}-{index}"
 
 
-def _from_client_record(record: Any) -> tuple[str, dict[str, Any]]:
+def _from_client_record(record: Any, agent: str) -> tuple[str, dict[str, Any]]:
     """Convert an Argilla/Rubrix client record returned by a custom mapper to wire form."""
-    import orjson  # noqa: PLC0415 (only custom mappers need the client)
+    import orjson
     from argilla.client.sdk.text2text.models import CreationText2TextRecord
     from argilla.client.sdk.text_classification.models import CreationTextClassificationRecord
     from argilla.client.sdk.token_classification.models import CreationTokenClassificationRecord
@@ -35,6 +35,8 @@ def _from_client_record(record: Any) -> tuple[str, dict[str, Any]]:
         "Text2TextRecord": ("Text2Text", CreationText2TextRecord),
     }
     task, sdk_class = by_class[type(record).__name__]
+    if record.prediction is not None and not record.prediction_agent:
+        record.prediction_agent = agent  # else the client puts in the host name
     wire = sdk_class.from_client(record).dict(by_alias=True)
     return task, orjson.loads(orjson.dumps(wire, option=orjson.OPT_NAIVE_UTC))
 
@@ -49,12 +51,16 @@ def task_of_wire_dict(body: dict[str, Any]) -> str:
     raise ValueError("mapper returned a dict that is not a record (no inputs, tokens or text)")
 
 
-def normalize_mapper_output(result: Any, task: str | None) -> tuple[str, dict[str, Any]]:
+def normalize_mapper_output(result: Any, task: str | None, agent: str) -> tuple[str, dict[str, Any]]:
     """(task, body) from whatever a mapper returned: a wire dict or a client record."""
     if isinstance(result, dict):
         return task or task_of_wire_dict(result), result
-    if type(result).__name__ in ("TextClassificationRecord", "TokenClassificationRecord", "Text2TextRecord"):
-        return _from_client_record(result)
+    if type(result).__name__ in (
+        "TextClassificationRecord",
+        "TokenClassificationRecord",
+        "Text2TextRecord",
+    ):
+        return _from_client_record(result, agent)
     raise ValueError(f"mapper returned a {type(result).__name__}, expected a record, a dict or None")
 
 
@@ -70,7 +76,10 @@ def complete(
     """The full wire record: common fields first, then the task's own, as the client orders them."""
     prediction = body.get("prediction")
     if isinstance(prediction, dict):
-        prediction = {"agent": prediction.get("agent") or agent, **{k: v for k, v in prediction.items() if k != "agent"}}
+        prediction = {
+            "agent": prediction.get("agent") or agent,
+            **{k: v for k, v in prediction.items() if k != "agent"},
+        }
     extra = body.get("metadata")
     record: dict[str, Any] = {
         "id": id,
@@ -100,8 +109,10 @@ def flat_columns(task: str, record: dict[str, Any]) -> tuple[Any, Any, Any, Any,
     prediction = record.get("prediction") or {}
     if task == "TextClassification":
         inputs = record.get("inputs") or {}
-        text = inputs.get("text") if isinstance(inputs.get("text"), str) else next(
-            (v for v in inputs.values() if isinstance(v, str)), None
+        text = (
+            inputs.get("text")
+            if isinstance(inputs.get("text"), str)
+            else next((v for v in inputs.values() if isinstance(v, str)), None)
         )
         labels = prediction.get("labels") or []
         if not labels:

@@ -83,7 +83,7 @@ class Summary:
         for row in rows:
             cells = [
                 cell.ljust(w) if i < 2 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths))
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             ]
             lines.append("  ".join(cells).rstrip())
         total = self.totals()

@@ -200,7 +200,7 @@ class Transformer:
             return "non_json_body"
         return None
 
-    def _map_line(  # noqa: PLR0913
+    def _map_line(
         self,
         entry: LogEntry,
         route: Route,
@@ -219,7 +219,9 @@ class Transformer:
         url = fields.get("url")
         agent = url if isinstance(url, str) and url else entry.path
         latency = fields.get("latency_ms")
-        latency = float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
+        latency = (
+            float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
+        )
         request_id = fields.get("request_id")
         request_id = str(request_id) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
@@ -237,7 +239,7 @@ class Transformer:
                 if result is None:
                     count.skipped["mapper_returned_none"] += 1
                     continue
-                task, body = rec.normalize_mapper_output(result, task)
+                task, body = rec.normalize_mapper_output(result, task, agent)
             except Exception as exc:  # a mapper is user code: any failure rejects the pair
                 count.rejected += 1
                 reject(f"mapper failed: {type(exc).__name__}: {exc}", entry.path, "map", index)
@@ -290,14 +292,12 @@ def _pairs(inputs: Any, outputs: Any) -> list[tuple[Any, Any]]:
     """Pair a request's inputs with a response's outputs, one to one, never truncating."""
     if isinstance(inputs, list):
         if not isinstance(outputs, list):
-            raise BadLine(
-                f"batch size mismatch: request has {len(inputs)} inputs, response is not a list"
-            )
+            raise BadLine(f"batch size mismatch: request has {len(inputs)} inputs, response is not a list")
         if len(inputs) != len(outputs):
             raise BadLine(
                 f"batch size mismatch: request has {len(inputs)} inputs, response {len(outputs)} outputs"
             )
-        return list(zip(inputs, outputs))
+        return list(zip(inputs, outputs, strict=True))
     if (
         isinstance(outputs, list)
         and len(outputs) == 1

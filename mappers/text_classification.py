@@ -32,7 +32,9 @@ def text_classification(inputs: Any, outputs: Any) -> dict[str, Any]:
     if isinstance(inputs, str):
         inputs = {"text": inputs}
     labels, scores = _labels_and_scores(outputs)
-    predicted = [{"class": label, "score": score} for label, score in zip(labels, scores)]
+    if len(labels) != len(scores):
+        raise ValueError(f"text_classification: {len(labels)} labels but {len(scores)} scores")
+    predicted = [{"class": label, "score": score} for label, score in zip(labels, scores, strict=True)]
     total = sum(s for s in scores if isinstance(s, int | float))
     return {
         "inputs": inputs,
@@ -44,7 +46,7 @@ def text_classification(inputs: Any, outputs: Any) -> dict[str, Any]:
 def looks_like(outputs: Any) -> bool:
     """True when a response item has the shape of a text classification output."""
     if isinstance(outputs, dict):
-        return "labels" in outputs and "scores" in outputs or ("label" in outputs and "score" in outputs)
+        return ("labels" in outputs and "scores" in outputs) or ("label" in outputs and "score" in outputs)
     return (
         isinstance(outputs, list)
         and len(outputs) > 0

@@ -35,9 +35,17 @@ SENTIMENT_TEXTS = [
 ]
 
 NER_GAZETTEER = {
-    "Paris": "GPE", "France": "GPE", "Berlin": "GPE", "Zürich": "GPE", "São Paulo": "GPE",
-    "東京": "GPE", "Ada Lovelace": "PERSON", "Marie Curie": "PERSON", "Argilla": "ORG",
-    "the United Nations": "ORG", "Monday": "DATE",
+    "Paris": "GPE",
+    "France": "GPE",
+    "Berlin": "GPE",
+    "Zürich": "GPE",
+    "São Paulo": "GPE",
+    "東京": "GPE",
+    "Ada Lovelace": "PERSON",
+    "Marie Curie": "PERSON",
+    "Argilla": "ORG",
+    "the United Nations": "ORG",
+    "Monday": "DATE",
 }
 NER_TEXTS = [
     "Paris is in France",
@@ -112,7 +120,13 @@ def day_of_traffic(start: datetime, n: int, seed: int) -> list[str]:
         else:
             text = rng.choice(list(TRANSLATIONS))
             lines.append(
-                line(ts, "/translate/", {"text": text}, [{"translation_text": TRANSLATIONS[text]}], rng=rng)
+                line(
+                    ts,
+                    "/translate/",
+                    {"text": text},
+                    [{"translation_text": TRANSLATIONS[text]}],
+                    rng=rng,
+                )
             )
     return lines
 
@@ -131,13 +145,24 @@ def oddities(ts: datetime) -> list[str]:
         # a health check with a plain-text body: skipped (non_json_body)
         line(ts, "/health", None, "OK", rng=rng, method="GET", content_type="text/plain"),
         # the raw transformers pipeline output, with the request logged as JSON text
-        line(ts, "/transformers/", json.dumps(["Lovely weather"]),
-             json.dumps([[{"label": "NEGATIVE", "score": 0.02}, {"label": "POSITIVE", "score": 0.98}]]),
-             rng=rng),
+        line(
+            ts,
+            "/transformers/",
+            json.dumps(["Lovely weather"]),
+            json.dumps([[{"label": "NEGATIVE", "score": 0.02}, {"label": "POSITIVE", "score": 0.98}]]),
+            rng=rng,
+        ),
         # epoch milliseconds instead of ISO-8601
-        json.dumps({"ts": int(ts.timestamp() * 1000), "path": "/spacy/", "status": 200,
-                    "url": HOST + "/spacy/", "request": ["I live in Paris."],
-                    "response": [ner("I live in Paris.")]}),
+        json.dumps(
+            {
+                "ts": int(ts.timestamp() * 1000),
+                "path": "/spacy/",
+                "status": 200,
+                "url": HOST + "/spacy/",
+                "request": ["I live in Paris."],
+                "response": [ner("I live in Paris.")],
+            }
+        ),
     ]
 
 

@@ -147,12 +147,14 @@ class LocalStore:
 
 
 def stored_ids(directory: Path) -> pa.Array:
+    """Every id in one partition; only the id column is read."""
     files = sorted(directory.glob("part-*.parquet")) if directory.exists() else []
-    if not files:
-        return pa.array([], pa.string())
-    return pa.concat_arrays(
-        [c for f in files for c in pq.read_table(f, columns=["id"])["id"].chunks]
-    ) if files else pa.array([], pa.string())
+    chunks = [c for f in files for c in pq.read_table(f, columns=["id"])["id"].chunks]
+    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+
+
+def list_datasets(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in root.glob("*/_dataset.json"))
 
 
 def task_conflict(batch: Batch, known: str) -> Delivery:

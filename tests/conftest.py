@@ -1,0 +1,93 @@
+"""Shared helpers: write real log files, run the real CLI in a subprocess, read the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_LOGS = ROOT / "sample_logs"
+
+
+def entry(path: str = "/spacy/", request: Any = None, response: Any = None, **fields: Any) -> dict:
+    base = {
+        "ts": "2026-11-24T10:00:00Z",
+        "path": path,
+        "status": 200,
+        "request": ["I live in Paris."] if request is None else request,
+        "response": (
+            [{"text": "I live in Paris.", "entities": [{"label": "GPE", "start": 10, "end": 15}]}]
+            if response is None
+            else response
+        ),
+    }
+    base.update(fields)
+    return base
+
+
+def write_log(path: Path, entries: list[Any], trailing_newline: bool = True) -> Path:
+    lines = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in entries]
+    text = "\n".join(lines) + ("\n" if trailing_newline else "")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class Ingest:
+    """Runs ``python -m ingest`` in a working directory, as a user would from a shell."""
+
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.store = cwd / "rubrix-store"
+
+    def __call__(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess:
+        # The developer's own Rubrix settings must not leak into a test run.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RUBRIX_", "ARGILLA_"))}
+        full_env = {**inherited, **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "-m", "ingest", *args],
+            cwd=self.cwd,
+            input=input,
+            capture_output=True,
+            env=full_env,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"ingest {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout.decode()}\nstderr: {proc.stderr.decode()}"
+            )
+        return proc
+
+    def json(self, *args: str, **kwargs: Any) -> dict:
+        proc = self(*args, "--json", **kwargs)
+        return json.loads(proc.stdout)
+
+    def dataset(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.store / name)
+
+    def records(self, name: str) -> list[dict]:
+        return [json.loads(r) for r in self.dataset(name)["record"]]
+
+    def rejects(self) -> list[dict]:
+        found = []
+        for path in sorted((self.store / "_rejects").glob("*.jsonl")):
+            found.extend(json.loads(line) for line in path.read_text().splitlines())
+        return found
+
+
+@pytest.fixture
+def ingest(tmp_path: Path) -> Ingest:
+    return Ingest(tmp_path)

@@ -1,0 +1,151 @@
+"""The task mappers as pure functions: shapes in, wire-format task fields out."""
+
+from __future__ import annotations
+
+import pytest
+
+import mappers
+from ingest.validate import validate
+from mappers.text2text import text2text
+from mappers.text_classification import text_classification
+from mappers.token_classification import token_classification, tokenize
+
+
+def full(task: str, body: dict) -> dict:
+    from ingest.records import complete
+
+    return complete(task, body, id="x", event_timestamp="2026-01-01T00:00:00", agent="a", metadata={})
+
+
+def test_tutorial_labels_and_scores():
+    body = text_classification(
+        "I really like rubrix!", {"labels": ["NEGATIVE", "POSITIVE"], "scores": [0.1, 0.9]}
+    )
+    assert body["inputs"] == {"text": "I really like rubrix!"}
+    assert body["prediction"]["labels"] == [
+        {"class": "NEGATIVE", "score": 0.1},
+        {"class": "POSITIVE", "score": 0.9},
+    ]
+    assert body["multi_label"] is False
+
+
+def test_raw_transformers_pipeline_output():
+    out = [{"label": "NEGATIVE", "score": 0.0003}, {"label": "POSITIVE", "score": 0.9997}]
+    body = text_classification({"text": "hi"}, out)
+    assert [p["class"] for p in body["prediction"]["labels"]] == ["NEGATIVE", "POSITIVE"]
+
+
+def test_top_k_1_pipeline_output_is_one_label():
+    body = text_classification("hi", {"label": "POSITIVE", "score": 0.8})
+    assert body["prediction"]["labels"] == [{"class": "POSITIVE", "score": 0.8}]
+
+
+def test_sigmoid_scores_are_sent_as_multi_label():
+    body = text_classification("hi", {"labels": ["a", "b", "c"], "scores": [0.9, 0.8, 0.3]})
+    assert body["multi_label"] is True
+    assert validate("TextClassification", full("TextClassification", body)) is None
+
+
+def test_scores_summing_to_one_within_tolerance_stay_single_label():
+    body = text_classification("hi", {"labels": ["a", "b"], "scores": [0.5, 0.5009]})
+    assert body["multi_label"] is False
+
+
+def test_text_classification_rejects_unknown_shape():
+    with pytest.raises(ValueError):
+        text_classification("hi", {"entities": []})
+
+
+def test_entity_next_to_punctuation_is_aligned():
+    body = token_classification("I live in Paris.", {"entities": [{"label": "GPE", "start": 10, "end": 15}]})
+    assert body["tokens"] == ["I", "live", "in", "Paris", "."]
+    assert body["prediction"]["entities"] == [{"start": 10, "end": 15, "label": "GPE", "score": 0.0}]
+    assert validate("TokenClassification", full("TokenClassification", body)) is None
+
+
+def test_entity_inside_brackets_and_possessive():
+    text = "Marie Curie moved to Paris (France) in 1891."
+    ents = [{"label": "PERSON", "start": 0, "end": 11}, {"label": "GPE", "start": 28, "end": 34}]
+    body = token_classification(text, {"text": text, "entities": ents})
+    assert "France" in body["tokens"] and "(" in body["tokens"] and ")" in body["tokens"]
+    assert validate("TokenClassification", full("TokenClassification", body)) is None
+
+
+def test_non_ascii_offsets_are_code_points():
+    text = "東京 is the capital; Zürich isn't."
+    start = text.index("Zürich")
+    body = token_classification(
+        text,
+        [
+            {"label": "GPE", "start": 0, "end": 2},
+            {"label": "GPE", "start": start, "end": start + 6},
+        ],
+    )
+    assert body["tokens"][0] == "東京"
+    assert "Zürich" in body["tokens"]
+    assert validate("TokenClassification", full("TokenClassification", body)) is None
+
+
+def test_entity_spanning_whitespace_edges_is_trimmed():
+    text = "Meet me in Zürich ."
+    body = token_classification(text, [{"label": "GPE", "start": 10, "end": 18}])
+    assert body["prediction"]["entities"][0]["start"] == 11
+    assert body["prediction"]["entities"][0]["end"] == 17
+
+
+def test_tokens_from_output_are_kept():
+    out = {"text": "New York rocks", "tokens": ["New", "York", "rocks"], "entities": []}
+    assert token_classification("New York rocks", out)["tokens"] == ["New", "York", "rocks"]
+
+
+def test_plain_split_when_entities_are_aligned_matches_rubrix():
+    assert tokenize("  Paris is  nice ", set()) == ["", "Paris", "is", "nice", ""]
+    assert tokenize("  Paris. is  nice ", {2, 7}) == ["", "Paris", ".", "is", "nice", ""]
+
+
+def test_token_classification_needs_text():
+    with pytest.raises(ValueError):
+        token_classification({"no": "text"}, {"entities": []})
+
+
+@pytest.mark.parametrize(
+    "outputs, expected",
+    [
+        ([{"generated_text": "bonjour"}], ["bonjour"]),
+        ({"translation_text": "hallo"}, ["hallo"]),
+        ({"summary_text": "short"}, ["short"]),
+        ("plain", ["plain"]),
+        ([{"generated_text": "a", "score": 0.4}, {"generated_text": "b"}], ["a", "b"]),
+    ],
+)
+def test_text2text_shapes(outputs, expected):
+    body = text2text({"text": "hello"}, outputs)
+    assert [s["text"] for s in body["prediction"]["sentences"]] == expected
+    assert validate("Text2Text", full("Text2Text", body)) is None
+
+
+@pytest.mark.parametrize(
+    "outputs, task",
+    [
+        ({"labels": ["a"], "scores": [1.0]}, "text_classification"),
+        ([{"label": "a", "score": 1.0}], "text_classification"),
+        ({"text": "x", "entities": []}, "token_classification"),
+        ([{"label": "GPE", "start": 0, "end": 1}], "token_classification"),
+        ([{"generated_text": "x"}], "text2text"),
+        ({"translation_text": "x"}, "text2text"),
+        ("a string", "text2text"),
+        ({"something": "else"}, None),
+        ([], None),
+    ],
+)
+def test_detect(outputs, task):
+    assert mappers.detect(outputs) == task
+
+
+def test_resolve_unknown_mapper_names_the_choices():
+    with pytest.raises(mappers.UnknownMapper, match="text_classification"):
+        mappers.resolve("sentiment")
+    with pytest.raises(mappers.UnknownMapper, match="cannot import"):
+        mappers.resolve("no_such_module_xyz:fn")
+    with pytest.raises(mappers.UnknownMapper, match="no function"):
+        mappers.resolve("json:no_such_function")

@@ -1,0 +1,112 @@
+"""The server's record rules, each one: a record it rejects is one we reject, with a reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.records import complete
+from ingest.routing import check_dataset_name, dataset_for_endpoint
+from ingest.validate import validate
+
+
+def tc(inputs=None, labels=None, multi_label=False) -> dict:
+    body = {
+        "inputs": {"text": "hi"} if inputs is None else inputs,
+        "prediction": {"labels": labels if labels is not None else [{"class": "a", "score": 0.5}]},
+        "multi_label": multi_label,
+    }
+    return complete("TextClassification", body, id="1", event_timestamp="t", agent="a", metadata={})
+
+
+def tok(text="I live in Paris.", tokens=None, entities=None) -> dict:
+    body = {
+        "text": text,
+        "tokens": ["I", "live", "in", "Paris", "."] if tokens is None else tokens,
+        "prediction": {"entities": entities or [], "score": None},
+    }
+    return complete("TokenClassification", body, id="1", event_timestamp="t", agent="a", metadata={})
+
+
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        (tc(inputs={}), "non-empty object"),
+        (tc(inputs={"text": None}), "string or a list of strings"),
+        (tc(inputs={"text": 3}), "string or a list of strings"),
+        (tc(labels=[{"class": "", "score": 0.5}]), "non-empty string"),
+        (tc(labels=[{"class": "x" * 129, "score": 0.5}]), "longer than 128"),
+        (tc(labels=[{"class": "a", "score": 1.5}]), "within [0, 1]"),
+        (tc(labels=[{"class": "a", "score": -0.1}]), "within [0, 1]"),
+        (tc(labels=[{"class": "a", "score": None}]), "not a number"),
+        (tc(labels=[{"class": "a", "score": 0.7}, {"class": "b", "score": 0.4}]), "sum to"),
+        (tok(tokens=[]), "at least one"),
+        (tok(text="   "), "non-blank"),
+        (tok(tokens=["I", "Berlin"]), "not found in text"),
+        (tok(tokens=["Paris", "I"]), "not found in text"),
+        (
+            tok(
+                tokens=["I", "live", "in", "Paris."],
+                entities=[{"start": 10, "end": 15, "label": "GPE", "score": 0.0}],
+            ),
+            "not aligned",
+        ),
+        (tok(entities=[{"start": 10, "end": 10, "label": "GPE", "score": 0.0}]), "start < end"),
+        (tok(entities=[{"start": 10, "end": 15, "label": "", "score": 0.0}]), "1 to 128"),
+        (tok(entities=[{"start": 10, "end": 15, "label": "GPE", "score": 2.0}]), "within [0, 1]"),
+    ],
+)
+def test_server_rules_reject(record, reason):
+    error = validate("TokenClassification" if "tokens" in record else "TextClassification", record)
+    assert error is not None and reason in error
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        tc(),
+        tc(inputs={"text": ["a", "b"], "title": "t"}),
+        tc(labels=[{"class": 3, "score": 1.0}]),
+        tc(labels=[{"class": "a", "score": 0.7}, {"class": "b", "score": 0.4}], multi_label=True),
+        tc(labels=[{"class": "a", "score": 0.5}, {"class": "b", "score": 0.501}]),
+        tok(entities=[{"start": 10, "end": 15, "label": "GPE", "score": 0.0}]),
+        # the server trims whitespace at span edges before checking alignment
+        tok(
+            text="I live in Paris .",
+            tokens=["I", "live", "in", "Paris", "."],
+            entities=[{"start": 9, "end": 15, "label": "GPE", "score": 0.0}],
+        ),
+    ],
+)
+def test_server_rules_accept(record):
+    task = "TokenClassification" if "tokens" in record else "TextClassification"
+    assert validate(task, record) is None
+
+
+def test_integer_ids_are_allowed_and_others_are_not():
+    record = tc()
+    record["id"] = 7
+    assert validate("TextClassification", record) is None
+    record["id"] = 1.5
+    assert "id" in validate("TextClassification", record)
+
+
+@pytest.mark.parametrize(
+    "path, name",
+    [
+        ("/spacy/", "monitoring_spacy"),
+        ("/transformers/", "monitoring_transformers"),
+        ("/", "monitoring_root"),
+        ("/API/v1/NER.model/", "monitoring_api_v1_ner_model"),
+        ("/_private/", "monitoring_private"),
+        ("/naïve/", "monitoring_na_ve"),
+    ],
+)
+def test_dataset_names_from_endpoints_are_valid(path, name):
+    assert dataset_for_endpoint(path) == name
+    check_dataset_name(name)
+
+
+@pytest.mark.parametrize("bad", ["Monitoring", "-x", "_x", "a.b", "a/b", ""])
+def test_invalid_dataset_names(bad):
+    with pytest.raises(ValueError):
+        check_dataset_name(bad)
