@@ -25,6 +25,7 @@ from ingest.pipeline import RunOptions, run
 from ingest.read import InputError, Source, expand
 from ingest.rejects import RejectsFile, RejectsPreview
 from ingest.routing import Route, check_dataset_name, dataset_for_endpoint
+from ingest.sinks import Sink
 from ingest.sinks.local import LocalStore
 from ingest.summary import Summary
 from ingest.transform import TransformSpec
@@ -131,6 +132,81 @@ def _jobs(jobs: int | None, sources: list[Source]) -> int:
     return min(os.cpu_count() or 1, 4) if size >= PARALLEL_MIN_BYTES and not stdin else 1
 
 
+def rubrix_options(func: Any) -> Any:
+    """The Rubrix target options shared by ``run`` and ``push``."""
+    options = [
+        click.option(
+            "--rubrix-url",
+            envvar=["RUBRIX_API_URL", "ARGILLA_API_URL"],
+            help="Send to this Rubrix/Argilla server (env RUBRIX_API_URL, ARGILLA_API_URL).",
+        ),
+        click.option(
+            "--api-key",
+            envvar=["RUBRIX_API_KEY", "ARGILLA_API_KEY"],
+            help="API key (env RUBRIX_API_KEY, ARGILLA_API_KEY; prefer the environment).",
+        ),
+        click.option(
+            "--workspace",
+            envvar=["RUBRIX_WORKSPACE", "ARGILLA_WORKSPACE"],
+            help="Workspace (env RUBRIX_WORKSPACE, ARGILLA_WORKSPACE).",
+        ),
+        click.option(
+            "--batch-size", type=click.IntRange(1, 5000), help="Records per request [default: 500]."
+        ),
+        click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight [default: 4]."),
+        click.option(
+            "--retry-for",
+            type=click.FloatRange(0),
+            metavar="SECONDS",
+            help="How long to keep retrying transient failures [default: 120].",
+        ),
+        click.option(
+            "--timeout", type=click.FloatRange(0.1), metavar="SECONDS", help="Per request [default: 60]."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_sink(cfg: config_mod.Config, store_dir: Path, params: dict[str, Any]) -> Sink:
+    """The Rubrix server when a URL is configured (flag, env or config), else the local store."""
+    settings = {**cfg.rubrix, **{k: v for k, v in params.items() if v is not None}}
+    url = settings.pop("rubrix_url", None) or settings.pop("url", None)
+    if not url:
+        return LocalStore(store_dir)
+    from ingest.sinks.rubrix import DeliveryError, RubrixSettings, RubrixSink
+
+    try:
+        return RubrixSink(RubrixSettings(url=url, **settings))
+    except DeliveryError as exc:
+        fail(str(exc), code=1)
+    raise AssertionError("unreachable")
+
+
+def _rubrix_params(params: dict[str, Any]) -> dict[str, Any]:
+    keys = ("rubrix_url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")
+    return {k: params.pop(k) for k in keys}
+
+
+def _deliver(options: RunOptions, sink: Sink | None, rejects: Any, summary: Summary, quiet: bool) -> None:
+    """Run the pipeline; a delivery failure prints what was done, then stops with exit 1."""
+    from ingest.sinks.rubrix import DeliveryError
+
+    total = sum(s.path.stat().st_size for s in options.sources if s.path is not None)
+    try:
+        if sys.stderr.isatty() and not quiet and total:
+            with click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
+                options.progress = bar.update
+                run(options, sink, rejects, summary)
+        else:
+            run(options, sink, rejects, summary)
+    except DeliveryError as exc:
+        if not quiet:
+            click.echo(summary.render(), err=True)
+        fail(str(exc), code=1)
+
+
 @main.command("run")
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
@@ -178,6 +254,7 @@ def _jobs(jobs: int | None, sources: list[Source]) -> int:
 @click.option("--show", default=3, show_default=True, help="Records per dataset shown by --dry-run.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: auto].")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
+@rubrix_options
 def run_command(
     paths: tuple[str, ...],
     endpoints: tuple[str, ...],
@@ -193,6 +270,7 @@ def run_command(
     show: int,
     jobs: int | None,
     quiet: bool,
+    **params: Any,
 ) -> None:
     """Ingest access logs (files, globs, directories, .gz, or - for stdin)."""
     try:
@@ -211,22 +289,16 @@ def run_command(
     store_dir = store or Path(cfg.store or DEFAULT_STORE)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     spec = TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until)
-    sink = None if dry_run else LocalStore(store_dir)
+    sink = None if dry_run else make_sink(cfg, store_dir, _rubrix_params(params))
     rejects: RejectsFile | RejectsPreview
     if dry_run:
         rejects = RejectsPreview()
     else:
         rejects = RejectsFile(rejects_path or Path(cfg.rejects or store_dir / "_rejects" / f"{stamp}.jsonl"))
-    summary = Summary(target=f"local store {store_dir}", dry_run=dry_run)
+    target = sink.description if sink is not None else f"local store {store_dir}"
+    summary = Summary(target=target, dry_run=dry_run)
     options = RunOptions(sources=sources, spec=spec, jobs=_jobs(jobs, sources), show=show if dry_run else 0)
-
-    total = sum(s.path.stat().st_size for s in sources if s.path is not None)
-    if sys.stderr.isatty() and not quiet and total:
-        with click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
-            options.progress = bar.update
-            run(options, sink, rejects, summary)
-    else:
-        run(options, sink, rejects, summary)
+    _deliver(options, sink, rejects, summary, quiet)
 
     if dry_run:
         _show_dry_run(options, rejects, as_json)  # type: ignore[arg-type]
@@ -247,6 +319,73 @@ def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -
                 click.echo(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
     for reject in rejects.kept:
         click.echo(f"would reject {reject['file']}:{reject['line']}: {reject['reason']}", err=True)
+
+
+@main.command("push")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_STORE",
+    help=f"Local store directory [default: ./{DEFAULT_STORE}].",
+)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_CONFIG",
+    help="TOML config (for [rubrix] settings).",
+)
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rejects file [default: <store>/_rejects/push-<time>.jsonl].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
+@rubrix_options
+def push_command(
+    store: Path | None,
+    datasets: tuple[str, ...],
+    config_path: Path | None,
+    rejects_path: Path | None,
+    as_json: bool,
+    quiet: bool,
+    **params: Any,
+) -> None:
+    """Send the records of a local store to a Rubrix server."""
+    from ingest.push import push
+    from ingest.sinks.local import list_datasets
+    from ingest.sinks.rubrix import DeliveryError
+
+    try:
+        cfg = config_mod.load(config_path) if config_path else config_mod.Config()
+    except config_mod.ConfigError as exc:
+        fail(str(exc))
+    store_dir = store or Path(cfg.store or DEFAULT_STORE)
+    rubrix = _rubrix_params(params)
+    if not (rubrix["rubrix_url"] or cfg.rubrix.get("url")):
+        fail("push needs a server: give --rubrix-url or set RUBRIX_API_URL")
+    available = list_datasets(store_dir) if store_dir.is_dir() else []
+    missing = [d for d in datasets if d not in available]
+    if not available or missing:
+        fail(f"no dataset {missing[0]!r} in {store_dir}" if missing else f"no datasets in {store_dir}")
+    sink = make_sink(cfg, store_dir, rubrix)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    rejects = RejectsFile(rejects_path or store_dir / "_rejects" / f"push-{stamp}.jsonl")
+    summary = Summary(target=sink.description)
+    try:
+        push(store_dir, list(datasets) or available, sink, rejects, summary)
+    except DeliveryError as exc:
+        if not quiet:
+            click.echo(summary.render(), err=True)
+        fail(str(exc), code=1)
+    if not quiet:
+        click.echo(summary.render(), err=True)
+    if as_json:
+        click.echo(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2).decode())
 
 
 @main.command("show")

@@ -27,7 +27,7 @@ from typing import Any
 from ingest.routing import Route, check_dataset_name
 
 _TOP_KEYS = {"store", "state", "rejects", "rubrix", "endpoints"}
-_RUBRIX_KEYS = {"url", "api_key", "workspace", "batch_size", "concurrency", "server"}
+_RUBRIX_KEYS = {"url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout"}
 _ENDPOINT_KEYS = {"dataset", "mapper", "workspace", "tags", "metadata"}
 
 

@@ -78,13 +78,7 @@ def run(
             yield from reader
 
     def deliver(delivery: Delivery) -> None:
-        for endpoint, n in delivery.written.items():
-            summary.counts_for(endpoint).written += n
-        for endpoint, n in delivery.already_stored.items():
-            summary.counts_for(endpoint).skipped["already_stored"] += n
-        for reject in delivery.rejects:
-            summary.counts_for(reject["endpoint"]).rejected += 1
-        rejects.write(delivery.rejects)
+        record_delivery(delivery, summary, rejects)
 
     try:
         for result in _ordered_results(chunks(), options.spec, options.jobs):
@@ -103,16 +97,32 @@ def run(
                 options.progress(result.size)
         if sink is not None:
             deliver(sink.flush())
+    except Exception as exc:
+        acknowledged = getattr(exc, "delivery", None)
+        if isinstance(acknowledged, Delivery):
+            deliver(acknowledged)
+        raise
     finally:
         if sink is not None:
             sink.close()
         rejects.close()
-    summary.files = [s.name for s in options.sources]
-    summary.incomplete = {r.source.name: len(r.incomplete_tail) for r in readers if r.incomplete_tail}
-    if rejects.path is not None and rejects.count:
-        summary.rejects_file = str(rejects.path)
-    summary.seconds = time.perf_counter() - started
+        summary.files = [s.name for s in options.sources]
+        summary.incomplete = {r.source.name: len(r.incomplete_tail) for r in readers if r.incomplete_tail}
+        if rejects.path is not None and rejects.count:
+            summary.rejects_file = str(rejects.path)
+        summary.seconds = time.perf_counter() - started
     return summary
+
+
+def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile | RejectsPreview) -> None:
+    """Count what a sink acknowledged or refused, and file the refusals."""
+    for endpoint, n in delivery.written.items():
+        summary.counts_for(endpoint).written += n
+    for endpoint, n in delivery.already_stored.items():
+        summary.counts_for(endpoint).skipped["already_stored"] += n
+    for reject in delivery.rejects:
+        summary.counts_for(reject["endpoint"]).rejected += 1
+    rejects.write(delivery.rejects)
 
 
 def _keep_samples(options: RunOptions, dataset: str, table: Any, result: ChunkResult) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -91,3 +95,80 @@ class Ingest:
 @pytest.fixture
 def ingest(tmp_path: Path) -> Ingest:
     return Ingest(tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RubrixServer:
+    """The test server (tests/rubrix_server.py) in its own uvicorn process on 127.0.0.1."""
+
+    def __init__(self, line: str = "argilla", api_key: str | None = None, port: int | None = None):
+        self.line = line
+        self.api_key = api_key or f"{line}.apikey"
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> RubrixServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.rubrix_server", "--port", str(self.port), "--line", self.line,
+             "--api-key", self.api_key],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/api/_info", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"test server on {self.url} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def reset(self) -> None:
+        httpx.post(self.url + "/_test/reset")
+
+    def faults(self, **faults: Any) -> None:
+        httpx.post(self.url + "/_test/faults", json=faults).raise_for_status()
+
+    def records(self, dataset: str, workspace: str | None = None) -> list[dict]:
+        workspace = workspace or self.line
+        return httpx.get(f"{self.url}/_test/records/{workspace}/{dataset}").json()["records"]
+
+    def dataset(self, dataset: str, workspace: str | None = None) -> dict | None:
+        workspace = workspace or self.line
+        return httpx.get(f"{self.url}/_test/records/{workspace}/{dataset}").json()["dataset"]
+
+    def calls(self) -> list[dict]:
+        return httpx.get(self.url + "/_test/calls").json()
+
+    def env(self) -> dict[str, str]:
+        return {"RUBRIX_API_URL": self.url, "RUBRIX_API_KEY": self.api_key}
+
+
+@pytest.fixture(scope="session")
+def rubrix_server() -> Iterator[RubrixServer]:
+    server = RubrixServer(api_key="sk-test-0123456789abcdef").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(rubrix_server: RubrixServer) -> RubrixServer:
+    rubrix_server.reset()
+    return rubrix_server
