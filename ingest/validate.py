@@ -63,21 +63,22 @@ def _text_classification(record: dict[str, Any]) -> str | None:
     return None
 
 
-def token_char_spans(text: str, tokens: list[str]) -> tuple[dict[int, int], dict[int, int]] | str:
+def token_char_spans(text: str, tokens: list[str]) -> tuple[set[int], set[int]] | str:
     """Token start and end offsets as the server finds them, or the reason it cannot."""
-    starts: dict[int, int] = {}
-    ends: dict[int, int] = {}
+    starts: set[int] = set()
+    ends: set[int] = set()
+    find, size = text.find, len(text)
     position = 0
-    for index, token in enumerate(tokens):
+    for token in tokens:
         if not isinstance(token, str):
-            return f"token {index} is not a string"
-        start = text.find(token, position)
+            return f"token {token!r} is not a string"
+        start = find(token, position)
         if start == -1:
             return f"token {token!r} not found in text"
         position = start + len(token)
-        starts[start] = index
-        ends[position] = index
-        if position < len(text) and text[position] == " ":
+        starts.add(start)
+        ends.add(position)
+        if position < size and text[position] == " ":
             position += 1
     return starts, ends
 

@@ -16,6 +16,7 @@ from typing import Any
 TASK = "TokenClassification"
 
 _WHITESPACE = re.compile(r"\s+")
+_NON_WHITESPACE = re.compile(r"\S+")
 
 
 def _text_of(inputs: Any, outputs: Any) -> str:
@@ -45,26 +46,27 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def tokenize(text: str, boundaries: set[int]) -> list[str]:
-    """Rubrix's ``\\s+`` split, with tokens cut further at the given character offsets."""
-    if not boundaries:
+    r"""Rubrix's ``\s+`` split, with tokens cut further at the given character offsets.
+
+    Only boundaries that fall strictly inside a whitespace-free run need a cut; when there
+    are none (most texts) this is exactly Rubrix's split, done by the regex engine.
+    """
+    inside = [
+        b for b in boundaries if 0 < b < len(text) and not text[b - 1].isspace() and not text[b].isspace()
+    ]
+    if not inside:
         return _WHITESPACE.split(text)
-    tokens: list[str] = []
-    pos = 0
-    pieces = _WHITESPACE.split(text)
-    for i, piece in enumerate(pieces):
-        start = text.find(piece, pos) if piece else pos
-        end = start + len(piece)
-        cuts = sorted(b for b in boundaries if start < b < end)
-        last = start
-        for cut in cuts:
-            tokens.append(text[last:cut])
-            last = cut
-        tokens.append(text[last:end])
-        pos = end
-        if i + 1 < len(pieces):
-            # skip the whitespace run that separated this piece from the next one
-            match = _WHITESPACE.match(text, pos)
-            pos = match.end() if match else pos
+    inside.sort()
+    tokens: list[str] = [""] if text[:1].isspace() else []
+    for match in _NON_WHITESPACE.finditer(text):
+        start, end = match.span()
+        for cut in inside:
+            if start < cut < end:
+                tokens.append(text[start:cut])
+                start = cut
+        tokens.append(text[start:end])
+    if text[-1:].isspace():
+        tokens.append("")
     return tokens
 
 
