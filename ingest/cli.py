@@ -8,9 +8,12 @@ found before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import orjson
 import mappers
 from ingest import __version__
 from ingest import config as config_mod
+from ingest.checkpoint import LockHeld, RunLock, State
 from ingest.pipeline import RunOptions, run
 from ingest.read import InputError, Source, expand
 from ingest.rejects import RejectsFile, RejectsPreview
@@ -31,6 +35,7 @@ from ingest.summary import Summary
 from ingest.transform import TransformSpec
 
 DEFAULT_STORE = "rubrix-store"
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, try again later
 PARALLEL_MIN_BYTES = 16 << 20  # below this, worker start-up costs more than it saves
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
@@ -59,6 +64,18 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
             f"{value!r} is neither an ISO-8601 time nor a duration like 15m, 2h or 7d"
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class DurationParam(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.match(str(value).strip())
+        if not match:
+            self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
+        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}).total_seconds()
 
 
 class TimeParam(click.ParamType):
@@ -254,6 +271,20 @@ def _deliver(options: RunOptions, sink: Sink | None, rejects: Any, summary: Summ
 @click.option("--show", default=3, show_default=True, help="Records per dataset shown by --dry-run.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: auto].")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint file [default: <store>/_state.sqlite].",
+)
+@click.option("--from-start", is_flag=True, help="Ignore checkpoints: read every file from its start.")
+@click.option("--wait", is_flag=True, help="If another run holds the lock, wait for it instead of exiting.")
+@click.option(
+    "--every",
+    type=DurationParam(),
+    metavar="DURATION",
+    help="Run again every DURATION (30s, 5m, 1h) until SIGTERM/SIGINT, for containers without cron.",
+)
 @rubrix_options
 def run_command(
     paths: tuple[str, ...],
@@ -270,9 +301,17 @@ def run_command(
     show: int,
     jobs: int | None,
     quiet: bool,
+    state_path: Path | None,
+    from_start: bool,
+    wait: bool,
+    every: float | None,
     **params: Any,
 ) -> None:
-    """Ingest access logs (files, globs, directories, .gz, or - for stdin)."""
+    """Ingest access logs (files, globs, directories, .gz, or - for stdin).
+
+    Checkpoints make repeated runs read only what is new; --since/--until read the given
+    window from the start of every file and leave checkpoints alone.
+    """
     try:
         cfg = config_mod.load(config_path) if config_path else config_mod.Config()
     except config_mod.ConfigError as exc:
@@ -287,9 +326,57 @@ def run_command(
         raise click.BadParameter("--since must be before --until", param_hint="--since")
 
     store_dir = store or Path(cfg.store or DEFAULT_STORE)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     spec = TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until)
-    sink = None if dry_run else make_sink(cfg, store_dir, _rubrix_params(params))
+    rubrix = _rubrix_params(params)
+    windowed = since is not None or until is not None
+    checkpointed = not windowed and not all(s.path is None for s in sources)
+    state_file = state_path or Path(cfg.state or store_dir / "_state.sqlite")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    try:
+        with RunLock(state_file, wait) if not dry_run else contextlib.nullcontext():
+            # a dry run reads from the checkpoints, if any, and never creates or moves them
+            state = State(state_file) if checkpointed and (not dry_run or state_file.exists()) else None
+            while True:
+                options = RunOptions(
+                    sources=sources,
+                    spec=spec,
+                    jobs=_jobs(jobs, sources),
+                    stop=stop,
+                    show=show if dry_run else 0,
+                    state=None if dry_run else state,
+                )
+                if state is not None:
+                    options.plans = state.plan(sources, from_start or windowed)
+                _run_once(options, cfg, store_dir, rubrix, rejects_path, dry_run, as_json, quiet)
+                if every is None or stop.is_set():
+                    break
+                stop.wait(every)
+                if stop.is_set():
+                    break
+                from_start = False
+                try:
+                    sources = expand(list(paths))
+                except InputError as exc:
+                    fail(str(exc))
+    except LockHeld as exc:
+        fail(str(exc), code=EXIT_LOCKED)
+
+
+def _run_once(
+    options: RunOptions,
+    cfg: config_mod.Config,
+    store_dir: Path,
+    rubrix: dict[str, Any],
+    rejects_path: Path | None,
+    dry_run: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    sink = None if dry_run else make_sink(cfg, store_dir, rubrix)
     rejects: RejectsFile | RejectsPreview
     if dry_run:
         rejects = RejectsPreview()
@@ -297,9 +384,7 @@ def run_command(
         rejects = RejectsFile(rejects_path or Path(cfg.rejects or store_dir / "_rejects" / f"{stamp}.jsonl"))
     target = sink.description if sink is not None else f"local store {store_dir}"
     summary = Summary(target=target, dry_run=dry_run)
-    options = RunOptions(sources=sources, spec=spec, jobs=_jobs(jobs, sources), show=show if dry_run else 0)
     _deliver(options, sink, rejects, summary, quiet)
-
     if dry_run:
         _show_dry_run(options, rejects, as_json)  # type: ignore[arg-type]
     if not quiet:

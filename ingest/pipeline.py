@@ -8,6 +8,8 @@ files and checkpoints in file order.
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -16,11 +18,14 @@ from typing import Any
 
 import orjson
 
+from ingest.checkpoint import Plan, State
 from ingest.read import Chunk, LineChunks, Source
 from ingest.rejects import RejectsFile, RejectsPreview
 from ingest.sinks import Delivery, Sink
 from ingest.summary import Summary
 from ingest.transform import ChunkResult, Transformer, TransformSpec
+
+CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
 
 
 @dataclass
@@ -31,6 +36,10 @@ class RunOptions:
     show: int = 0  # dry run: records to show per dataset
     progress: Callable[[int], None] | None = None  # called with the bytes of each chunk
     samples: dict[str, list[Any]] = field(default_factory=dict)
+    plans: list[Plan] | None = None  # where to start each source (checkpointed runs)
+    state: State | None = None  # where to save how far each source was read
+    checkpoint_bytes: int = CHECKPOINT_BYTES
+    stop: threading.Event | None = None  # set by SIGTERM/SIGINT: finish the chunk, checkpoint, return
 
 
 _worker: Transformer | None = None
@@ -38,6 +47,9 @@ _worker: Transformer | None = None
 
 def _init_worker(spec: TransformSpec) -> None:
     global _worker
+    # Signals are the parent's business: it finishes the chunk in flight and checkpoints.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _worker = Transformer(spec)
 
 
@@ -71,7 +83,12 @@ def run(
 ) -> Summary:
     """Ingest every source into the sink (None: dry run), filling in the summary."""
     started = time.perf_counter()
-    readers = [LineChunks(source) for source in options.sources]
+    plans = options.plans or [Plan(source, None) for source in options.sources]
+    readers = [LineChunks(p.source, p.offset, p.line) for p in plans if p.skip is None]
+    fingerprints = {p.source.name: p.fingerprint for p in plans if p.fingerprint}
+    summary.skipped_files = {p.source.name: p.skip for p in plans if p.skip}
+    progress: dict[str, tuple[int, int, str]] = {}  # fingerprint -> (offset, next line, name)
+    unsaved_bytes = 0
 
     def chunks() -> Iterator[Chunk]:
         for reader in readers:
@@ -79,6 +96,14 @@ def run(
 
     def deliver(delivery: Delivery) -> None:
         record_delivery(delivery, summary, rejects)
+
+    def checkpoint() -> None:
+        """Flush the sink, make rejects durable, then move the checkpoints: in that order."""
+        if sink is not None:
+            deliver(sink.flush())
+        rejects.sync()
+        if options.state is not None and progress and sink is not None:
+            options.state.save(progress)
 
     try:
         for result in _ordered_results(chunks(), options.spec, options.jobs):
@@ -95,8 +120,17 @@ def run(
                     deliver(sink.add(batch))
             if options.progress is not None:
                 options.progress(result.size)
-        if sink is not None:
-            deliver(sink.flush())
+            fp = fingerprints.get(result.source)
+            if fp is not None:
+                progress[fp] = (result.end_offset, result.first_line + result.lines, result.source)
+            unsaved_bytes += result.size
+            if unsaved_bytes >= options.checkpoint_bytes:
+                checkpoint()
+                unsaved_bytes = 0
+            if options.stop is not None and options.stop.is_set():
+                summary.interrupted = True
+                break
+        checkpoint()
     except Exception as exc:
         acknowledged = getattr(exc, "delivery", None)
         if isinstance(acknowledged, Delivery):

@@ -129,7 +129,10 @@ class LineChunks:
         offset, line = self.start_offset, self.start_line
         carry = b""
         while True:
-            block = stream.read(self.chunk_bytes)
+            try:
+                block = stream.read(self.chunk_bytes)
+            except EOFError:  # a .gz cut short (still being compressed): read the rest next run
+                break
             if not block:
                 break
             data = carry + block

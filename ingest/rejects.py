@@ -6,6 +6,7 @@ Raw lines are capped and scrubbed of credentials before they get here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,8 +28,15 @@ class RejectsFile:
         self._fh.write(b"".join(orjson.dumps(r) + b"\n" for r in rejects))
         self.count += len(rejects)
 
+    def sync(self) -> None:
+        """Make the rejects so far durable: a checkpoint may only pass lines once recorded."""
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
     def close(self) -> None:
         if self._fh is not None:
+            self.sync()
             self._fh.close()
             self._fh = None
 
@@ -45,6 +53,9 @@ class RejectsPreview:
     def write(self, rejects: list[dict[str, Any]]) -> None:
         self.count += len(rejects)
         self.kept.extend(rejects[: max(0, self._keep - len(self.kept))])
+
+    def sync(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

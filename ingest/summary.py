@@ -16,6 +16,8 @@ class Summary:
     files: list[str] = field(default_factory=list)
     incomplete: dict[str, int] = field(default_factory=dict)  # file -> bytes left unread
     rejects_file: str | None = None
+    skipped_files: dict[str, str] = field(default_factory=dict)  # file -> reason not read
+    interrupted: bool = False  # stopped early by a signal, after a checkpoint
     dry_run: bool = False
     seconds: float = 0.0
 
@@ -49,6 +51,8 @@ class Summary:
             "skipped": dict(total.skipped),
             "rejects_file": self.rejects_file,
             "incomplete_last_lines": self.incomplete,
+            "files_not_read": self.skipped_files,
+            "interrupted": self.interrupted,
             "endpoints": {
                 endpoint: {
                     "dataset": self.datasets.get(endpoint),
@@ -95,6 +99,10 @@ class Summary:
         if total.rejected:
             where = f" (see {self.rejects_file})" if self.rejects_file else ""
             out.append(f"rejected: {total.rejected}{where}")
+        for name, reason in self.skipped_files.items():
+            out.append(f"not read: {name} ({reason})")
+        if self.interrupted:
+            out.append("stopped by a signal: progress up to here is saved, the next run goes on from it")
         for name, size in self.incomplete.items():
             out.append(f"incomplete last line left for the next run: {name} ({size} bytes)")
         out.append(

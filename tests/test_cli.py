@@ -59,7 +59,8 @@ def test_sample_logs_rejects_have_file_line_offset_and_reason(ingest: Ingest):
 
 def test_reingest_never_duplicates(ingest: Ingest):
     first = ingest.json(str(SAMPLE_LOGS))
-    second = ingest.json(str(SAMPLE_LOGS))
+    assert ingest.json(str(SAMPLE_LOGS))["lines_read"] == 0  # checkpoints: nothing new to read
+    second = ingest.json(str(SAMPLE_LOGS), "--from-start")
     assert second["records_written"] == 0
     assert second["skipped"]["already_stored"] == first["records_written"]
     assert len(ingest.dataset("monitoring_spacy")) == first["endpoints"]["/spacy/"]["written"]
@@ -77,7 +78,7 @@ def test_ids_are_the_same_from_a_copy_or_gzip(tmp_path: Path, ingest: Ingest):
     # and the same line in a file with CRLF endings
     crlf = other.cwd / "crlf.jsonl"
     crlf.write_bytes((SAMPLE_LOGS / "access.jsonl").read_bytes().replace(b"\n", b"\r\n"))
-    assert other.json(str(crlf))["records_written"] == 0
+    assert other.json(str(crlf), "--from-start")["records_written"] == 0
 
 
 def test_record_fields_come_from_the_log_line(tmp_path: Path, ingest: Ingest):
@@ -202,6 +203,7 @@ def test_incomplete_last_line_is_left_for_the_next_run(tmp_path: Path, ingest: I
         fh.write("\n")
     summary = ingest.json(str(log))
     assert summary["records_written"] == 1 and summary["incomplete_last_lines"] == {}
+    assert summary["lines_read"] == 1  # only the line completed since the last run
 
 
 def test_batches_pair_one_to_one_and_mismatch_rejects(tmp_path: Path, ingest: Ingest):
@@ -413,7 +415,7 @@ def test_stdin_glob_and_directory_inputs(tmp_path: Path, ingest: Ingest):
     (logs / "access.jsonl.1.gz").write_bytes(gzip.compress(json.dumps(entry()).encode() + b"\n"))
     (logs / "notes.txt").write_text("not a log\n")
     assert ingest.json(str(logs))["records_written"] == 2
-    assert ingest.json(str(logs / "access*"))["skipped"] == {"already_stored": 2}
+    assert ingest.json(str(logs / "access*"), "--from-start")["skipped"] == {"already_stored": 2}
     fresh = Ingest(tmp_path / "fresh")
     fresh.cwd.mkdir()
     summary = fresh.json("-", input=(logs / "access.jsonl").read_bytes())

@@ -33,7 +33,7 @@ def local_by_id(ingest: Ingest, dataset: str) -> dict[str, dict]:
 
 def assert_no_secret(*texts: str | bytes) -> None:
     for text in texts:
-        assert SECRET not in (text.decode() if isinstance(text, bytes) else text)
+        assert SECRET.encode() not in (text if isinstance(text, bytes) else text.encode())
 
 
 # -- the test server is faithful -------------------------------------------------------
@@ -135,7 +135,7 @@ def test_sample_logs_to_server_equal_the_local_store(tmp_path: Path, ingest: Ing
 
 def test_redelivery_replaces_instead_of_duplicating(ingest: Ingest, server: RubrixServer):
     ingest(str(SAMPLE_LOGS), env=server.env())
-    again = ingest.json(str(SAMPLE_LOGS), env=server.env())
+    again = ingest.json(str(SAMPLE_LOGS), "--from-start", env=server.env())
     assert again["records_written"] == 490
     assert len(server.records("monitoring_spacy")) == 232
 
@@ -176,7 +176,7 @@ def test_workspace_tags_and_existing_dataset(tmp_path: Path, ingest: Ingest, ser
     bulk_call = next(c for c in server.calls() if c["path"].endswith(":bulk"))
     assert bulk_call["headers"]["x-argilla-workspace"] == "team-a"
     server.reset()
-    ingest(str(log), "--config", "ingest.toml", env=server.env())
+    ingest(str(log), "--config", "ingest.toml", "--from-start", env=server.env())
     assert server.dataset("monitoring_spacy", "team-a")["tags"] == {"model": "sm"}
 
 

@@ -1,0 +1,161 @@
+"""Checkpoints: how far each log file has been read, so cron runs read only what is new.
+
+A file is known by its content, a hash of its first line, not by its name or inode:
+``access.jsonl`` renamed to ``access.jsonl.1`` and later compressed to ``access.jsonl.2.gz``
+is the same file and is not read again, while a new ``access.jsonl`` (another first line)
+is read from its start, and so is a file truncated in place (copytruncate) as soon as it
+has a new first line. A checkpoint only moves past lines whose records the target has
+acknowledged (the pipeline flushes the sink first), so a crash at any moment at worst
+re-reads lines, and deterministic ids make that re-delivery harmless.
+
+One run per state file at a time: ``RunLock`` holds an exclusive ``flock`` beside it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import struct
+import time
+from dataclasses import dataclass
+from hashlib import blake2b
+from pathlib import Path
+from typing import IO
+
+from ingest.read import Source, open_source
+
+FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
+
+
+class LockHeld(Exception):
+    """Another run holds the lock on this state file."""
+
+
+class RunLock:
+    def __init__(self, state_path: Path, wait: bool):
+        self.path = state_path.with_name(state_path.name + ".lock")
+        self.wait = wait
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise LockHeld(
+                f"another run holds the lock on {self.path} (pid {holder}); use --wait to queue"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+
+
+def fingerprint(source: Source) -> str | None:
+    """A hash of the file's first complete line, or None while it has none."""
+    with open_source(source) as stream:
+        try:
+            first = stream.readline(FINGERPRINT_BYTES)
+        except EOFError:  # a .gz still being written
+            return None
+    if not first or (len(first) < FINGERPRINT_BYTES and not first.endswith(b"\n")):
+        return None
+    return blake2b(first.rstrip(b"\r\n"), digest_size=16).hexdigest()
+
+
+def known_size(source: Source) -> int | None:
+    """The decompressed size when it is cheap to know: plain files, and gzip's trailer."""
+    assert source.path is not None
+    with open(source.path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return os.fstat(fh.fileno()).st_size
+        fh.seek(-4, os.SEEK_END)
+        return struct.unpack("<I", fh.read(4))[0]  # size modulo 2**32
+
+
+@dataclass
+class Plan:
+    """Where to start reading one source, and why."""
+
+    source: Source
+    fingerprint: str | None
+    offset: int = 0
+    line: int = 1
+    skip: str | None = None  # a reason not to read it at all
+
+
+class State:
+    """The SQLite state file: one row per file content seen (its fingerprint)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS files (fingerprint TEXT PRIMARY KEY, offset INTEGER NOT NULL,"
+            " line INTEGER NOT NULL, name TEXT, updated REAL)"
+        )
+        self._db.commit()
+
+    def get(self, fp: str) -> tuple[int, int] | None:
+        row = self._db.execute("SELECT offset, line FROM files WHERE fingerprint = ?", (fp,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def plan(self, sources: list[Source], from_start: bool) -> list[Plan]:
+        plans, seen = [], set()
+        for source in sources:
+            if source.path is None:
+                plans.append(Plan(source, None))
+                continue
+            fp = fingerprint(source)
+            if fp is None:
+                plans.append(Plan(source, None, skip="no complete line yet"))
+                continue
+            if fp in seen:
+                plans.append(Plan(source, fp, skip="same content as another input"))
+                continue
+            seen.add(fp)
+            saved = None if from_start else self.get(fp)
+            if saved is None:
+                plans.append(Plan(source, fp))
+                continue
+            offset, line = saved
+            size = known_size(source)
+            if size is not None and size < offset and size != offset % 2**32:
+                # shorter than what we had read: rewritten in place, start over
+                self._db.execute("DELETE FROM files WHERE fingerprint = ?", (fp,))
+                self._db.commit()
+                plans.append(Plan(source, fp))
+            elif size is not None and size % 2**32 == offset % 2**32:
+                plans.append(Plan(source, fp, offset, line, skip="already read"))
+            else:
+                plans.append(Plan(source, fp, offset, line))
+        return plans
+
+    def save(self, progress: dict[str, tuple[int, int, str]]) -> None:
+        """Record (offset, next line, name) per fingerprint, durably, in one transaction."""
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO files (fingerprint, offset, line, name, updated) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(fingerprint) DO UPDATE SET offset = excluded.offset, line = excluded.line,"
+                " name = excluded.name, updated = excluded.updated WHERE excluded.offset >= files.offset",
+                [(fp, offset, line, name, now) for fp, (offset, line, name) in progress.items()],
+            )
+
+    def close(self) -> None:
+        self._db.close()
