@@ -13,6 +13,7 @@ One run per state file at a time: ``RunLock`` holds an exclusive ``flock`` besid
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -26,6 +27,21 @@ from typing import IO
 from ingest.read import Source, open_source
 
 FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
+
+
+_HELD_LOCK_FDS: set[int] = set()
+
+
+def close_inherited_locks() -> None:
+    """In a forked worker: drop our copy of the lock, so that only the parent holds it.
+
+    flock belongs to the open file, which a fork shares; if the parent is killed, workers
+    still holding a copy would keep every later run locked out until they exit.
+    """
+    for fd in list(_HELD_LOCK_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCK_FDS.clear()
 
 
 class LockHeld(Exception):
@@ -55,10 +71,12 @@ class RunLock:
         fh.write(str(os.getpid()))
         fh.flush()
         self._fh = fh
+        _HELD_LOCK_FDS.add(fh.fileno())
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
+            _HELD_LOCK_FDS.discard(self._fh.fileno())
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ingest.checkpoint import Plan, State
+from ingest.checkpoint import Plan, State, close_inherited_locks
 from ingest.read import Chunk, LineChunks, Source
 from ingest.rejects import RejectsFile, RejectsPreview
 from ingest.sinks import Delivery, Sink
@@ -50,6 +50,7 @@ def _init_worker(spec: TransformSpec) -> None:
     # Signals are the parent's business: it finishes the chunk in flight and checkpoints.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    close_inherited_locks()
     _worker = Transformer(spec)
 
 
