@@ -149,6 +149,16 @@ def _jobs(jobs: int | None, sources: list[Source]) -> int:
     return min(os.cpu_count() or 1, 4) if size >= PARALLEL_MIN_BYTES and not stdin else 1
 
 
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_CONFIG",
+    help="TOML config: endpoint routes, store, [rubrix] settings (env RUBRIX_INGEST_CONFIG).",
+)
+
+
 def rubrix_options(func: Any) -> Any:
     """The Rubrix target options shared by ``run`` and ``push``."""
     options = [
@@ -240,14 +250,7 @@ def _deliver(options: RunOptions, sink: Sink | None, rejects: Any, summary: Summ
     help="Only requests at or after this time (ISO-8601 or 2h, 7d ago).",
 )
 @click.option("--until", type=TimeParam(), help="Only requests before this time.")
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="RUBRIX_INGEST_CONFIG",
-    help="TOML config with per-endpoint routes.",
-)
+@config_option
 @click.option("--dataset", help="Dataset for the single --endpoint given.")
 @click.option(
     "--mapper",
@@ -414,14 +417,7 @@ def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -
     help=f"Local store directory [default: ./{DEFAULT_STORE}].",
 )
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="RUBRIX_INGEST_CONFIG",
-    help="TOML config (for [rubrix] settings).",
-)
+@config_option
 @click.option(
     "--rejects",
     "rejects_path",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mappers.token_classification import trim_span
+
 MAX_LABEL_LENGTH = 128
 SINGLE_LABEL_MAX_SUM = 1.001
 
@@ -83,15 +85,6 @@ def token_char_spans(text: str, tokens: list[str]) -> tuple[set[int], set[int]] 
     return starts, ends
 
 
-def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
-    start, end = max(start, 0), min(end, len(text))
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
 def _token_classification(record: dict[str, Any]) -> str | None:
     text, tokens = record.get("text"), record.get("tokens")
     if not isinstance(text, str) or not text.strip():
@@ -120,7 +113,7 @@ def _token_classification(record: dict[str, Any]) -> str | None:
             return "entity " + error
         if start not in starts or end not in ends:
             # The server trims whitespace at span edges before it gives up on a span.
-            trimmed_start, trimmed_end = _trimmed(text, start, end)
+            trimmed_start, trimmed_end = trim_span(text, max(start, 0), min(end, len(text)))
             if trimmed_start in starts and trimmed_end in ends:
                 continue
             return (
