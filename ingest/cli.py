@@ -14,9 +14,10 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -87,7 +88,7 @@ class TimeParam(click.ParamType):
         return parse_time(value)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"ingest: error: {message}", err=True)
     sys.exit(code)
 
@@ -149,6 +150,13 @@ def _jobs(jobs: int | None, sources: list[Source]) -> int:
     return min(os.cpu_count() or 1, 4) if size >= PARALLEL_MIN_BYTES and not stdin else 1
 
 
+store_option = click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_STORE",
+    help=f"Local store directory [default: ./{DEFAULT_STORE}].",
+)
+
 config_option = click.option(
     "--config",
     "-c",
@@ -208,7 +216,6 @@ def make_sink(cfg: config_mod.Config, store_dir: Path, params: dict[str, Any]) -
         return RubrixSink(RubrixSettings(url=url, **settings))
     except DeliveryError as exc:
         fail(str(exc), code=1)
-    raise AssertionError("unreachable")
 
 
 def _rubrix_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -216,22 +223,37 @@ def _rubrix_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: params.pop(k) for k in keys}
 
 
-def _deliver(options: RunOptions, sink: Sink | None, rejects: Any, summary: Summary, quiet: bool) -> None:
-    """Run the pipeline; a delivery failure prints what was done, then stops with exit 1."""
+@contextlib.contextmanager
+def _stop_on_delivery_failure(summary: Summary, quiet: bool) -> Iterator[None]:
+    """A delivery failure prints what was done, then stops with exit 1."""
     from ingest.sinks.rubrix import DeliveryError
 
-    total = sum(s.path.stat().st_size for s in options.sources if s.path is not None)
     try:
+        yield
+    except DeliveryError as exc:
+        if not quiet:
+            click.echo(summary.render(), err=True)
+        fail(str(exc), code=1)
+
+
+def _report(summary: Summary, quiet: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """The table on stderr unless quiet; the same summary as JSON on stdout when asked."""
+    if not quiet:
+        click.echo(summary.render(), err=True)
+    if as_json:
+        data = {**summary.to_json(), **(extra or {})}
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _deliver(options: RunOptions, sink: Sink | None, rejects: Any, summary: Summary, quiet: bool) -> None:
+    total = sum(s.path.stat().st_size for s in options.sources if s.path is not None)
+    with _stop_on_delivery_failure(summary, quiet):
         if sys.stderr.isatty() and not quiet and total:
             with click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
                 options.progress = bar.update
                 run(options, sink, rejects, summary)
         else:
             run(options, sink, rejects, summary)
-    except DeliveryError as exc:
-        if not quiet:
-            click.echo(summary.render(), err=True)
-        fail(str(exc), code=1)
 
 
 @main.command("run")
@@ -257,12 +279,7 @@ def _deliver(options: RunOptions, sink: Sink | None, rejects: Any, summary: Summ
     help="Mapper for the single --endpoint: text_classification, "
     "token_classification, text2text or package.module:function.",
 )
-@click.option(
-    "--store",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RUBRIX_INGEST_STORE",
-    help=f"Local store directory [default: ./{DEFAULT_STORE}].",
-)
+@store_option
 @click.option(
     "--rejects",
     "rejects_path",
@@ -390,13 +407,7 @@ def _run_once(
     _deliver(options, sink, rejects, summary, quiet)
     if dry_run:
         _show_dry_run(options, rejects, as_json)  # type: ignore[arg-type]
-    if not quiet:
-        click.echo(summary.render(), err=True)
-    if as_json:
-        data = summary.to_json()
-        if dry_run:
-            data["samples"] = options.samples
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    _report(summary, quiet, as_json, {"samples": options.samples} if dry_run else None)
 
 
 def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -> None:
@@ -410,12 +421,7 @@ def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -
 
 
 @main.command("push")
-@click.option(
-    "--store",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RUBRIX_INGEST_STORE",
-    help=f"Local store directory [default: ./{DEFAULT_STORE}].",
-)
+@store_option
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @config_option
 @click.option(
@@ -439,7 +445,6 @@ def push_command(
     """Send the records of a local store to a Rubrix server."""
     from ingest.push import push
     from ingest.sinks.local import list_datasets
-    from ingest.sinks.rubrix import DeliveryError
 
     try:
         cfg = config_mod.load(config_path) if config_path else config_mod.Config()
@@ -457,16 +462,9 @@ def push_command(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     rejects = RejectsFile(rejects_path or store_dir / "_rejects" / f"push-{stamp}.jsonl")
     summary = Summary(target=sink.description)
-    try:
+    with _stop_on_delivery_failure(summary, quiet):
         push(store_dir, list(datasets) or available, sink, rejects, summary)
-    except DeliveryError as exc:
-        if not quiet:
-            click.echo(summary.render(), err=True)
-        fail(str(exc), code=1)
-    if not quiet:
-        click.echo(summary.render(), err=True)
-    if as_json:
-        click.echo(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2).decode())
+    _report(summary, quiet, as_json)
 
 
 @main.command("show")

@@ -133,9 +133,7 @@ def run(
                 break
         checkpoint()
     except Exception as exc:
-        acknowledged = getattr(exc, "delivery", None)
-        if isinstance(acknowledged, Delivery):
-            deliver(acknowledged)
+        record_acknowledged(exc, summary, rejects)
         raise
     finally:
         if sink is not None:
@@ -158,6 +156,15 @@ def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile |
     for reject in delivery.rejects:
         summary.counts_for(reject["endpoint"]).rejected += 1
     rejects.write(delivery.rejects)
+
+
+def record_acknowledged(
+    failure: BaseException, summary: Summary, rejects: RejectsFile | RejectsPreview
+) -> None:
+    """A sink that fails mid-run still delivered some records: count exactly those."""
+    acknowledged = getattr(failure, "delivery", None)
+    if isinstance(acknowledged, Delivery):
+        record_delivery(acknowledged, summary, rejects)
 
 
 def _keep_samples(options: RunOptions, dataset: str, table: Any, result: ChunkResult) -> None:

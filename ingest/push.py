@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from ingest.pipeline import record_delivery
+from ingest.pipeline import record_acknowledged, record_delivery
 from ingest.rejects import RejectsFile
 from ingest.routing import Route
 from ingest.sinks import Sink
@@ -41,9 +41,7 @@ def push(store: Path, datasets: list[str], sink: Sink, rejects: RejectsFile, sum
                 record_delivery(sink.add(Batch(route, meta["task"], table)), summary, rejects)
         record_delivery(sink.flush(), summary, rejects)
     except Exception as exc:
-        acknowledged = getattr(exc, "delivery", None)
-        if acknowledged is not None:
-            record_delivery(acknowledged, summary, rejects)
+        record_acknowledged(exc, summary, rejects)
         raise
     finally:
         sink.close()
