@@ -103,3 +103,16 @@ def decode_body(body: Any) -> Any:
 def is_json_content_type(entry: LogEntry) -> bool:
     content_type = entry.fields.get("content_type")
     return content_type is None or (isinstance(content_type, str) and "json" in content_type)
+
+
+def body_omitted(entry: LogEntry) -> str | None:
+    """The skip reason for a line whose producer did not capture a body, if it did not.
+
+    The middleware writes ``request_omitted``/``response_omitted`` as ``too_large``,
+    ``not_json``, ``empty`` or ``incomplete`` instead of the body.
+    """
+    fields = entry.fields
+    reasons = (fields.get("request_omitted"), fields.get("response_omitted"))
+    if reasons == (None, None):
+        return None
+    return "body_too_large" if "too_large" in reasons else "non_json_body"

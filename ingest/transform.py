@@ -17,7 +17,15 @@ import pyarrow as pa
 
 import mappers
 from ingest import records as rec
-from ingest.logline import BadLine, LogEntry, NotJson, decode_body, is_json_content_type, parse_line
+from ingest.logline import (
+    BadLine,
+    LogEntry,
+    NotJson,
+    body_omitted,
+    decode_body,
+    is_json_content_type,
+    parse_line,
+)
 from ingest.read import Chunk
 from ingest.redact import redact_raw, redact_value
 from ingest.routing import Route, Router
@@ -196,6 +204,9 @@ class Transformer:
             return "outside_time_window"
         if entry.status >= 400:
             return "error_status"
+        omitted = body_omitted(entry)
+        if omitted:
+            return omitted
         if not is_json_content_type(entry):
             return "non_json_body"
         return None

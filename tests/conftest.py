@@ -172,3 +172,43 @@ def rubrix_server() -> Iterator[RubrixServer]:
 def server(rubrix_server: RubrixServer) -> RubrixServer:
     rubrix_server.reset()
     return rubrix_server
+
+
+class Service:
+    """An ASGI app (``module:attr``) served by real uvicorn processes on 127.0.0.1."""
+
+    def __init__(self, app: str, cwd: Path, env: dict[str, str] | None = None, workers: int = 1):
+        self.app = app
+        self.cwd = cwd
+        self.env = {**os.environ, **(env or {})}
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = cwd / f"uvicorn-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, ready_path: str = "/health", seconds: float = 120) -> Service:
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), self.env.get("PYTHONPATH")]))
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(self.workers), "--log-level", "info", "--no-access-log"],
+                cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.app} exited: {self.log.read_text()}")
+            try:
+                if httpx.get(self.url + ready_path, timeout=1).status_code < 500:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.app} did not start: {self.log.read_text()}")
+
+    def stop(self) -> str:
+        """SIGTERM, as a process manager would; returns what the server printed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+        return self.log.read_text()
