@@ -15,7 +15,6 @@ Importing this module pulls in only the standard library and orjson.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
@@ -28,7 +27,6 @@ logger = logging.getLogger("ingest.accesslog")
 
 # One write() per batch of at most this many bytes of whole lines.
 _WRITE_CHUNK = 1 << 20
-_STOP = object()
 
 
 class LineWriter:
@@ -40,7 +38,7 @@ class LineWriter:
         format_line: Callable[[Any], bytes],
         *,
         queue_size: int = 10_000,
-        flush_interval: float = 0.0,
+        flush_interval: float = 0.2,
         max_bytes: int | None = None,
         backup_count: int = 5,
     ) -> None:
@@ -85,8 +83,6 @@ class LineWriter:
         self._closing.set()
         thread = self._thread
         if thread is not None and thread.is_alive() and self._pid == os.getpid():
-            with contextlib.suppress(queue.Full):
-                self._queue.put(_STOP, timeout=timeout)
             thread.join(timeout)
         if self.written or self.dropped or self.failed:
             level = logging.WARNING if self.dropped or self.failed else logging.INFO
@@ -114,21 +110,19 @@ class LineWriter:
 
     # -- the writer thread --------------------------------------------------------------
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            items = [self._queue.get()]
-            if self.flush_interval and items[0] is not _STOP:
-                # Let lines gather in the (bounded) queue; close() cuts the wait short.
-                self._closing.wait(self.flush_interval)
-            while items[-1] is not _STOP:
+        # The thread sleeps between flushes instead of waking per line: a wake-up per
+        # request costs the serving thread a GIL hand-off, measurable in its throughput.
+        while True:
+            stopping = self._closing.wait(self.flush_interval)
+            items = []
+            while True:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if items[-1] is _STOP:
-                stopping = True
-                items.pop()
             self._write_items(items)
+            if stopping:
+                return
 
     def _write_items(self, items: list[Any]) -> None:
         buffer: list[bytes] = []

@@ -13,8 +13,8 @@ a ``LineWriter`` thread. Importing it pulls in nothing heavy: it lives in servin
 from __future__ import annotations
 
 import atexit
+import os
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
@@ -102,12 +102,13 @@ class AccessLogMiddleware:
     """Log request and response bodies of ``endpoints`` (all paths when None) to ``path``.
 
     ``request_id_header``: taken as the line's ``request_id`` when the request has it, else a
-    UUID is generated. ``max_body_bytes``: larger bodies are not captured and the line says
+    random 32-hex-digit id is generated. ``max_body_bytes``: larger bodies are not captured and the line says
     so (``request_omitted``/``response_omitted``: ``"too_large"``). ``log_headers``: request
     headers copied to the line's ``headers`` field; Authorization, Cookie and Set-Cookie are
     never among them, nor any in ``redact_headers``. ``redact_fields``: body keys whose values
     are replaced by ``"[redacted]"`` at any depth. ``queue_size``: lines waiting for the
-    writer; beyond it lines are dropped and counted. ``max_bytes``/``backup_count``: optional
+    writer, which writes every ``flush_interval`` seconds; beyond it lines are dropped and
+    counted. ``max_bytes``/``backup_count``: optional
     size rotation to ``path.1`` ... ``path.<backup_count>``.
     """
 
@@ -123,7 +124,7 @@ class AccessLogMiddleware:
         redact_headers: Iterable[str] = (),
         redact_fields: Iterable[str] = (),
         queue_size: int = 10_000,
-        flush_interval: float = 0.0,
+        flush_interval: float = 0.2,
         max_bytes: int | None = None,
         backup_count: int = 5,
     ) -> None:
@@ -214,7 +215,7 @@ class AccessLogMiddleware:
             "url": self._url(exchange),
             "status": exchange.status if exchange.status is not None else 500,
             "latency_ms": round(exchange.latency_ms, 3),
-            "request_id": request_id or str(uuid.uuid4()),
+            "request_id": request_id or os.urandom(16).hex(),
         }
         if content_type is not None:
             line["content_type"] = content_type
