@@ -30,6 +30,7 @@ from ingest.pipeline import RunOptions, run
 from ingest.read import InputError, Source, expand
 from ingest.rejects import RejectsFile, RejectsPreview
 from ingest.routing import Route, check_dataset_name, dataset_for_endpoint
+from ingest.runlog import append_run
 from ingest.sinks import Sink
 from ingest.sinks.local import LocalStore
 from ingest.summary import Summary
@@ -367,6 +368,7 @@ def run_command(
                     stop=stop,
                     show=show if dry_run else 0,
                     state=None if dry_run else state,
+                    rereads=from_start or windowed,
                 )
                 if state is not None:
                     options.plans = state.plan(sources, from_start or windowed)
@@ -404,10 +406,22 @@ def _run_once(
         rejects = RejectsFile(rejects_path or Path(cfg.rejects or store_dir / "_rejects" / f"{stamp}.jsonl"))
     target = sink.description if sink is not None else f"local store {store_dir}"
     summary = Summary(target=target, dry_run=dry_run)
+    started = datetime.now(UTC)
     _deliver(options, sink, rejects, summary, quiet)
+    if not dry_run:
+        append_run(store_dir, summary, started, _run_flags(options))
     if dry_run:
         _show_dry_run(options, rejects, as_json)  # type: ignore[arg-type]
     _report(summary, quiet, as_json, {"samples": options.samples} if dry_run else None)
+
+
+def _run_flags(options: RunOptions) -> dict[str, Any]:
+    """What the report needs to know: forced re-reads count their lines again."""
+    return {
+        "rereads": options.rereads,
+        "since": options.spec.since.isoformat() if options.spec.since else None,
+        "until": options.spec.until.isoformat() if options.spec.until else None,
+    }
 
 
 def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -> None:
@@ -496,3 +510,101 @@ def show_command(datasets: tuple[str, ...], store: Path, limit: int) -> None:
         click.echo(f"{name}: {len(frame)} {frame['task'].iloc[0]} records, {span}")
         for record in frame["record"].tail(limit):
             click.echo("  " + record)
+
+
+@main.command("report")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_STORE",
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="Local store directory.",
+)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option(
+    "--since", type=TimeParam(), help="Only records at or after this time (ISO-8601 or 2h, 7d ago)."
+)
+@click.option("--until", type=TimeParam(), help="Only records before this time.")
+@click.option(
+    "--drift-window",
+    type=DurationParam(),
+    default="1d",
+    show_default=True,
+    help="Length of the latest window compared with everything before it.",
+)
+@click.option(
+    "--drift-threshold", type=float, default=0.2, show_default=True, help="PSI above which drift is flagged."
+)
+@click.option(
+    "--low-confidence",
+    type=float,
+    default=0.6,
+    show_default=True,
+    help="Top scores below this are low-confidence.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="report.html",
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout instead.")
+def report_command(
+    store: Path,
+    datasets: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    drift_window: float,
+    drift_threshold: float,
+    low_confidence: float,
+    output: Path,
+    as_json: bool,
+) -> None:
+    """Monitoring metrics of a local store, as one self-contained HTML page (or JSON).
+
+    \b
+    ingest report -o report.html
+    ingest report --dataset monitoring_spacy --since 7d --json
+    """
+    import time
+
+    from ingest.metrics import ReportSpec, compute
+    from ingest.sinks.local import list_datasets
+
+    started = time.perf_counter()
+    if not store.is_dir():
+        fail(f"no local store at {store}")
+    unknown = sorted(set(datasets) - set(list_datasets(store)))
+    if unknown:
+        fail(
+            f"no dataset {', '.join(unknown)} in {store} (it has: {', '.join(list_datasets(store)) or 'none'})"
+        )
+    spec = ReportSpec(
+        since=since,
+        until=until,
+        drift_window=timedelta(seconds=drift_window),
+        drift_threshold=drift_threshold,
+        low_confidence=low_confidence,
+    )
+    metrics = compute(store, list(datasets) or None, spec)
+    if as_json:
+        click.echo(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
+        return
+    from ingest.report import MissingPlotting, render
+
+    try:
+        page = render(metrics)
+    except MissingPlotting as exc:
+        fail(str(exc), code=1)
+    partial = output.with_name(f".{output.name}.partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(output)
+    records = sum(d["records"] for d in metrics["datasets"].values())
+    click.echo(
+        f"report of {len(metrics['datasets'])} datasets, {records:,} records written to {output} "
+        f"in {time.perf_counter() - started:.2f}s",
+        err=True,
+    )

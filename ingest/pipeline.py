@@ -40,6 +40,7 @@ class RunOptions:
     state: State | None = None  # where to save how far each source was read
     checkpoint_bytes: int = CHECKPOINT_BYTES
     stop: threading.Event | None = None  # set by SIGTERM/SIGINT: finish the chunk, checkpoint, return
+    rereads: bool = False  # --from-start or a time window: these lines may have been read before
 
 
 _worker: Transformer | None = None

@@ -65,6 +65,9 @@ class Counts:
     written: int = 0  # acknowledged by the sink
     skipped: Counter[str] = field(default_factory=Counter)
     rejected: int = 0
+    # (hour since the epoch, status) -> lines: kept in the run log for the report's
+    # traffic and error rates, since error lines never become records.
+    by_hour: Counter[tuple[int, int]] = field(default_factory=Counter)
 
     def add(self, other: Counts) -> None:
         self.lines += other.lines
@@ -72,6 +75,7 @@ class Counts:
         self.written += other.written
         self.skipped.update(other.skipped)
         self.rejected += other.rejected
+        self.by_hour.update(other.by_hour)
 
 
 @dataclass
@@ -168,6 +172,7 @@ class Transformer:
                 continue
             count = _counts(counts, entry.path)
             count.lines += 1
+            count.by_hour[(int(entry.ts.timestamp()) // 3600, entry.status)] += 1
             route = self.router.route(entry.path)
             skip = self._skip_reason(entry, route)
             if skip:

@@ -182,11 +182,12 @@ def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> dict[str, Any
     }
 
 
-def read_dataset(root: Path, dataset: str) -> pa.Table:
+def read_dataset(root: Path, dataset: str, columns: list[str] | None = None) -> pa.Table:
     """The whole dataset as one table (for push, reports and tests)."""
     import pyarrow.dataset as ds
 
     directory = root / dataset
     if not directory.exists():
-        return SCHEMA.empty_table()
-    return ds.dataset(directory, format="parquet", partitioning="hive").to_table()
+        empty = SCHEMA.empty_table()
+        return empty.select(columns) if columns else empty
+    return ds.dataset(directory, format="parquet", partitioning="hive").to_table(columns=columns)

@@ -1,0 +1,332 @@
+"""The monitoring metrics of a local store: what the report draws and ``--json`` prints.
+
+Rubrix computes metrics on the server as predictions arrive; a local store has none, so
+they are computed here from the stored columns (the flat ones, parsing the record JSON only
+for entity labels) and from the run log (traffic and errors, which never become records).
+Everything returned is plain JSON data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from ingest.runlog import read_runs
+from ingest.sinks.local import list_datasets, read_dataset
+
+# Population stability index above which a distribution is flagged as drifted. The usual
+# reading: below 0.1 no real change, 0.1 to 0.2 a moderate shift, above 0.2 a significant one.
+PSI_THRESHOLD = 0.2
+PSI_EPSILON = 1e-4  # share given to a label absent from one window, so that PSI stays finite
+MIN_DRIFT_RECORDS = 30  # fewer records in either window: no verdict
+LOW_CONFIDENCE = 0.6  # a top score below this is a low-confidence prediction
+RECENT_LOW_CONFIDENCE = 20  # rows in the table of recent low-confidence records
+
+COLUMNS = ["id", "event_timestamp", "task", "endpoint", "latency_ms", "text", "predicted_label",
+           "predicted_score", "n_entities", "output_text", "record"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    since: datetime | None = None
+    until: datetime | None = None
+    drift_window: timedelta = timedelta(days=1)
+    drift_threshold: float = PSI_THRESHOLD
+    low_confidence: float = LOW_CONFIDENCE
+
+
+def compute(store: Path, datasets: list[str] | None, spec: ReportSpec) -> dict[str, Any]:
+    names = datasets or list_datasets(store)
+    runs = read_runs(store)
+    result: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "store": str(store),
+        "since": spec.since.isoformat() if spec.since else None,
+        "until": spec.until.isoformat() if spec.until else None,
+        "settings": {
+            "drift_window_hours": spec.drift_window.total_seconds() / 3600,
+            "drift_threshold_psi": spec.drift_threshold,
+            "low_confidence_below": spec.low_confidence,
+        },
+        "runs": run_totals(runs),
+        "datasets": {},
+    }
+    for name in names:
+        frame = _load(store, name, spec)
+        result["datasets"][name] = dataset_metrics(name, frame, runs, spec)
+    return result
+
+
+def _load(store: Path, name: str, spec: ReportSpec) -> pd.DataFrame:
+    frame = read_dataset(store, name, columns=COLUMNS).to_pandas()
+    ts = frame["event_timestamp"]
+    if spec.since is not None:
+        frame = frame[ts >= pd.Timestamp(spec.since)]
+    if spec.until is not None:
+        frame = frame[frame["event_timestamp"] < pd.Timestamp(spec.until)]
+    return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+
+
+def run_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    skipped: Counter[str] = Counter()
+    for run in runs:
+        skipped.update(run.get("skipped", {}))
+    return {
+        "count": len(runs),
+        "first": runs[0]["started"] if runs else None,
+        "last": runs[-1]["finished"] if runs else None,
+        "lines_read": sum(r.get("lines_read", 0) for r in runs),
+        "records_written": sum(r.get("records_written", 0) for r in runs),
+        "rejected": sum(r.get("rejected", 0) for r in runs),
+        "skipped": dict(sorted(skipped.items())),
+        "rereading_runs": sum(1 for r in runs if r.get("options", {}).get("rereads")),
+    }
+
+
+def dataset_metrics(name: str, frame: pd.DataFrame, runs: list[dict[str, Any]], spec: ReportSpec) -> dict:
+    task = str(frame["task"].iloc[0]) if len(frame) else None
+    out: dict[str, Any] = {
+        "task": task,
+        "records": len(frame),
+        "first": _iso(frame["event_timestamp"].iloc[0]) if len(frame) else None,
+        "last": _iso(frame["event_timestamp"].iloc[-1]) if len(frame) else None,
+    }
+    freq = _bucket(frame)
+    out["bucket"] = {"h": "hour", "D": "day"}[freq]
+    out["records_over_time"] = _over_time(frame, freq)
+    out["latency_ms"] = _latency(frame, freq)
+    out["endpoints"] = _traffic(name, runs, spec, freq)
+    if task == "TextClassification":
+        out.update(_text_classification(frame, freq, spec))
+    elif task == "TokenClassification":
+        out.update(_token_classification(frame, spec))
+    elif task == "Text2Text":
+        out.update(_text2text(frame))
+    return out
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.isoformat()
+
+
+def _bucket(frame: pd.DataFrame) -> str:
+    if len(frame) < 2:
+        return "h"
+    span = frame["event_timestamp"].iloc[-1] - frame["event_timestamp"].iloc[0]
+    return "h" if span <= pd.Timedelta(days=3) else "D"
+
+
+def _over_time(frame: pd.DataFrame, freq: str) -> list[dict[str, Any]]:
+    if not len(frame):
+        return []
+    counts = frame.groupby(frame["event_timestamp"].dt.floor(freq)).size()
+    return [{"t": _iso(t), "records": int(n)} for t, n in counts.items()]
+
+
+def _requests(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per request: a batch's records share the request's latency."""
+    first_of_request = frame["id"].str.endswith("-0")
+    return frame[first_of_request & frame["latency_ms"].notna()]
+
+
+def _latency(frame: pd.DataFrame, freq: str) -> dict[str, Any]:
+    requests = _requests(frame)
+    if not len(requests):
+        return {"requests": 0, "p50": None, "p95": None, "p99": None, "over_time": []}
+    q = requests["latency_ms"].quantile([0.5, 0.95, 0.99]).to_numpy()
+    grouped = requests.groupby(requests["event_timestamp"].dt.floor(freq))["latency_ms"]
+    per = grouped.quantile([0.5, 0.95, 0.99]).unstack()
+    sizes = grouped.size()
+    return {
+        "requests": len(requests),
+        "p50": _num(q[0]),
+        "p95": _num(q[1]),
+        "p99": _num(q[2]),
+        "over_time": [
+            {
+                "t": _iso(t),
+                "requests": int(sizes[t]),
+                "p50": _num(row[0.5]),
+                "p95": _num(row[0.95]),
+                "p99": _num(row[0.99]),
+            }
+            for t, row in per.iterrows()
+        ],  # fmt: skip
+    }
+
+
+def _traffic(name: str, runs: list[dict[str, Any]], spec: ReportSpec, freq: str) -> dict[str, Any]:
+    """Requests and error responses per endpoint of this dataset, from the run log."""
+    lo = spec.since.timestamp() // 3600 if spec.since else -math.inf
+    hi = spec.until.timestamp() / 3600 if spec.until else math.inf
+    per_endpoint: dict[str, Counter[tuple[int, int]]] = {}
+    for run in runs:
+        for endpoint, counts in run.get("endpoints", {}).items():
+            if counts.get("dataset") != name:
+                continue
+            found = per_endpoint.setdefault(endpoint, Counter())
+            for hour, status, n in counts.get("by_hour", []):
+                if lo <= hour < hi:
+                    found[(hour, status)] += n
+    out = {}
+    for endpoint, counts in sorted(per_endpoint.items()):
+        statuses: Counter[int] = Counter()
+        buckets: dict[pd.Timestamp, list[int]] = {}
+        for (hour, status), n in counts.items():
+            statuses[status] += n
+            t = pd.Timestamp(hour * 3600, unit="s", tz="UTC").floor(freq)
+            bucket = buckets.setdefault(t, [0, 0])
+            bucket[0] += n
+            bucket[1] += n if status >= 400 else 0
+        requests = sum(statuses.values())
+        errors = sum(n for status, n in statuses.items() if status >= 400)
+        out[endpoint] = {
+            "requests": requests,
+            "errors": errors,
+            "error_rate": errors / requests if requests else None,
+            "status_counts": {str(s): n for s, n in sorted(statuses.items())},
+            "over_time": [
+                {"t": _iso(t), "requests": r, "errors": e, "error_rate": e / r if r else None}
+                for t, (r, e) in sorted(buckets.items())
+            ],
+        }
+    return out
+
+
+def _text_classification(frame: pd.DataFrame, freq: str, spec: ReportSpec) -> dict[str, Any]:
+    labels = frame["predicted_label"].fillna("(none)")
+    scores = frame["predicted_score"].dropna()
+    over_time = []
+    if len(frame):
+        table = pd.crosstab(frame["event_timestamp"].dt.floor(freq), labels)
+        over_time = [
+            {"t": _iso(t), **{str(k): int(v) for k, v in row.items()}} for t, row in table.iterrows()
+        ]
+    low = frame[frame["predicted_score"] < spec.low_confidence]
+    recent = low.tail(RECENT_LOW_CONFIDENCE).iloc[::-1]
+    edges = np.linspace(0, 1, 21)
+    counts, _ = np.histogram(scores.clip(0, 1), bins=edges)
+    return {
+        "labels": {
+            "counts": {str(k): int(v) for k, v in labels.value_counts().items()},
+            "over_time": over_time,
+        },
+        "scores": {
+            "mean": _num(scores.mean()) if len(scores) else None,
+            "histogram": {"edges": [round(e, 2) for e in edges], "counts": [int(c) for c in counts]},
+            "low_confidence_below": spec.low_confidence,
+            "low_confidence_records": len(low),
+            "low_confidence_share": len(low) / len(frame) if len(frame) else None,
+        },
+        "recent_low_confidence": [
+            {
+                "event_timestamp": _iso(r.event_timestamp),
+                "endpoint": r.endpoint,
+                "text": r.text,
+                "predicted_label": r.predicted_label,
+                "predicted_score": _num(r.predicted_score),
+                "id": r.id,
+            }
+            for r in recent.itertuples()
+        ],  # fmt: skip
+        "drift": _drift(frame, labels, spec),
+    }
+
+
+def _entity_labels(records: pd.Series) -> list[list[str]]:
+    out = []
+    for raw in records:
+        prediction = orjson.loads(raw).get("prediction") or {}
+        out.append([e["label"] for e in prediction.get("entities") or []])
+    return out
+
+
+def _token_classification(frame: pd.DataFrame, spec: ReportSpec) -> dict[str, Any]:
+    per_record = _entity_labels(frame["record"])
+    label_counts: Counter[str] = Counter(label for labels in per_record for label in labels)
+    n_entities = frame["n_entities"].fillna(0).astype(int)
+    histogram = n_entities.clip(upper=10).value_counts().sort_index()
+    exploded = pd.Series(
+        [label for labels in per_record for label in labels],
+        index=np.repeat(frame.index.to_numpy(), [len(labels) for labels in per_record]),
+        dtype=object,
+    )
+    return {
+        "entities": {
+            "label_counts": dict(label_counts.most_common()),
+            "total": int(n_entities.sum()),
+            "mean_per_record": _num(n_entities.mean()) if len(frame) else None,
+            "per_record": {("10+" if k == 10 else str(k)): int(v) for k, v in histogram.items()},
+            "records_without_entities": int((n_entities == 0).sum()),
+            "no_entity_share": _num((n_entities == 0).mean()) if len(frame) else None,
+        },
+        "drift": _drift(frame.loc[exploded.index], exploded, spec, unit="entities"),
+    }
+
+
+def _text2text(frame: pd.DataFrame) -> dict[str, Any]:
+    lengths = frame["output_text"].fillna("").str.len()
+    if not len(lengths):
+        return {"output_length": {"mean": None, "p50": None, "p95": None, "histogram": None}}
+    top = max(int(lengths.max()), 1)
+    edges = np.linspace(0, top, min(20, top) + 1)
+    counts, _ = np.histogram(lengths, bins=edges)
+    return {
+        "output_length": {
+            "mean": _num(lengths.mean()),
+            "p50": _num(lengths.quantile(0.5)),
+            "p95": _num(lengths.quantile(0.95)),
+            "histogram": {"edges": [round(e, 1) for e in edges], "counts": [int(c) for c in counts]},
+        }
+    }
+
+
+def _drift(frame: pd.DataFrame, labels: pd.Series, spec: ReportSpec, unit: str = "records") -> dict[str, Any]:
+    """PSI between the label shares of the latest window and of everything before it."""
+    out: dict[str, Any] = {"statistic": "population stability index", "threshold": spec.drift_threshold,
+                           "unit": unit, "psi": None, "drifted": False}  # fmt: skip
+    if not len(frame):
+        out["verdict"] = "no data"
+        return out
+    ts = frame["event_timestamp"]
+    end = ts.max()
+    start = end - pd.Timedelta(spec.drift_window)
+    latest_mask = (ts > start).to_numpy()
+    latest, reference = labels[latest_mask], labels[~latest_mask]
+    out["latest"] = {"from": _iso(start), "to": _iso(end), "count": len(latest)}
+    out["reference"] = {"from": _iso(ts.min()) if len(reference) else None, "to": _iso(start),
+                        "count": len(reference)}  # fmt: skip
+    if len(latest) < MIN_DRIFT_RECORDS or len(reference) < MIN_DRIFT_RECORDS:
+        out["verdict"] = f"not enough data (fewer than {MIN_DRIFT_RECORDS} {unit} in a window)"
+        return out
+    ref_share = reference.value_counts(normalize=True)
+    new_share = latest.value_counts(normalize=True)
+    keys = sorted(set(ref_share.index) | set(new_share.index), key=str)
+    psi = 0.0
+    shares = {}
+    for key in keys:
+        p = max(float(ref_share.get(key, 0.0)), PSI_EPSILON)
+        q = max(float(new_share.get(key, 0.0)), PSI_EPSILON)
+        psi += (q - p) * math.log(q / p)
+        shares[str(key)] = {
+            "reference": float(ref_share.get(key, 0.0)),
+            "latest": float(new_share.get(key, 0.0)),
+        }
+    out.update(psi=psi, drifted=psi > spec.drift_threshold, shares=shares)
+    out["verdict"] = "drifted" if out["drifted"] else "stable"
+    return out
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else round(value, 6)
