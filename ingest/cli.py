@@ -579,9 +579,8 @@ def report_command(
         fail(f"no local store at {store}")
     unknown = sorted(set(datasets) - set(list_datasets(store)))
     if unknown:
-        fail(
-            f"no dataset {', '.join(unknown)} in {store} (it has: {', '.join(list_datasets(store)) or 'none'})"
-        )
+        known = ", ".join(list_datasets(store)) or "none"
+        fail(f"no dataset {', '.join(unknown)} in {store} (it has: {known})")
     spec = ReportSpec(
         since=since,
         until=until,

@@ -159,7 +159,7 @@ def _latency(frame: pd.DataFrame, freq: str) -> dict[str, Any]:
                 "p99": _num(row[0.99]),
             }
             for t, row in per.iterrows()
-        ],  # fmt: skip
+        ],
     }
 
 
@@ -236,7 +236,7 @@ def _text_classification(frame: pd.DataFrame, freq: str, spec: ReportSpec) -> di
                 "id": r.id,
             }
             for r in recent.itertuples()
-        ],  # fmt: skip
+        ],
         "drift": _drift(frame, labels, spec),
     }
 
@@ -313,13 +313,10 @@ def _drift(frame: pd.DataFrame, labels: pd.Series, spec: ReportSpec, unit: str =
     psi = 0.0
     shares = {}
     for key in keys:
-        p = max(float(ref_share.get(key, 0.0)), PSI_EPSILON)
-        q = max(float(new_share.get(key, 0.0)), PSI_EPSILON)
+        ref, new = float(ref_share.get(key, 0.0)), float(new_share.get(key, 0.0))
+        p, q = max(ref, PSI_EPSILON), max(new, PSI_EPSILON)
         psi += (q - p) * math.log(q / p)
-        shares[str(key)] = {
-            "reference": float(ref_share.get(key, 0.0)),
-            "latest": float(new_share.get(key, 0.0)),
-        }
+        shares[str(key)] = {"reference": ref, "latest": new}
     out.update(psi=psi, drifted=psi > spec.drift_threshold, shares=shares)
     out["verdict"] = "drifted" if out["drifted"] else "stable"
     return out

@@ -8,6 +8,7 @@ JavaScript, every picture drawn by matplotlib into the page as SVG. matplotlib i
 from __future__ import annotations
 
 import io
+import itertools
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -58,8 +59,9 @@ def render(metrics: dict[str, Any]) -> str:
         raise MissingPlotting(
             "the HTML report needs matplotlib: pip install 'rubrix-ingest[report]' (or use --json)"
         ) from None
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "axes.prop_cycle": plt.cycler(color=PALETTE)})  # fmt: skip
+    plt.rcParams.update(
+        {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+    )
     parts = [_head(metrics), _runs(metrics["runs"])]
     if not metrics["datasets"]:
         parts.append("<p>The store holds no datasets yet: run <code>ingest</code> on some logs first.</p>")
@@ -75,7 +77,8 @@ def render(metrics: dict[str, Any]) -> str:
 def _head(metrics: dict[str, Any]) -> str:
     window = ""
     if metrics["since"] or metrics["until"]:
-        window = f" · from {escape(str(metrics['since'] or 'the start'))} to {escape(str(metrics['until'] or 'now'))}"
+        since, until = metrics["since"] or "the start", metrics["until"] or "now"
+        window = f" · from {escape(since)} to {escape(until)}"
     return (
         f"<header><h1>Monitoring report</h1><p>store {escape(metrics['store'])}{window} · "
         f"generated {escape(metrics['generated_at'])} by rubrix-ingest</p></header><main>"
@@ -239,7 +242,7 @@ def _width(times: list[datetime]) -> float:
     """Bar width in days: the smallest gap between buckets, most of it."""
     if len(times) < 2:
         return 1 / 24 * 0.8
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     return min(gaps) / 86400 * 0.8
 
 
@@ -307,7 +310,7 @@ def _histogram(ax: Any, histogram: dict[str, Any] | None, mark: float | None = N
     if not histogram or not sum(histogram["counts"]):
         return False
     edges, counts = histogram["edges"], histogram["counts"]
-    widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+    widths = [b - a for a, b in itertools.pairwise(edges)]
     colors = [PALETTE[3] if mark is not None and a < mark else PALETTE[0] for a in edges[:-1]]
     ax.bar(edges[:-1], counts, width=widths, align="edge", color=colors, edgecolor="white")
     if mark is not None:
