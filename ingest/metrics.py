@@ -221,7 +221,7 @@ def _text_classification(frame: pd.DataFrame, freq: str, spec: ReportSpec) -> di
         },
         "scores": {
             "mean": _num(scores.mean()) if len(scores) else None,
-            "histogram": {"edges": [round(e, 2) for e in edges], "counts": [int(c) for c in counts]},
+            "histogram": {"edges": [round(float(e), 2) for e in edges], "counts": [int(c) for c in counts]},
             "low_confidence_below": spec.low_confidence,
             "low_confidence_records": len(low),
             "low_confidence_share": len(low) / len(frame) if len(frame) else None,
@@ -284,7 +284,7 @@ def _text2text(frame: pd.DataFrame) -> dict[str, Any]:
             "mean": _num(lengths.mean()),
             "p50": _num(lengths.quantile(0.5)),
             "p95": _num(lengths.quantile(0.95)),
-            "histogram": {"edges": [round(e, 1) for e in edges], "counts": [int(c) for c in counts]},
+            "histogram": {"edges": [round(float(e), 1) for e in edges], "counts": [int(c) for c in counts]},
         }
     }
 
