@@ -227,7 +227,7 @@ def _rubrix_params(params: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def _stop_on_delivery_failure(summary: Summary, quiet: bool) -> Iterator[None]:
     """A delivery failure prints what was done, then stops with exit 1."""
-    from ingest.sinks.rubrix import DeliveryError
+    from ingest.sinks import DeliveryError
 
     try:
         yield

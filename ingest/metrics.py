@@ -30,8 +30,11 @@ MIN_DRIFT_RECORDS = 30  # fewer records in either window: no verdict
 LOW_CONFIDENCE = 0.6  # a top score below this is a low-confidence prediction
 RECENT_LOW_CONFIDENCE = 20  # rows in the table of recent low-confidence records
 
-COLUMNS = ["id", "event_timestamp", "task", "endpoint", "latency_ms", "text", "predicted_label",
-           "predicted_score", "n_entities", "output_text", "record"]  # fmt: skip
+# The flat columns the metrics use. The record JSON is read only for entity labels, in
+# batches, and texts only for the few rows of the low-confidence table: at a million records
+# those two columns are most of the store's bytes.
+COLUMNS = ["id", "event_timestamp", "task", "endpoint", "latency_ms", "predicted_label", "predicted_score",
+           "n_entities"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,18 +64,52 @@ def compute(store: Path, datasets: list[str] | None, spec: ReportSpec) -> dict[s
     }
     for name in names:
         frame = _load(store, name, spec)
-        result["datasets"][name] = dataset_metrics(name, frame, runs, spec)
+        result["datasets"][name] = dataset_metrics(store, name, frame, runs, spec)
     return result
 
 
 def _load(store: Path, name: str, spec: ReportSpec) -> pd.DataFrame:
-    frame = read_dataset(store, name, columns=COLUMNS).to_pandas()
-    ts = frame["event_timestamp"]
+    import pyarrow.compute as pc
+
+    table = read_dataset(store, name, columns=[*COLUMNS, "output_text"])
+    lengths = pc.utf8_length(pc.fill_null(table["output_text"], ""))
+    table = table.drop_columns(["output_text"]).append_column("output_length", lengths)
+    frame = _window(table.to_pandas(), spec)
+    return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+
+
+def _window(frame: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
     if spec.since is not None:
-        frame = frame[ts >= pd.Timestamp(spec.since)]
+        frame = frame[frame["event_timestamp"] >= pd.Timestamp(spec.since)]
     if spec.until is not None:
         frame = frame[frame["event_timestamp"] < pd.Timestamp(spec.until)]
-    return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _column_for_ids(store: Path, name: str, column: str, ids: list[str]) -> dict[str, Any]:
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    if not ids:
+        return {}
+    dataset = ds.dataset(store / name, format="parquet", partitioning="hive")
+    table = dataset.to_table(columns=["id", column], filter=pc.field("id").isin(ids))
+    return dict(zip(table["id"].to_pylist(), table[column].to_pylist(), strict=True))
+
+
+def _entity_labels(store: Path, name: str) -> tuple[dict[str, list[str]], int]:
+    """Entity labels per record id, read batch by batch from the record JSON."""
+    import pyarrow.dataset as ds
+
+    out: dict[str, list[str]] = {}
+    dataset = ds.dataset(store / name, format="parquet", partitioning="hive")
+    for batch in dataset.to_batches(columns=["id", "record"], batch_size=32_768):
+        for record_id, raw in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+            prediction = orjson.loads(raw).get("prediction") or {}
+            labels = [e["label"] for e in prediction.get("entities") or []]
+            if labels:
+                out[record_id] = labels
+    return out, len(out)
 
 
 def run_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,7 +128,9 @@ def run_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def dataset_metrics(name: str, frame: pd.DataFrame, runs: list[dict[str, Any]], spec: ReportSpec) -> dict:
+def dataset_metrics(
+    store: Path, name: str, frame: pd.DataFrame, runs: list[dict[str, Any]], spec: ReportSpec
+) -> dict[str, Any]:
     task = str(frame["task"].iloc[0]) if len(frame) else None
     out: dict[str, Any] = {
         "task": task,
@@ -106,8 +145,13 @@ def dataset_metrics(name: str, frame: pd.DataFrame, runs: list[dict[str, Any]], 
     out["endpoints"] = _traffic(name, runs, spec, freq)
     if task == "TextClassification":
         out.update(_text_classification(frame, freq, spec))
+        recent = out["recent_low_confidence"]
+        texts = _column_for_ids(store, name, "text", [r["id"] for r in recent])
+        for row in recent:
+            row["text"] = texts.get(row["id"])
     elif task == "TokenClassification":
-        out.update(_token_classification(frame, spec))
+        labels = _entity_labels(store, name)[0] if len(frame) else {}
+        out.update(_token_classification(frame, labels, spec))
     elif task == "Text2Text":
         out.update(_text2text(frame))
     return out
@@ -230,7 +274,7 @@ def _text_classification(frame: pd.DataFrame, freq: str, spec: ReportSpec) -> di
             {
                 "event_timestamp": _iso(r.event_timestamp),
                 "endpoint": r.endpoint,
-                "text": r.text,
+                "text": None,  # filled in from the store for these few rows
                 "predicted_label": r.predicted_label,
                 "predicted_score": _num(r.predicted_score),
                 "id": r.id,
@@ -241,16 +285,10 @@ def _text_classification(frame: pd.DataFrame, freq: str, spec: ReportSpec) -> di
     }
 
 
-def _entity_labels(records: pd.Series) -> list[list[str]]:
-    out = []
-    for raw in records:
-        prediction = orjson.loads(raw).get("prediction") or {}
-        out.append([e["label"] for e in prediction.get("entities") or []])
-    return out
-
-
-def _token_classification(frame: pd.DataFrame, spec: ReportSpec) -> dict[str, Any]:
-    per_record = _entity_labels(frame["record"])
+def _token_classification(
+    frame: pd.DataFrame, labels_by_id: dict[str, list[str]], spec: ReportSpec
+) -> dict[str, Any]:
+    per_record = [labels_by_id.get(record_id, []) for record_id in frame["id"]]
     label_counts: Counter[str] = Counter(label for labels in per_record for label in labels)
     n_entities = frame["n_entities"].fillna(0).astype(int)
     histogram = n_entities.clip(upper=10).value_counts().sort_index()
@@ -273,7 +311,7 @@ def _token_classification(frame: pd.DataFrame, spec: ReportSpec) -> dict[str, An
 
 
 def _text2text(frame: pd.DataFrame) -> dict[str, Any]:
-    lengths = frame["output_text"].fillna("").str.len()
+    lengths = frame["output_length"]
     if not len(lengths):
         return {"output_length": {"mean": None, "p50": None, "p95": None, "histogram": None}}
     top = max(int(lengths.max()), 1)

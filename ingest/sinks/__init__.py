@@ -28,6 +28,17 @@ class Delivery:
         self.rejects.extend(other.rejects)
 
 
+class DeliveryError(Exception):
+    """The run cannot go on: the message is one line, names the URL and never the key.
+
+    ``delivery`` holds what the server did acknowledge before the run had to stop.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.delivery = Delivery()
+
+
 class Sink(Protocol):
     description: str
 

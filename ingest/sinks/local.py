@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from ingest.sinks import Delivery
 from ingest.transform import SCHEMA, Batch
 
-FLUSH_BYTES = 64 << 20  # pending Arrow bytes that trigger a write
+FLUSH_BYTES = 16 << 20  # pending Arrow bytes that trigger a write
 
 
 def _fsync_dir(path: Path) -> None:

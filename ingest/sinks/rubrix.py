@@ -26,7 +26,7 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from ingest.sinks import Delivery
+from ingest.sinks import Delivery, DeliveryError
 from ingest.sinks.local import reject_of_row
 from ingest.transform import Batch
 
@@ -34,17 +34,6 @@ TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 SPLIT_STATUS = frozenset({413, 422})  # the batch as a whole was refused: isolate the cause
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 10.0
-
-
-class DeliveryError(Exception):
-    """The run cannot go on: the message is one line, names the URL and never the key.
-
-    ``delivery`` holds what the server did acknowledge before the run had to stop.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.delivery = Delivery()
 
 
 @dataclass(frozen=True)
