@@ -8,6 +8,8 @@ record models (see ../shared/reference/rubrix-wire-protocol.md).
 
 from __future__ import annotations
 
+from itertools import accumulate
+from operator import add
 from typing import Any
 
 from mappers.token_classification import trim_span
@@ -67,6 +69,16 @@ def _text_classification(record: dict[str, Any]) -> str | None:
 
 def token_char_spans(text: str, tokens: list[str]) -> tuple[set[int], set[int]] | str:
     """Token start and end offsets as the server finds them, or the reason it cannot."""
+    try:
+        single_spaced = " ".join(tokens) == text
+    except TypeError:
+        single_spaced = False
+    if single_spaced:
+        # The usual case, tokens split at single spaces: the server's search would find each
+        # token right where the previous one ended plus one, so the offsets are running sums.
+        lengths = list(map(len, tokens))
+        begins = list(accumulate((n + 1 for n in lengths), initial=0))[:-1]
+        return set(begins), set(map(add, begins, lengths))
     starts: set[int] = set()
     ends: set[int] = set()
     find, size = text.find, len(text)

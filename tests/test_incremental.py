@@ -32,7 +32,8 @@ def append(path: Path, new: list[str]) -> None:
 
 
 def request_ids(ingest: Ingest) -> list[str]:
-    if not (ingest.store / "monitoring_spacy").exists():
+    # The dataset's directory exists from its first record on; its first part file comes later.
+    if not any((ingest.store / "monitoring_spacy").glob("date=*/part-*.parquet")):
         return []
     return sorted(ingest.dataset("monitoring_spacy")["request_id"])
 
@@ -172,7 +173,9 @@ def test_sigterm_finishes_the_chunk_and_checkpoints(tmp_path: Path, ingest: Inge
     assert ingest.json(str(live))["lines_read"] == 1
 
 
-def kill_trials(ingest: Ingest, log: Path, total: int, trials: int, env: dict | None, seed: int) -> int:
+def kill_trials(
+    ingest: Ingest, log: Path, trials: int, env: dict | None, seed: int, window: tuple[float, float]
+) -> int:
     """Run ingest and kill -9 it at a random moment, again and again; return the kills that landed."""
     rng = random.Random(seed)
     landed = 0
@@ -180,7 +183,7 @@ def kill_trials(ingest: Ingest, log: Path, total: int, trials: int, env: dict | 
     for _ in range(trials):
         proc = subprocess.Popen(cmd, cwd=ingest.cwd, env={**os.environ, **(env or {})},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(rng.uniform(0.2, 1.5))
+        time.sleep(rng.uniform(*window))
         if proc.poll() is None:
             proc.kill()
             landed += 1
@@ -197,21 +200,24 @@ def big_log(path: Path, n: int) -> Path:
 
 @pytest.mark.parametrize("trials", [12])
 def test_kill_9_at_random_moments_local_store(tmp_path: Path, ingest: Ingest, trials: int):
-    n = 60_000
+    # Big enough that most kills land mid-run: ingest gets through it in about 10 s.
+    n = 150_000
     log = big_log(tmp_path / "access.jsonl", n)
     env = {"PYTHONHASHSEED": "0"}
-    landed = kill_trials(ingest, log, n, trials, env, seed=1)
+    landed = kill_trials(ingest, log, trials, env, seed=1, window=(0.3, 2.0))
     summary = ingest.json(str(log))  # the rerun after the last kill
     ids = request_ids(ingest)
     assert len(ids) == len(set(ids)) == n, f"{len(ids)} rows, {len(set(ids))} distinct"
     assert ids == expected(n)
-    assert landed >= trials // 2 and summary["rejected"] == 0
+    assert landed >= trials // 3 and summary["rejected"] == 0
 
 
 def test_kill_9_at_random_moments_rubrix_server(tmp_path: Path, ingest: Ingest, server: RubrixServer):
-    n = 20_000
+    n = 30_000
     log = big_log(tmp_path / "access.jsonl", n)
-    landed = kill_trials(ingest, log, n, 8, server.env(), seed=2)
+    # A 6 MB log: no checkpoint before the end, so each kill lands after some batches were
+    # delivered and before any progress was saved: the rerun sends those again (upserts).
+    landed = kill_trials(ingest, log, 8, server.env(), seed=2, window=(0.3, 1.2))
     ingest(str(log), env=server.env())
     stored = server.records("monitoring_spacy")
     ids = sorted(r["metadata"]["request_id"] for r in stored)
