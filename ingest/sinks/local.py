@@ -26,7 +26,10 @@ import pyarrow.parquet as pq
 from ingest.sinks import Delivery
 from ingest.transform import SCHEMA, Batch
 
-FLUSH_BYTES = 16 << 20  # pending Arrow bytes that trigger a write
+# Pending Arrow bytes that trigger a write: bigger means fewer, larger files but more memory
+# (measured at 200k lines: 64 MB -> 422 MB peak, 16 MB -> 360 MB, before other savings).
+FLUSH_BYTES = 16 << 20
+DICTIONARY_COLUMNS = ["task", "endpoint", "status", "predicted_label", "source_file"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -139,7 +142,9 @@ class LocalStore:
         final = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
         tmp = directory / f".{final.name}.tmp"
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+            # Dictionary encoding pays only for the repetitive columns; on the record JSON it
+            # is tried and abandoned at a cost.
+            pq.write_table(table, fh, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
