@@ -15,6 +15,7 @@ Importing this module pulls in only the standard library and orjson.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -153,9 +154,13 @@ class LineWriter:
             if self.max_bytes is not None and os.fstat(fd).st_size >= self.max_bytes:
                 self._rotate()
         except OSError as exc:
+            # A full disk or a vanished directory: count the loss, and open afresh next time.
             self.failed += len(lines)
             logger.error("access log %s: %d lines lost: %s", self.path, len(lines), exc)
-            self._reopen()
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
 
     def _current_fd(self) -> int:
         """Our fd, reopened when the path now names another file (logrotate) or none."""

@@ -241,3 +241,16 @@ def _wait_for_lines(path: Path, n: int, seconds: float = 10) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"{path} has fewer than {n} lines")
+
+
+def test_an_unwritable_log_never_breaks_requests(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("a file where the log's directory should be")
+    env = {"ACCESS_LOG": str(tmp_path / "not-a-dir" / "access.jsonl"), "ACCESS_LOG_OPTIONS": "{}"}
+    service = Service(APP, tmp_path, env).start()
+    with httpx.Client(base_url=service.url) as client:
+        statuses = [post(client, "/classify/", [f"text {i}"])[1].status_code for i in range(10)]
+    output = service.stop()
+    assert statuses == [200] * 10
+    # Counted, with the readiness probe: nothing written, nothing silently gone.
+    assert "0 lines written, 0 dropped, 11 failed" in output
+    assert "lines lost" in output
