@@ -39,7 +39,7 @@ class LineWriter:
         format_line: Callable[[Any], bytes],
         *,
         queue_size: int = 10_000,
-        flush_interval: float = 0.2,
+        flush_interval: float = 0.05,
         max_bytes: int | None = None,
         backup_count: int = 5,
     ) -> None:

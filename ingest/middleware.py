@@ -124,7 +124,7 @@ class AccessLogMiddleware:
         redact_headers: Iterable[str] = (),
         redact_fields: Iterable[str] = (),
         queue_size: int = 10_000,
-        flush_interval: float = 0.2,
+        flush_interval: float = 0.05,
         max_bytes: int | None = None,
         backup_count: int = 5,
     ) -> None:
