@@ -158,6 +158,16 @@ store_option = click.option(
     help=f"Local store directory [default: ./{DEFAULT_STORE}].",
 )
 
+# For commands that read a store: the default is spelled out, since it must exist.
+existing_store_option = click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUBRIX_INGEST_STORE",
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="Local store directory.",
+)
+
 config_option = click.option(
     "--config",
     "-c",
@@ -483,14 +493,7 @@ def push_command(
 
 @main.command("show")
 @click.argument("datasets", nargs=-1)
-@click.option(
-    "--store",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RUBRIX_INGEST_STORE",
-    default=DEFAULT_STORE,
-    show_default=True,
-    help="Local store directory.",
-)
+@existing_store_option
 @click.option("--limit", "-n", default=0, show_default=True, help="Also print the last N records of each.")
 def show_command(datasets: tuple[str, ...], store: Path, limit: int) -> None:
     """List the datasets in a local store: task, records, time range."""
@@ -513,14 +516,7 @@ def show_command(datasets: tuple[str, ...], store: Path, limit: int) -> None:
 
 
 @main.command("report")
-@click.option(
-    "--store",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RUBRIX_INGEST_STORE",
-    default=DEFAULT_STORE,
-    show_default=True,
-    help="Local store directory.",
-)
+@existing_store_option
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option(
     "--since", type=TimeParam(), help="Only records at or after this time (ISO-8601 or 2h, 7d ago)."
