@@ -192,3 +192,15 @@ def test_report_of_the_sample_logs(ingest: Ingest, tmp_path: Path) -> None:
     proc = ingest("report", "--store", str(ingest.store), "-o", str(page), "--drift-window", "6h")
     assert b"report of 3 datasets, 490 records" in proc.stderr
     assert page.stat().st_size > 10_000
+
+
+def test_entity_labels_with_quotes_and_accents(ingest: Ingest, tmp_path: Path) -> None:
+    text = 'Read "Les Misérables" in Zürich'
+    entities = [
+        {"label": 'WORK_OF "ART"', "start": 5, "end": 21},
+        {"label": "LIEU-Zürich", "start": 25, "end": 31},
+    ]
+    write_log(tmp_path / "a.jsonl", [entry("/ner/", [text], [{"text": text, "entities": entities}])])
+    ingest(str(tmp_path / "a.jsonl"), "--store", str(ingest.store))
+    counts = report_json(ingest)["datasets"]["monitoring_ner"]["entities"]["label_counts"]
+    assert counts == {'WORK_OF "ART"': 1, "LIEU-Zürich": 1}
