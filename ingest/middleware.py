@@ -62,7 +62,6 @@ class Exchange:
     """One request and its response, as captured on the event loop; formatted later."""
 
     __slots__ = (
-        "content_type",
         "finished",
         "headers",
         "host",
@@ -71,7 +70,6 @@ class Exchange:
         "path",
         "query",
         "request",
-        "request_id",
         "response",
         "scheme",
         "started",
@@ -92,8 +90,6 @@ class Exchange:
         self.request = _Body()
         self.response = _Body()
         self.status: int | None = None
-        self.content_type: str | None = None
-        self.request_id: str | None = None
         self.latency_ms = 0.0
         self.finished = False
 
