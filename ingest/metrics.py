@@ -100,7 +100,7 @@ def _column_for_ids(store: Path, name: str, column: str, ids: list[str]) -> dict
 
 # In a stored record (written by records.complete, in the client's field order) the
 # predicted entities sit between "prediction": and "annotation":. Reading their labels by
-# pattern there is four times faster than parsing a million records.
+# pattern there takes 2.1 s for 500k records where parsing them took 3.5 s.
 _LABEL = re.compile(r'"label":"((?:[^"\\]|\\.)*)"')
 
 
