@@ -16,7 +16,6 @@ from typing import Any
 TASK = "TokenClassification"
 
 _WHITESPACE = re.compile(r"\s+")
-_NON_WHITESPACE = re.compile(r"\S+")
 
 
 def _text_of(inputs: Any, outputs: Any) -> str:
@@ -56,17 +55,14 @@ def tokenize(text: str, boundaries: set[int]) -> list[str]:
     ]
     if not inside:
         return _WHITESPACE.split(text)
-    inside.sort()
-    tokens: list[str] = [""] if text[:1].isspace() else []
-    for match in _NON_WHITESPACE.finditer(text):
-        start, end = match.span()
-        for cut in inside:
-            if start < cut < end:
-                tokens.append(text[start:cut])
-                start = cut
-        tokens.append(text[start:end])
-    if text[-1:].isspace():
-        tokens.append("")
+    # Each cut lies inside a word, so the pieces between cuts split on whitespace exactly as
+    # the whole text would, except that the word is cut in two at the piece boundary.
+    tokens: list[str] = []
+    start = 0
+    for cut in sorted(inside):
+        tokens += _WHITESPACE.split(text[start:cut])
+        start = cut
+    tokens += _WHITESPACE.split(text[start:])
     return tokens
 
 
