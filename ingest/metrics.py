@@ -290,7 +290,7 @@ def _text_classification(frame: pd.DataFrame, freq: str, spec: ReportSpec) -> di
             }
             for r in recent.itertuples()
         ],
-        "drift": _drift(frame, labels, spec),
+        "drift": _drift(frame["event_timestamp"], labels, spec),
     }
 
 
@@ -301,11 +301,9 @@ def _token_classification(
     label_counts: Counter[str] = Counter(label for labels in per_record for label in labels)
     n_entities = frame["n_entities"].fillna(0).astype(int)
     histogram = n_entities.clip(upper=10).value_counts().sort_index()
-    exploded = pd.Series(
-        [label for labels in per_record for label in labels],
-        index=np.repeat(frame.index.to_numpy(), [len(labels) for labels in per_record]),
-        dtype=object,
-    )
+    # One row per entity: its label and its record's time (not a copy of the record's row).
+    entity_times = frame["event_timestamp"].repeat([len(labels) for labels in per_record])
+    entity_labels = pd.Series([label for labels in per_record for label in labels], dtype=object)
     return {
         "entities": {
             "label_counts": dict(label_counts.most_common()),
@@ -315,7 +313,7 @@ def _token_classification(
             "records_without_entities": int((n_entities == 0).sum()),
             "no_entity_share": _num((n_entities == 0).mean()) if len(frame) else None,
         },
-        "drift": _drift(frame.loc[exploded.index], exploded, spec, unit="entities"),
+        "drift": _drift(entity_times, entity_labels, spec, unit="entities"),
     }
 
 
@@ -336,14 +334,18 @@ def _text2text(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _drift(frame: pd.DataFrame, labels: pd.Series, spec: ReportSpec, unit: str = "records") -> dict[str, Any]:
-    """PSI between the label shares of the latest window and of everything before it."""
+def _drift(ts: pd.Series, labels: pd.Series, spec: ReportSpec, unit: str = "records") -> dict[str, Any]:
+    """PSI between the label shares of the latest window and of everything before it.
+
+    ``ts`` and ``labels`` are aligned by position: one time and one label per item.
+    """
     out: dict[str, Any] = {"statistic": "population stability index", "threshold": spec.drift_threshold,
                            "unit": unit, "psi": None, "drifted": False}  # fmt: skip
-    if not len(frame):
+    if not len(ts):
         out["verdict"] = "no data"
         return out
-    ts = frame["event_timestamp"]
+    labels = labels.reset_index(drop=True)
+    ts = ts.reset_index(drop=True)
     end = ts.max()
     start = end - pd.Timedelta(spec.drift_window)
     latest_mask = (ts > start).to_numpy()
