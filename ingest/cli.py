@@ -236,12 +236,13 @@ def _rubrix_params(params: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _stop_on_delivery_failure(summary: Summary, quiet: bool) -> Iterator[None]:
-    """A delivery failure prints what was done, then stops with exit 1."""
+    """A delivery failure (or a dead worker) prints what was done, then stops with exit 1."""
     from ingest.sinks import DeliveryError
+    from ingest.workers import WorkerDied
 
     try:
         yield
-    except DeliveryError as exc:
+    except (DeliveryError, WorkerDied) as exc:
         if not quiet:
             click.echo(summary.render(), err=True)
         fail(str(exc), code=1)

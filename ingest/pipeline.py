@@ -1,18 +1,13 @@
 """One run: read sources, transform chunks (in worker processes when asked), deliver, count.
 
-Chunks go to workers through a bounded window of pending results, so memory stays flat
-however large the input is, and results come back in input order, which keeps rejects
-files and checkpoints in file order.
+Results come back in input order (ingest/workers.py), which keeps rejects files and
+checkpoints in file order.
 """
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
-import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,12 +15,13 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ingest.checkpoint import Plan, State, close_inherited_locks
+from ingest.checkpoint import Plan, State
 from ingest.read import Chunk, LineChunks, Source
 from ingest.rejects import RejectsFile, RejectsPreview
 from ingest.sinks import Delivery, Sink
 from ingest.summary import Summary
-from ingest.transform import ChunkResult, Transformer, TransformSpec
+from ingest.transform import ChunkResult, TransformSpec
+from ingest.workers import ordered_results
 
 CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
 
@@ -43,47 +39,6 @@ class RunOptions:
     checkpoint_bytes: int = CHECKPOINT_BYTES
     stop: threading.Event | None = None  # set by SIGTERM/SIGINT: finish the chunk, checkpoint, return
     rereads: bool = False  # --from-start or a time window: these lines may have been read before
-
-
-_worker: Transformer | None = None
-
-
-def _init_worker(spec: TransformSpec) -> None:
-    global _worker
-    # Signals are the parent's business: it finishes the chunk in flight and checkpoints.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    close_inherited_locks()
-    _worker = Transformer(spec)
-
-
-def _process(chunk: Chunk) -> ChunkResult:
-    assert _worker is not None
-    return _worker.process(chunk)
-
-
-def _ordered_results(chunks: Iterator[Chunk], spec: TransformSpec, jobs: int) -> Iterator[ChunkResult]:
-    if jobs <= 1:
-        transformer = Transformer(spec)
-        for chunk in chunks:
-            yield transformer.process(chunk)
-        return
-    context = multiprocessing.get_context("fork")
-    # pyarrow imports pandas the first time it builds an array from Python objects: do it
-    # here, once, so that the workers share the parent's copy instead of each loading its own.
-    import pandas  # noqa: F401
-
-    # Objects that exist now are shared with the workers; keep the collector from
-    # touching (and so copying) their pages in every worker.
-    gc.freeze()
-    with context.Pool(jobs, initializer=_init_worker, initargs=(spec,)) as pool:
-        pending: deque[Any] = deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(_process, (chunk,)))
-            if len(pending) >= 2 * jobs:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
 
 
 def run(
@@ -120,7 +75,7 @@ def run(
             options.state.save(progress)
 
     try:
-        for result in _ordered_results(chunks(), options.spec, options.jobs):
+        for result in ordered_results(chunks(), options.spec, options.jobs):
             for endpoint, counts in result.counts.items():
                 summary.counts_for(endpoint).add(counts)
             rejects.write(result.rejects)
