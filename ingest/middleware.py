@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ingest.logwriter import LineWriter
-from ingest.redact import REDACTED, SECRET_KEYS
+from ingest.redact import redact_value
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -238,18 +238,8 @@ class AccessLogMiddleware:
         except orjson.JSONDecodeError:
             return None, "not_json"
         if self.redact_fields or _may_hold_secrets(data):
-            value = self._redact(value)
+            value = redact_value(value, self.redact_fields)
         return value, None
-
-    def _redact(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: REDACTED if k.lower() in self.redact_fields or SECRET_KEYS.match(k) else self._redact(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self._redact(v) for v in value]
-        return value
 
     @staticmethod
     def _url(exchange: Exchange) -> str:

@@ -26,13 +26,18 @@ def redact_raw(raw: bytes) -> bytes:
     return _SECRET_PAIR.sub(rb'\1"' + REDACTED.encode() + rb'"', raw)
 
 
-def redact_value(value: Any) -> Any:
-    """A copy of a JSON value with secret keys' values replaced, at any depth."""
+def redact_value(value: Any, also: frozenset[str] = frozenset()) -> Any:
+    """A copy of a JSON value with secret keys' values replaced, at any depth.
+
+    ``also``: more key names (lower case) to treat as secret, such as configured body fields.
+    """
     if isinstance(value, dict):
         return {
-            k: REDACTED if isinstance(k, str) and SECRET_KEYS.match(k) else redact_value(v)
+            k: REDACTED
+            if isinstance(k, str) and (SECRET_KEYS.match(k) or k.lower() in also)
+            else redact_value(v, also)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, also) for v in value]
     return value
