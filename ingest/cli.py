@@ -168,6 +168,16 @@ existing_store_option = click.option(
     help="Local store directory.",
 )
 
+
+def rejects_option(default: str) -> Any:
+    return click.option(
+        "--rejects",
+        "rejects_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Rejects file [default: {default}].",
+    )
+
+
 config_option = click.option(
     "--config",
     "-c",
@@ -292,12 +302,7 @@ def _deliver(options: RunOptions, sink: Sink | None, rejects: Any, summary: Summ
     "token_classification, text2text or package.module:function.",
 )
 @store_option
-@click.option(
-    "--rejects",
-    "rejects_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Rejects file [default: <store>/_rejects/<time>.jsonl].",
-)
+@rejects_option("<store>/_rejects/<time>.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--dry-run", is_flag=True, help="Map and validate, show a few records, write nothing.")
 @click.option("--show", default=3, show_default=True, help="Records per dataset shown by --dry-run.")
@@ -449,12 +454,7 @@ def _show_dry_run(options: RunOptions, rejects: RejectsPreview, as_json: bool) -
 @store_option
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @config_option
-@click.option(
-    "--rejects",
-    "rejects_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Rejects file [default: <store>/_rejects/push-<time>.jsonl].",
-)
+@rejects_option("<store>/_rejects/push-<time>.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
 @rubrix_options

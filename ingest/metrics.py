@@ -1,7 +1,7 @@
 """The monitoring metrics of a local store: what the report draws and ``--json`` prints.
 
 Rubrix computes metrics on the server as predictions arrive; a local store has none, so
-they are computed here from the stored columns (the flat ones, parsing the record JSON only
+they are computed here from the stored columns (the flat ones, reading the record JSON only
 for entity labels) and from the run log (traffic and errors, which never become records).
 Everything returned is plain JSON data.
 """
