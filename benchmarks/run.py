@@ -4,11 +4,14 @@
 
 1. parse only: read the file and ``orjson.loads`` every line, the practical limit of any
    ingester in Python;
-2. naive: ``json.loads``, the Argilla client's monitoring mappers and bulk bodies serialized
+2. the floor: ``orjson.loads``, our built-in mapper per pair and ``orjson.dumps`` of its
+   output, on one core and nothing else (benchmarks/floor.py): what any ingester built on
+   per-pair Python mappers must spend; twice its rate is the most two cores could give;
+3. naive: ``json.loads``, the Argilla client's monitoring mappers and bulk bodies serialized
    as the client does (benchmarks/naive.py), on the first ``--naive-lines`` lines: it is
    two orders of magnitude slower, and its rate does not depend on the file's length;
-3. ``ingest`` into a fresh local store (jobs as the CLI picks them: both cores);
-4. ``ingest`` into the test Rubrix server (tests/rubrix_server.py), with the server's CPU
+4. ``ingest`` into a fresh local store (jobs as the CLI picks them: both cores);
+5. ``ingest`` into the test Rubrix server (tests/rubrix_server.py), with the server's CPU
    time measured too, to show which side is the bottleneck.
 
 Each step is a separate process; its peak memory is the proportional set size (PSS) summed
@@ -133,7 +136,7 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="benchmark this log instead of a generated one")
     parser.add_argument("--naive-lines", type=int, default=20_000)
     parser.add_argument("--jobs", help="passed to ingest --jobs (default: the CLI's choice)")
-    parser.add_argument("--no-server", action="store_true", help="skip step 4")
+    parser.add_argument("--no-server", action="store_true", help="skip step 5")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -147,6 +150,10 @@ def main() -> None:
         step = measure([py, "-c", PARSE_ONLY, str(path)])
         lines = int(step.pop("stdout"))
         results["parse_only"] = {**step, "lines": lines, "records": None}
+
+        step = measure([py, "benchmarks/floor.py", str(path)])
+        floor = json.loads(step.pop("stdout"))
+        results["map_floor"] = {**step, "lines": floor["lines"], "records": floor["records"]}
 
         step = measure([py, "benchmarks/naive.py", str(path), "--limit", str(args.naive_lines)])
         naive = json.loads(step.pop("stdout"))
@@ -177,6 +184,10 @@ def main() -> None:
         rec = f"{r['records_per_s']:10,.0f}" if r["records_per_s"] else f"{'-':>10}"
         print(f"{name:14} {r['seconds']:8.1f} {r['lines_per_s']:10,.0f} {rec} {r['peak_pss_mb']:7.0f}MB "
               f"{r['ratio_to_parse_only']:8.3f} {r['ratio_to_naive']:8.1f}")  # fmt: skip
+    ceiling = 2 * results["map_floor"]["lines_per_s"]
+    print(f"two cores at the floor's rate: {ceiling:,.0f} lines/s = {ceiling / base:.3f} x parse; "
+          f"ingest_local reaches {results['ingest_local']['lines_per_s'] / ceiling:.3f} of that")  # fmt: skip
+    report["floor_two_cores_lines_per_s"] = ceiling
     if "ingest_server" in results:
         s = results["ingest_server"]
         print(f"ingest_server CPU: client {s['client_cpu_s']:.1f}s, server {s['server_cpu_s']:.1f}s "
