@@ -8,8 +8,6 @@ record models (see ../shared/reference/rubrix-wire-protocol.md).
 
 from __future__ import annotations
 
-from itertools import accumulate
-from operator import add
 from typing import Any
 
 from mappers.token_classification import trim_span
@@ -67,18 +65,50 @@ def _text_classification(record: dict[str, Any]) -> str | None:
     return None
 
 
-def token_char_spans(text: str, tokens: list[str]) -> tuple[set[int], set[int]] | str:
-    """Token start and end offsets as the server finds them, or the reason it cannot."""
+class _SpacedTokens:
+    """Token boundaries of tokens joined by single spaces, none of them holding a space.
+
+    That is what the built-in mapper makes of almost every text. The server's search finds
+    each such token where the previous one ended plus one, so a token starts at 0 and
+    after every space, and ends at the end of the text and before every space: a look at
+    one neighbouring character answers, with no list of offsets built.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def is_start(self, offset: int) -> bool:
+        return offset == 0 or (0 < offset <= len(self.text) and self.text[offset - 1] == " ")
+
+    def is_end(self, offset: int) -> bool:
+        return offset == len(self.text) or (0 <= offset < len(self.text) and self.text[offset] == " ")
+
+
+class _FoundTokens:
+    """Token boundaries as the server finds them: each token searched from where the last ended."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, starts: set[int], ends: set[int]):
+        self.starts, self.ends = starts, ends
+
+    def is_start(self, offset: int) -> bool:
+        return offset in self.starts
+
+    def is_end(self, offset: int) -> bool:
+        return offset in self.ends
+
+
+def token_boundaries(text: str, tokens: list[str]) -> _SpacedTokens | _FoundTokens | str:
+    """Where the server finds the tokens in the text, or the reason it cannot."""
     try:
-        single_spaced = " ".join(tokens) == text
+        spaced = " ".join(tokens) == text and text.count(" ") == len(tokens) - 1
     except TypeError:
-        single_spaced = False
-    if single_spaced:
-        # The usual case, tokens split at single spaces: the server's search would find each
-        # token right where the previous one ended plus one, so the offsets are running sums.
-        lengths = list(map(len, tokens))
-        begins = list(accumulate((n + 1 for n in lengths), initial=0))[:-1]
-        return set(begins), set(map(add, begins, lengths))
+        spaced = False
+    if spaced:
+        return _SpacedTokens(text)
     starts: set[int] = set()
     ends: set[int] = set()
     find, size = text.find, len(text)
@@ -94,7 +124,7 @@ def token_char_spans(text: str, tokens: list[str]) -> tuple[set[int], set[int]] 
         ends.add(position)
         if position < size and text[position] == " ":
             position += 1
-    return starts, ends
+    return _FoundTokens(starts, ends)
 
 
 def _token_classification(record: dict[str, Any]) -> str | None:
@@ -103,10 +133,9 @@ def _token_classification(record: dict[str, Any]) -> str | None:
         return "text must be a non-blank string"
     if not isinstance(tokens, list) or not tokens:
         return "tokens must have at least one item"
-    spans = token_char_spans(text, tokens)
-    if isinstance(spans, str):
-        return spans
-    starts, ends = spans
+    boundaries = token_boundaries(text, tokens)
+    if isinstance(boundaries, str):
+        return boundaries
     prediction = record.get("prediction")
     if prediction is None:
         return None
@@ -123,10 +152,10 @@ def _token_classification(record: dict[str, Any]) -> str | None:
         error = _score_error(entity.get("score"))
         if error:
             return "entity " + error
-        if start not in starts or end not in ends:
+        if not (boundaries.is_start(start) and boundaries.is_end(end)):
             # The server trims whitespace at span edges before it gives up on a span.
             trimmed_start, trimmed_end = trim_span(text, max(start, 0), min(end, len(text)))
-            if trimmed_start in starts and trimmed_end in ends:
+            if boundaries.is_start(trimmed_start) and boundaries.is_end(trimmed_end):
                 continue
             return (
                 f"entity span ({start}, {end}, {label!r}) = {text[start:end]!r} "

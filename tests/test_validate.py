@@ -110,3 +110,37 @@ def test_dataset_names_from_endpoints_are_valid(path, name):
 def test_invalid_dataset_names(bad):
     with pytest.raises(ValueError):
         check_dataset_name(bad)
+
+
+def test_spaced_tokens_shortcut_finds_what_the_search_finds():
+    """The one-character look used for single-spaced tokens agrees with the server's search."""
+    import random
+
+    from ingest.validate import _FoundTokens, _SpacedTokens, token_boundaries
+
+    rng = random.Random(7)
+    pieces = ["a", "bb", "ü", "東京", "", "x.", "\t", "aa"]
+    shortcut_taken = 0
+    for _ in range(3000):
+        tokens = [rng.choice(pieces) for _ in range(rng.randint(1, 6))]
+        text = " ".join(tokens)
+        if rng.random() < 0.2:  # a token holding a space: the shortcut must not be taken
+            tokens = [" ".join(tokens[:2]), *tokens[2:]]
+        found = token_boundaries(text, tokens)
+        if isinstance(found, str):
+            continue
+        if isinstance(found, _SpacedTokens):
+            shortcut_taken += 1
+        searched = _FoundTokens(set(), set())
+        position = 0
+        for token in tokens:
+            start = text.find(token, position)
+            position = start + len(token)
+            searched.starts.add(start)
+            searched.ends.add(position)
+            if position < len(text) and text[position] == " ":
+                position += 1
+        for offset in range(-2, len(text) + 3):
+            assert found.is_start(offset) == searched.is_start(offset), (text, tokens, offset)
+            assert found.is_end(offset) == searched.is_end(offset), (text, tokens, offset)
+    assert shortcut_taken > 1000
