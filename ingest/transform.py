@@ -110,12 +110,19 @@ class TransformSpec:
 
 
 class _Columns:
+    """Rows for one dataset, kept as tuples in SCHEMA's order and turned into columns once."""
+
     def __init__(self, route: Route, task: str):
         self.route, self.task = route, task
-        self.cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+        self.rows: list[tuple[Any, ...]] = []
 
     def to_batch(self) -> Batch:
-        return Batch(self.route, self.task, pa.table(self.cols, schema=SCHEMA))
+        columns = dict(zip(SCHEMA.names, zip(*self.rows, strict=True), strict=True))
+        # orjson gives bytes: as binary they go into Arrow without a per-item check, and
+        # one cast validates them as UTF-8 for the whole column.
+        records = pa.array(columns["record"], pa.binary()).cast(pa.string())
+        arrays = [records if f.name == "record" else pa.array(columns[f.name], f.type) for f in SCHEMA]
+        return Batch(self.route, self.task, pa.Table.from_arrays(arrays, schema=SCHEMA))
 
 
 class Transformer:
@@ -266,7 +273,7 @@ class Transformer:
                 id=rec.record_id(digest, index),
                 event_timestamp=event_ts,
                 agent=agent,
-                metadata=dict(metadata),
+                metadata=metadata,  # shared by the line's records, never changed
             )
             error = validate(task, record)
             if error:
@@ -279,22 +286,26 @@ class Transformer:
             if target is None:
                 target = columns[key] = _Columns(route, task)
             text, label, score, n_entities, output_text = rec.flat_columns(task, record)
-            cols = target.cols
-            cols["id"].append(record["id"] if isinstance(record["id"], str) else str(record["id"]))
-            cols["event_timestamp"].append(ts_micros)
-            cols["task"].append(task)
-            cols["record"].append(orjson.dumps(record))
-            cols["endpoint"].append(entry.path)
-            cols["status"].append(entry.status)
-            cols["latency_ms"].append(latency)
-            cols["request_id"].append(request_id)
-            cols["text"].append(text)
-            cols["predicted_label"].append(label)
-            cols["predicted_score"].append(float(score) if score is not None else None)
-            cols["n_entities"].append(n_entities)
-            cols["output_text"].append(output_text)
-            cols["source_file"].append(source)
-            cols["source_line"].append(number)
+            record_id = record["id"]
+            target.rows.append(
+                (
+                    record_id if isinstance(record_id, str) else str(record_id),
+                    ts_micros,
+                    task,
+                    orjson.dumps(record),
+                    entry.path,
+                    entry.status,
+                    latency,
+                    request_id,
+                    text,
+                    label,
+                    float(score) if score is not None else None,
+                    n_entities,
+                    output_text,
+                    source,
+                    number,
+                )
+            )
 
 
 def _counts(counts: dict[str, Counts], endpoint: str) -> Counts:
