@@ -111,10 +111,10 @@ def line(rng: random.Random, ts: datetime) -> str:
     }, ensure_ascii=False)  # fmt: skip
 
 
-def generate(n: int, out: Path, seed: int = 0) -> Path:
+def generate(n: int, out: Path, seed: int = 0, days: float = 90) -> Path:
     rng = random.Random(seed)
     ts = datetime(2026, 6, 1, tzinfo=UTC)
-    step = timedelta(days=90) / max(n, 1)  # spread over a quarter, like a backfill
+    step = timedelta(days=days) / max(n, 1)  # by default a quarter, like a backfill
     with open(out, "w", encoding="utf-8") as fh:
         for i in range(n):
             fh.write(line(rng, ts + step * i) + "\n")
@@ -126,8 +126,9 @@ def main() -> None:
     parser.add_argument("lines", type=int)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--days", type=float, default=90, help="the time the lines span (default 90)")
     args = parser.parse_args()
-    generate(args.lines, args.out, args.seed)
+    generate(args.lines, args.out, args.seed, args.days)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.sinks import Delivery
+from ingest.sinks.known_ids import KnownIds
 from ingest.transform import SCHEMA, Batch
 
 # Pending Arrow bytes that trigger a write: bigger means fewer, larger files but more memory
@@ -68,13 +69,14 @@ def first_occurrences(table: pa.Table) -> pa.Table:
 
 
 class LocalStore:
-    def __init__(self, root: Path, flush_bytes: int = FLUSH_BYTES):
+    def __init__(self, root: Path, flush_bytes: int = FLUSH_BYTES, known_ids: KnownIds | None = None):
         self.root = root
         self.description = f"local store {root}"
         self.flush_bytes = flush_bytes
         self._pending: dict[str, list[Batch]] = {}
         self._pending_bytes = 0
         self._tasks: dict[str, str] = {}
+        self._known = known_ids or KnownIds()
 
     # -- dataset metadata -------------------------------------------------------------
     def dataset_task(self, dataset: str) -> str | None:
@@ -129,10 +131,11 @@ class LocalStore:
         for day in pc.unique(dates).to_pylist():
             part = unique.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
             directory = self.root / dataset / f"date={day.isoformat()}"
-            fresh = part.filter(pc.invert(pc.is_in(part["id"], value_set=stored_ids(directory))))
+            fresh = self._known.fresh(directory, part)
             delivery.already_stored.update(_counter(part) - _counter(fresh))
             if fresh.num_rows:
                 self._write_part(directory, fresh)
+                self._known.added(directory, fresh)
                 delivery.written.update(_counter(fresh))
         return delivery
 
@@ -149,13 +152,6 @@ class LocalStore:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(directory)
-
-
-def stored_ids(directory: Path) -> pa.Array:
-    """Every id in one partition; only the id column is read."""
-    files = sorted(directory.glob("part-*.parquet")) if directory.exists() else []
-    chunks = [c for f in files for c in pq.read_table(f, columns=["id"])["id"].chunks]
-    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
 
 def list_datasets(root: Path) -> list[str]:

@@ -1,0 +1,82 @@
+"""Which record ids a date partition of the local store already holds, for the id check.
+
+Every write checks its records against the ids on disk, so that reading a line twice (a
+file and its copy, ``--from-start``, a run killed after a write) never stores it twice.
+Reading a partition's id column at every write made a busy day quadratic: each write
+re-read all of the day's ids, and a day of 200k lines took twice as long as the same lines
+spread over a quarter. So a partition's ids are read once per run and kept as 64-bit
+hashes, 8 bytes a record, sorted; each write adds its own. A hash match is confirmed
+against the ids themselves, so a collision can cost a read but never drop a record.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+# Partitions whose hashes stay in memory: a log is mostly in time order, so a run writes
+# to few days at a time; one evicted and touched again is read from disk again.
+MAX_PARTITIONS = 8
+
+
+def stored_ids(directory: Path) -> pa.Array:
+    """Every id in one partition; only the id column is read."""
+    files = sorted(directory.glob("part-*.parquet")) if directory.exists() else []
+    chunks = [c for f in files for c in pq.read_table(f, columns=["id"])["id"].chunks]
+    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+
+
+def _hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    # Python's string hash: randomized per process, which is fine for a table that lives
+    # only as long as the run that builds it.
+    return np.fromiter(map(hash, ids.to_pylist()), dtype=np.int64, count=len(ids))
+
+
+class _Partition:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.hashes = np.sort(_hashes(stored_ids(directory)))
+
+    def may_hold(self, hashes: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.hashes, hashes)
+        found = np.zeros(len(hashes), dtype=bool)
+        inside = at < len(self.hashes)
+        found[inside] = self.hashes[at[inside]] == hashes[inside]
+        return found
+
+    def add(self, hashes: np.ndarray) -> None:
+        new = np.sort(hashes)
+        self.hashes = np.insert(self.hashes, np.searchsorted(self.hashes, new), new)
+
+
+class KnownIds:
+    """The id check of the local store's writes, one partition (directory) at a time."""
+
+    def __init__(self, max_partitions: int = MAX_PARTITIONS):
+        self.max_partitions = max_partitions
+        self._partitions: OrderedDict[Path, _Partition] = OrderedDict()
+
+    def _partition(self, directory: Path) -> _Partition:
+        found = self._partitions.pop(directory, None)
+        if found is None:
+            found = _Partition(directory)
+        self._partitions[directory] = found  # most recently used last
+        while len(self._partitions) > self.max_partitions:
+            self._partitions.popitem(last=False)
+        return found
+
+    def fresh(self, directory: Path, table: pa.Table) -> pa.Table:
+        """The rows of ``table`` whose ids the partition does not hold yet."""
+        maybe = self._partition(directory).may_hold(_hashes(table["id"]))
+        if not maybe.any():
+            return table
+        return table.filter(pc.invert(pc.is_in(table["id"], value_set=stored_ids(directory))))
+
+    def added(self, directory: Path, table: pa.Table) -> None:
+        """Note ids just written to the partition."""
+        self._partition(directory).add(_hashes(table["id"]))
