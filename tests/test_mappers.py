@@ -149,3 +149,20 @@ def test_resolve_unknown_mapper_names_the_choices():
         mappers.resolve("no_such_module_xyz:fn")
     with pytest.raises(mappers.UnknownMapper, match="no function"):
         mappers.resolve("json:no_such_function")
+
+
+def test_whitespace_split_is_rubrix_regex_split():
+    """The fast split equals ``re.split(r"\\s+")`` on every kind of whitespace, at the ends too."""
+    import random
+    import re
+    import sys
+
+    from mappers.token_classification import whitespace_split
+
+    spaces = [c for c in map(chr, range(sys.maxunicode + 1)) if re.fullmatch(r"\s", c)]
+    assert len(spaces) > 20  # tabs, newlines, no-break and em spaces, separators...
+    rng = random.Random(3)
+    alphabet = [*spaces, "a", "ü", "東", ".", "-"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        assert whitespace_split(text) == re.split(r"\s+", text), repr(text)
