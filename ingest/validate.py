@@ -12,6 +12,10 @@ from typing import Any
 
 from mappers.token_classification import trim_span
 
+# Type tuples, not ``int | float``: the union is built anew at every call on the hot path.
+_NUMBER = (int, float)
+_ID = (str, int)
+
 MAX_LABEL_LENGTH = 128
 SINGLE_LABEL_MAX_SUM = 1.001
 
@@ -31,7 +35,7 @@ def _label_error(label: Any) -> str | None:
 def _score_error(score: Any, nullable: bool = False) -> str | None:
     if score is None and nullable:
         return None
-    if isinstance(score, bool) or not isinstance(score, int | float):
+    if isinstance(score, bool) or not isinstance(score, _NUMBER):
         return f"score {score!r} is not a number"
     if not 0.0 <= score <= 1.0:
         return f"score {score!r} is not within [0, 1]"
@@ -192,7 +196,7 @@ _BY_TASK = {
 def validate(task: str, record: dict[str, Any]) -> str | None:
     """Why the server would reject this record, or None when it would accept it."""
     record_id = record.get("id")
-    if isinstance(record_id, bool) or not isinstance(record_id, str | int):
+    if isinstance(record_id, bool) or not isinstance(record_id, _ID):
         return "id must be a string or an integer"
     if record.get("status") not in ("Default", "Edited", "Discarded", "Validated"):
         return f"status {record.get('status')!r} is not a record status"

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Type tuples, not ``int | float``: the union is built anew at every call on the hot path.
+_NUMBER = (int, float)
+
 TASK = "TextClassification"
 
 # The server's tolerance for a single-label distribution (Argilla 1.x record model).
@@ -35,7 +38,7 @@ def text_classification(inputs: Any, outputs: Any) -> dict[str, Any]:
     if len(labels) != len(scores):
         raise ValueError(f"text_classification: {len(labels)} labels but {len(scores)} scores")
     predicted = [{"class": label, "score": score} for label, score in zip(labels, scores, strict=True)]
-    total = sum(s for s in scores if isinstance(s, int | float))
+    total = sum(s for s in scores if isinstance(s, _NUMBER))
     return {
         "inputs": inputs,
         "prediction": {"labels": predicted},
