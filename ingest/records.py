@@ -76,10 +76,10 @@ def complete(
     """The full wire record: common fields first, then the task's own, as the client orders them."""
     prediction = body.get("prediction")
     if isinstance(prediction, dict):
-        prediction = {
-            "agent": prediction.get("agent") or agent,
-            **{k: v for k, v in prediction.items() if k != "agent"},
-        }
+        given = prediction
+        prediction = {"agent": None}  # first, as the client puts it; update() keeps the place
+        prediction.update(given)
+        prediction["agent"] = given.get("agent") or agent
     extra = body.get("metadata")
     record: dict[str, Any] = {
         "id": id,
