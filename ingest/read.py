@@ -11,12 +11,13 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+import pickle
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, SupportsIndex
 
 CHUNK_BYTES = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -38,6 +39,11 @@ class Chunk:
     first_line: int  # 1-based number of the chunk's first line
     offset: int  # byte offset of the first line in the (decompressed) stream
     data: bytes  # whole lines, each ending with b"\n"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        # The data may travel out of band (pickle protocol 5) to a worker process, uncopied.
+        data = pickle.PickleBuffer(self.data) if int(protocol) >= 5 else self.data
+        return Chunk, (self.source, self.first_line, self.offset, data)
 
 
 # In a directory, only files named like logs (rotated and compressed ones included:
