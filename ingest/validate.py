@@ -21,6 +21,8 @@ SINGLE_LABEL_MAX_SUM = 1.001
 
 
 def _label_error(label: Any) -> str | None:
+    if label.__class__ is str and 0 < len(label) <= MAX_LABEL_LENGTH:  # the usual case, first
+        return None
     if isinstance(label, bool):
         return "label is a boolean"
     if isinstance(label, int):
@@ -33,6 +35,8 @@ def _label_error(label: Any) -> str | None:
 
 
 def _score_error(score: Any, nullable: bool = False) -> str | None:
+    if score.__class__ is float and 0.0 <= score <= 1.0:  # the usual case, first
+        return None
     if score is None and nullable:
         return None
     if isinstance(score, bool) or not isinstance(score, _NUMBER):
@@ -133,7 +137,7 @@ def token_boundaries(text: str, tokens: list[str]) -> _SpacedTokens | _FoundToke
 
 def _token_classification(record: dict[str, Any]) -> str | None:
     text, tokens = record.get("text"), record.get("tokens")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not text or text.isspace():
         return "text must be a non-blank string"
     if not isinstance(tokens, list) or not tokens:
         return "tokens must have at least one item"
