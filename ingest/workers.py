@@ -53,9 +53,11 @@ PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 
 
 def _widen(connection: Connection) -> None:
-    # Under a lower system limit this fails, and the default size works, only slower.
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    # Linux only; under a lower system limit it fails. The default size works, only slower.
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(connection.fileno(), set_size, PIPE_BYTES)
 
 
 def send(connection: Connection, obj: Any) -> None:
