@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ from ingest.sinks import Delivery
 from ingest.sinks.known_ids import KnownIds
 from ingest.sinks.local import LocalStore, list_datasets, read_dataset
 from ingest.transform import Transformer, TransformSpec
+from tests.conftest import Ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from generate import generate
@@ -58,3 +60,38 @@ def test_id_check_is_exact_across_writes_days_and_evictions(tmp_path: Path):
         i for dataset in list_datasets(root) for i in read_dataset(root, dataset, ["id"])["id"].to_pylist()
     ]
     assert len(ids) == len(set(ids)) == first["written"] + third["written"]
+
+
+FLAKY_MAPPER = '''
+import os
+
+from mappers import BUILTIN
+
+
+def every_other_first(inputs, outputs):
+    """Drops the second item of each batch while FIRST_RUN is set: answers differ on a re-read."""
+    if os.environ.get("FIRST_RUN") and isinstance(inputs, str) and inputs.startswith("drop me"):
+        return None
+    return BUILTIN["text_classification"][0](inputs, outputs)
+'''
+
+
+def test_a_line_stored_in_part_is_completed_on_a_reread(ingest: Ingest):
+    """The id check keys on lines, but confirms on ids: a record missing before is written."""
+    (ingest.cwd / "flaky.py").write_text(FLAKY_MAPPER)
+    response = [{"labels": ["A", "B"], "scores": [0.9, 0.1]}] * 2
+    lines = [
+        {"ts": f"2026-11-2{i}T10:00:00Z", "path": "/sentiment/", "status": 200,
+         "request": [f"keep {i}", f"drop me {i}"], "response": response}
+        for i in range(3)
+    ]  # fmt: skip
+    log = ingest.cwd / "access.jsonl"
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = [str(log), "-e", "/sentiment/", "--mapper", "flaky:every_other_first"]
+
+    first = ingest.json(*args, env={"FIRST_RUN": "1"})
+    assert first["records_written"] == 3 and first["skipped"]["mapper_returned_none"] == 3
+    second = ingest.json(*args, "--from-start")
+    assert second["records_written"] == 3 and second["skipped"]["already_stored"] == 3
+    texts = sorted(r["inputs"]["text"] for r in ingest.records("monitoring_sentiment"))
+    assert texts == sorted([f"keep {i}" for i in range(3)] + [f"drop me {i}" for i in range(3)])
