@@ -32,14 +32,15 @@ def _deliver(store: LocalStore, chunks: list, transformer: Transformer) -> Count
 
 
 def test_id_check_is_exact_across_writes_days_and_evictions(tmp_path: Path):
-    log = generate(400, tmp_path / "access.jsonl", days=6)  # about 1,600 records over 7 days
+    log = generate(400, tmp_path / "access.jsonl", days=6)  # about 1,600 records over 6 days
     chunks = list(LineChunks(Source(log.name, log), chunk_bytes=32 << 10))
     assert len(chunks) > 10
     transformer = Transformer(TransformSpec(routes={}, selected=None))
     root = tmp_path / "store"
 
-    # Every batch is its own write, and only two days' ids stay in memory.
-    store = LocalStore(root, flush_bytes=1, known_ids=KnownIds(max_partitions=2))
+    # Every batch is its own write, only two days' ids stay in memory, and only three part
+    # files stay open (6 days x 3 datasets).
+    store = LocalStore(root, flush_bytes=1, known_ids=KnownIds(max_partitions=2), max_open_parts=3)
     first = _deliver(store, chunks, transformer)
     assert first["already_stored"] == 0 and first["written"] > 1500
 
@@ -60,6 +61,39 @@ def test_id_check_is_exact_across_writes_days_and_evictions(tmp_path: Path):
         i for dataset in list_datasets(root) for i in read_dataset(root, dataset, ["id"])["id"].to_pylist()
     ]
     assert len(ids) == len(set(ids)) == first["written"] + third["written"]
+    assert not list(root.rglob(".*.tmp"))
+
+
+def test_spills_share_one_file_per_day_until_the_commit(tmp_path: Path):
+    log = generate(400, tmp_path / "access.jsonl", days=6)
+    transformer = Transformer(TransformSpec(routes={}, selected=None))
+    chunks = list(LineChunks(Source(log.name, log), chunk_bytes=32 << 10))
+    records = sum(b.table.num_rows for c in chunks for b in transformer.process(c).batches)
+    # The first half of the log again, within the same commit: its ids are only in files
+    # still open when the repeat comes.
+    lines = log.read_bytes().splitlines(keepends=True)
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_bytes(b"".join(lines + lines[: len(lines) // 2]))
+    chunks = list(LineChunks(Source(doubled.name, doubled), chunk_bytes=32 << 10))
+
+    root = tmp_path / "committed"
+    delivered = _deliver(LocalStore(root, flush_bytes=1), chunks, transformer)
+    assert delivered["written"] == records and delivered["already_stored"] > records // 3
+    days = list(root.glob("*/date=*"))
+    assert len(days) == 6 * 3
+    assert all(len(list(day.glob("part-*.parquet"))) == 1 for day in days)  # one per day, not per spill
+    ids = [i for d in list_datasets(root) for i in read_dataset(root, d, ["id"])["id"].to_pylist()]
+    assert len(ids) == len(set(ids)) == records
+
+    # A run that fails before its commit leaves no part file, and no temporary one either.
+    failed = LocalStore(tmp_path / "failed", flush_bytes=1)
+    for chunk in chunks[:5]:
+        for batch in transformer.process(chunk).batches:
+            failed.add(batch)
+    assert list((tmp_path / "failed").rglob(".*.tmp"))  # spilled into open files
+    failed.close()
+    assert not list((tmp_path / "failed").rglob("*.parquet"))
+    assert not list((tmp_path / "failed").rglob("*.tmp"))
 
 
 FLAKY_MAPPER = '''

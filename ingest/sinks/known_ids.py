@@ -15,6 +15,7 @@ answers differently the second time) can cost a read but never drops a record.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +43,16 @@ def _line_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.fromiter(map(hash, lines), dtype=np.int64, count=len(lines))
 
 
+def _held_ids(directory: Path, unsaved: Iterable[pa.ChunkedArray]) -> pa.Array:
+    """The ids of the partition's files, and those written to a file not in place yet."""
+    chunks = [stored_ids(directory)]
+    chunks += [c for ids in unsaved for c in ids.chunks]
+    return pa.concat_arrays(chunks)
+
+
 class _Partition:
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.hashes = np.unique(_line_hashes(stored_ids(directory)))
+    def __init__(self, held: pa.Array):
+        self.hashes = np.unique(_line_hashes(held))
 
     def may_hold(self, hashes: np.ndarray) -> np.ndarray:
         at = np.searchsorted(self.hashes, hashes)
@@ -60,28 +67,27 @@ class _Partition:
 
 
 class KnownIds:
-    """The id check of the local store's writes, one partition (directory) at a time."""
+    """The id check of the local store's writes, one partition (directory) at a time.
+
+    ``unsaved`` is what the partition holds in a file still being written: those ids are
+    not on disk for a re-read to find, after an eviction or for a confirmation.
+    """
 
     def __init__(self, max_partitions: int = MAX_PARTITIONS):
         self.max_partitions = max_partitions
         self._partitions: OrderedDict[Path, _Partition] = OrderedDict()
 
-    def _partition(self, directory: Path) -> _Partition:
-        found = self._partitions.pop(directory, None)
-        if found is None:
-            found = _Partition(directory)
-        self._partitions[directory] = found  # most recently used last
+    def fresh(self, directory: Path, table: pa.Table, unsaved: Iterable[pa.ChunkedArray] = ()) -> pa.Table:
+        """The rows of ``table`` whose ids the partition does not hold yet."""
+        partition = self._partitions.pop(directory, None) or _Partition(_held_ids(directory, unsaved))
+        self._partitions[directory] = partition  # most recently used last
         while len(self._partitions) > self.max_partitions:
             self._partitions.popitem(last=False)
-        return found
-
-    def fresh(self, directory: Path, table: pa.Table) -> pa.Table:
-        """The rows of ``table`` whose ids the partition does not hold yet."""
-        maybe = self._partition(directory).may_hold(_line_hashes(table["id"]))
+        maybe = partition.may_hold(_line_hashes(table["id"]))
         if not maybe.any():
             return table
-        return table.filter(pc.invert(pc.is_in(table["id"], value_set=stored_ids(directory))))
+        return table.filter(pc.invert(pc.is_in(table["id"], value_set=_held_ids(directory, unsaved))))
 
     def added(self, directory: Path, table: pa.Table) -> None:
-        """Note ids just written to the partition."""
-        self._partition(directory).add(_line_hashes(table["id"]))
+        """Note ids just written to the partition (checked by ``fresh`` just before)."""
+        self._partitions[directory].add(_line_hashes(table["id"]))

@@ -3,18 +3,24 @@
 Layout: ``<store>/<dataset>/date=YYYY-MM-DD/part-*.parquet`` plus ``_dataset.json``
 (task, tags, workspace). Partitioning by the request's UTC date keeps the id check of a
 write to the files of one day: a log line always has the same date, so its records can
-only ever be in that partition. Files appear by atomic rename of a fsynced temporary
-file whose name starts with a dot, which readers skip, so a crash never leaves a
-half-written file that a reader picks up. An id already in the store is not written
-again, which makes re-ingesting a log a no-op rather than a duplication.
+only ever be in that partition. An id already in the store is not written again, which
+makes re-ingesting a log a no-op rather than a duplication.
+
+Records are buffered in memory up to ``FLUSH_BYTES`` and then spilled, as one row group
+per day, into a part file that stays open until the run commits (at each checkpoint):
+one file per day and checkpoint rather than one per spill (a 2M-line backfill over 90
+days: 516 files of 2.4 MB instead of 3,049 of 0.4 MB).
+A part file is written under a name starting with a dot, which readers skip, and appears
+by atomic rename once it is complete and fsynced, so a reader never sees a torn file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,10 @@ from ingest.transform import SCHEMA, Batch
 # (measured at 200k lines, before the other savings: 64 MB -> 422 MB peak, 16 MB -> 360 MB).
 FLUSH_BYTES = 8 << 20
 DICTIONARY_COLUMNS = ["task", "endpoint", "status", "predicted_label", "source_file"]
+# Part files open at once; one more finishes the least recently written (a log whose
+# lines jump between many days), which is safe: a finished file only waits for the next
+# checkpoint like any other, and ids keep a re-read from writing its records twice.
+MAX_OPEN_PARTS = 32
 
 
 def _fsync_dir(path: Path) -> None:
@@ -68,15 +78,64 @@ def first_occurrences(table: pa.Table) -> pa.Table:
     return table.filter(pa.array(keep))
 
 
+class _OpenPart:
+    """A part file being written: row groups go in as the run spills, and the file
+    appears (fsynced, then renamed) when it is finished."""
+
+    def __init__(self, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        self.final = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+        self.tmp = directory / f".{self.final.name}.tmp"
+        self.ids: list[pa.ChunkedArray] = []  # what the id check cannot read from disk yet
+        self.written: Counter[str] = Counter()
+        self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by finish or abandon)
+        # Dictionary encoding pays only for the repetitive columns; on the record JSON it
+        # is tried and abandoned at a cost.
+        self._writer = pq.ParquetWriter(
+            self._file, SCHEMA, compression="zstd", use_dictionary=DICTIONARY_COLUMNS
+        )
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+        self.ids.append(table["id"])
+        self.written.update(_counter(table))
+
+    def finish(self) -> Counter[str]:
+        self._writer.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.tmp, self.final)
+        _fsync_dir(self.final.parent)
+        return self.written
+
+    def abandon(self) -> None:
+        """The run failed: nothing in this file was acknowledged, so it goes."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 class LocalStore:
-    def __init__(self, root: Path, flush_bytes: int = FLUSH_BYTES, known_ids: KnownIds | None = None):
+    def __init__(
+        self,
+        root: Path,
+        flush_bytes: int = FLUSH_BYTES,
+        known_ids: KnownIds | None = None,
+        max_open_parts: int = MAX_OPEN_PARTS,
+    ):
         self.root = root
+        self.max_open_parts = max_open_parts
         self.description = f"local store {root}"
         self.flush_bytes = flush_bytes
         self._pending: dict[str, list[Batch]] = {}
         self._pending_bytes = 0
         self._tasks: dict[str, str] = {}
         self._known = known_ids or KnownIds()
+        self._open: OrderedDict[Path, _OpenPart] = OrderedDict()
+        self._unacknowledged = Delivery()  # spilled since the last flush
 
     # -- dataset metadata -------------------------------------------------------------
     def dataset_task(self, dataset: str) -> str | None:
@@ -108,50 +167,56 @@ class LocalStore:
             self._write_meta(batch)
         self._pending.setdefault(dataset, []).append(batch)
         self._pending_bytes += batch.table.nbytes
-        return self.flush() if self._pending_bytes >= self.flush_bytes else Delivery()
+        if self._pending_bytes >= self.flush_bytes:
+            self._spill()
+        return Delivery()
 
     def flush(self) -> Delivery:
-        delivery = Delivery()
-        for dataset, batches in self._pending.items():
-            table = pa.concat_tables([b.table for b in batches])
-            delivery.merge(self._write_dataset(dataset, table))
-        self._pending.clear()
-        self._pending_bytes = 0
+        """Write what is pending, finish every open part file, and acknowledge it all."""
+        self._spill()
+        while self._open:
+            self._finish_oldest()
+        delivery, self._unacknowledged = self._unacknowledged, Delivery()
         return delivery
 
     def close(self) -> None:
+        for part in self._open.values():
+            part.abandon()
+        self._open.clear()
         self._pending.clear()
 
     # -- writing ----------------------------------------------------------------------
-    def _write_dataset(self, dataset: str, table: pa.Table) -> Delivery:
-        delivery = Delivery()
+    def _spill(self) -> None:
+        for dataset, batches in self._pending.items():
+            self._write_dataset(dataset, pa.concat_tables([b.table for b in batches]))
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def _write_dataset(self, dataset: str, table: pa.Table) -> None:
+        counts = self._unacknowledged
         unique = first_occurrences(table)
-        delivery.already_stored.update(_counter(table) - _counter(unique))
+        counts.already_stored.update(_counter(table) - _counter(unique))
         dates = pc.cast(unique["event_timestamp"], pa.date32())
         for day in pc.unique(dates).to_pylist():
             part = unique.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
             directory = self.root / dataset / f"date={day.isoformat()}"
-            fresh = self._known.fresh(directory, part)
-            delivery.already_stored.update(_counter(part) - _counter(fresh))
+            open_part = self._open.get(directory)
+            fresh = self._known.fresh(directory, part, unsaved=open_part.ids if open_part else ())
+            counts.already_stored.update(_counter(part) - _counter(fresh))
             if fresh.num_rows:
-                self._write_part(directory, fresh)
+                self._part_for(directory).write(fresh)
                 self._known.added(directory, fresh)
-                delivery.written.update(_counter(fresh))
-        return delivery
 
-    def _write_part(self, directory: Path, table: pa.Table) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        final = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = directory / f".{final.name}.tmp"
-        with open(tmp, "wb") as fh:
-            # Dictionary encoding pays only for the repetitive columns; on the record JSON it
-            # is tried and abandoned at a cost.
-            pq.write_table(table, fh, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(directory)
+    def _part_for(self, directory: Path) -> _OpenPart:
+        part = self._open.pop(directory, None) or _OpenPart(directory)
+        self._open[directory] = part  # most recently written last
+        while len(self._open) > self.max_open_parts:
+            self._finish_oldest()
+        return part
+
+    def _finish_oldest(self) -> None:
+        _, part = self._open.popitem(last=False)
+        self._unacknowledged.written.update(part.finish())
 
 
 def list_datasets(root: Path) -> list[str]:
