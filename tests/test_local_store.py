@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from ingest.sinks import Delivery
 from ingest.sinks.known_ids import KnownIds
 from ingest.sinks.local import LocalStore, list_datasets, read_dataset
 from ingest.transform import Transformer, TransformSpec
-from tests.conftest import Ingest
+from tests.conftest import SAMPLE_LOGS, Ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from generate import generate
@@ -129,3 +131,16 @@ def test_a_line_stored_in_part_is_completed_on_a_reread(ingest: Ingest):
     assert second["records_written"] == 3 and second["skipped"]["already_stored"] == 3
     texts = sorted(r["inputs"]["text"] for r in ingest.records("monitoring_sentiment"))
     assert texts == sorted([f"keep {i}" for i in range(3)] + [f"drop me {i}" for i in range(3)])
+
+
+def test_a_run_removes_part_files_that_killed_runs_left(ingest: Ingest):
+    ingest(str(SAMPLE_LOGS))
+    day = next((ingest.store / "monitoring_spacy").glob("date=*"))
+    stale, live = day / ".part-killed.parquet.tmp", day / ".part-being-written.parquet.tmp"
+    stale.write_bytes(b"PAR1 torn")
+    live.write_bytes(b"PAR1 torn")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    ingest(str(SAMPLE_LOGS))
+    assert not stale.exists()
+    assert live.exists()  # it could be another run's, still being written

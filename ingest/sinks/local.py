@@ -41,6 +41,9 @@ DICTIONARY_COLUMNS = ["task", "endpoint", "status", "predicted_label", "source_f
 # lines jump between many days), which is safe: a finished file only waits for the next
 # checkpoint like any other, and ids keep a re-read from writing its records twice.
 MAX_OPEN_PARTS = 32
+# A part file still being written is touched at every spill and finished at every
+# checkpoint, seconds apart; one untouched for this long belongs to a run that was killed.
+STALE_SECONDS = 3600
 
 
 def _fsync_dir(path: Path) -> None:
@@ -136,6 +139,7 @@ class LocalStore:
         self._known = known_ids or KnownIds()
         self._open: OrderedDict[Path, _OpenPart] = OrderedDict()
         self._unacknowledged = Delivery()  # spilled since the last flush
+        remove_stale_parts(root)
 
     # -- dataset metadata -------------------------------------------------------------
     def dataset_task(self, dataset: str) -> str | None:
@@ -217,6 +221,18 @@ class LocalStore:
     def _finish_oldest(self) -> None:
         _, part = self._open.popitem(last=False)
         self._unacknowledged.written.update(part.finish())
+
+
+def remove_stale_parts(root: Path, older_than: float = STALE_SECONDS) -> int:
+    """Delete the temporary part files that killed runs left behind; readers never saw them."""
+    removed = 0
+    now = datetime.now(UTC).timestamp()
+    for tmp in root.glob("*/date=*/.part-*.parquet.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                removed += 1
+    return removed
 
 
 def list_datasets(root: Path) -> list[str]:
