@@ -36,6 +36,10 @@ BACKOFF_BASE = 0.2
 BACKOFF_CAP = 10.0
 
 
+class _Stopped(DeliveryError):
+    """A send abandoned because another one failed for good: never the reason to report."""
+
+
 @dataclass(frozen=True)
 class RubrixSettings:
     url: str
@@ -131,7 +135,7 @@ class RubrixSink:
             if retry_after is not None:
                 delay = max(delay, min(retry_after, BACKOFF_CAP))
             if self._stop.is_set():
-                raise DeliveryError(f"{self.url}: stopped after an earlier failure")
+                raise _Stopped(f"{self.url}: stopped after an earlier failure")
             if time.monotonic() + delay > deadline:
                 self._stop.set()
                 raise DeliveryError(
@@ -224,24 +228,29 @@ class RubrixSink:
         if block and self._inflight:
             wait(list(self._inflight), return_when=FIRST_COMPLETED)
         delivery = Delivery()
-        failure: BaseException | None = None
+        failures: list[BaseException] = []
         for future in [f for f in self._inflight if f.done()]:
             self._inflight.remove(future)
-            failure = failure or self._collect(future, delivery)
-        if failure is not None:
-            self._drain_into(delivery)
+            failure = self._collect(future, delivery)
+            if failure is not None:
+                failures.append(failure)
+        if failures:
+            failures += self._drain_into(delivery)
+            # The send that gave up says why; the others only say that they stopped.
+            failure = next((f for f in failures if not isinstance(f, _Stopped)), failures[0])
             if isinstance(failure, DeliveryError):
                 failure.delivery.merge(delivery)
             raise failure
         return delivery
 
-    def _drain_into(self, delivery: Delivery) -> None:
-        """Stop retrying, wait for the sends under way and keep what they delivered."""
+    def _drain_into(self, delivery: Delivery) -> list[BaseException]:
+        """Stop retrying, wait for the sends under way, keep what they delivered and
+        return how the others failed."""
         self._stop.set()
         wait(list(self._inflight))
-        for future in self._inflight:
-            self._collect(future, delivery)
+        failures = [f for f in (self._collect(future, delivery) for future in self._inflight) if f]
         self._inflight.clear()
+        return failures
 
     @staticmethod
     def _collect(future: Future[Delivery], into: Delivery) -> BaseException | None:
