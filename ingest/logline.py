@@ -14,9 +14,6 @@ from typing import Any
 
 import orjson
 
-# Type tuples, not ``int | float``: the union is built anew at every call on the hot path.
-_NUMBER = (int, float)
-
 REQUIRED = ("ts", "path", "status", "request", "response")
 
 # Epoch values at or above this are milliseconds: 1e11 seconds is the year 5138.
@@ -55,7 +52,7 @@ def parse_ts(value: Any) -> datetime:
             if parsed.tzinfo is None:
                 return parsed.replace(tzinfo=UTC)
             return parsed.astimezone(UTC)
-    if isinstance(value, _NUMBER) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
         try:
             return datetime.fromtimestamp(seconds, UTC)

@@ -31,9 +31,6 @@ from ingest.redact import redact_raw, redact_value
 from ingest.routing import Route, Router
 from ingest.validate import validate
 
-# Type tuples, not ``int | float``: the union is built anew at every call on the hot path.
-_NUMBER = (int, float)
-
 RAW_CAP = 2000  # bytes of a rejected line kept in the rejects file
 
 NO_ENDPOINT = "-"  # lines that never got as far as a path
@@ -245,7 +242,9 @@ class Transformer:
         url = fields.get("url")
         agent = url if isinstance(url, str) and url else entry.path
         latency = fields.get("latency_ms")
-        latency = float(latency) if isinstance(latency, _NUMBER) and not isinstance(latency, bool) else None
+        latency = (
+            float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
+        )
         request_id = fields.get("request_id")
         request_id = str(request_id) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}

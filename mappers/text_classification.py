@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Type tuples, not ``int | float``: the union is built anew at every call on the hot path.
-_NUMBER = (int, float)
+_NUMBER = (int, float)  # not ``int | float``, a union built anew at every call
 
 TASK = "TextClassification"
 
