@@ -78,16 +78,21 @@ class KnownIds:
         self._partitions: OrderedDict[Path, _Partition] = OrderedDict()
 
     def fresh(self, directory: Path, table: pa.Table, unsaved: Iterable[pa.ChunkedArray] = ()) -> pa.Table:
-        """The rows of ``table`` whose ids the partition does not hold yet."""
-        partition = self._partitions.pop(directory, None) or _Partition(_held_ids(directory, unsaved))
+        """The rows of ``table`` whose ids the partition does not hold yet, which it holds
+        from now on: the caller writes them (a failed write fails the run)."""
+        held: pa.Array | None = None
+        partition = self._partitions.pop(directory, None)
+        if partition is None:
+            held = _held_ids(directory, unsaved)
+            partition = _Partition(held)
         self._partitions[directory] = partition  # most recently used last
         while len(self._partitions) > self.max_partitions:
             self._partitions.popitem(last=False)
-        maybe = partition.may_hold(_line_hashes(table["id"]))
-        if not maybe.any():
-            return table
-        return table.filter(pc.invert(pc.is_in(table["id"], value_set=_held_ids(directory, unsaved))))
-
-    def added(self, directory: Path, table: pa.Table) -> None:
-        """Note ids just written to the partition (checked by ``fresh`` just before)."""
-        self._partitions[directory].add(_line_hashes(table["id"]))
+        hashes = _line_hashes(table["id"])
+        if partition.may_hold(hashes).any():
+            if held is None:
+                held = _held_ids(directory, unsaved)
+            keep = pc.invert(pc.is_in(table["id"], value_set=held))
+            table, hashes = table.filter(keep), hashes[keep.to_numpy(zero_copy_only=False)]
+        partition.add(hashes)
+        return table

@@ -209,7 +209,6 @@ class LocalStore:
             counts.already_stored.update(_counter(part) - _counter(fresh))
             if fresh.num_rows:
                 self._part_for(directory).write(fresh)
-                self._known.added(directory, fresh)
 
     def _part_for(self, directory: Path) -> _OpenPart:
         part = self._open.pop(directory, None) or _OpenPart(directory)
