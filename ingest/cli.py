@@ -604,3 +604,9 @@ def report_command(
         f"in {time.perf_counter() - started:.2f}s",
         err=True,
     )
+
+
+# Registered last: the command's module builds on the options and helpers above.
+from ingest.backfill_cli import backfill_command  # noqa: E402
+
+main.add_command(backfill_command)

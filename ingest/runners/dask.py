@@ -1,0 +1,691 @@
+"""``ingest backfill``: the same run on a Dask cluster, for backfills that outgrow one machine.
+
+The client plans tasks: one per file, and for a large uncompressed file one per byte range
+(``split_bytes``); a range task owns the lines that *start* inside it, as Dask's own
+``read_bytes(..., delimiter=b"\\n")`` cuts them, so every line belongs to exactly one task.
+Line numbers (kept in rejects and the store's ``source_line``) need the newlines before a
+range: a cheap first pass counts them per range, as tasks too.
+
+Each task reads its lines, parses, maps and validates them with the single-machine
+transform, writes its own part files into the store (or sends to the Rubrix server), and
+returns counts and rejects; the client adds them into the same summary and writes the same
+rejects file as ``ingest run`` would, in input order.
+
+Exactly once, on a cluster where workers die:
+
+- A task lost with its worker is run again by Dask (``retries=``, and the scheduler's
+  reschedule of a dead worker's tasks). A task's part files are named after the run and
+  the task (``part-bf-<run>-<task>-<n>.parquet``), and a task deletes whatever an earlier
+  attempt of itself left before it writes, so a retry replaces rather than adds. Its id
+  check against the partition sees every other file, as a single-machine run's does.
+- Two tasks never hold the same line, but two *lines* can have the same content (a line
+  logged twice, a copy of a file under another first line) and so the same ids; tasks
+  running at once would both write them. So the run ends with a commit step: in every
+  partition written by more than one task, an id found in two of the run's files is kept
+  in the one that comes first in input order, as a single-machine run keeps the first.
+- The client appends each finished task to ``<store>/_backfill/<run>.jsonl`` once its
+  rejects are durable. The run id is a hash of the inputs (paths, sizes, mtimes), the
+  routing and the target, so rerunning the same command after a failure skips the
+  finished tasks and does only what is left.
+- Nothing touches the cron runs' lock or checkpoints: a backfill reads every file from its
+  start, as ``--since/--until`` runs do; the store's id check makes lines already
+  ingested by cron count as ``already_stored``.
+
+Towards a Rubrix server, every HTTP request of every task holds a lease of one
+``distributed.Semaphore`` of ``concurrency`` leases: the bound is for the whole cluster,
+not per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ingest.checkpoint import fingerprint
+from ingest.pipeline import record_delivery
+from ingest.read import CHUNK_BYTES, Chunk, LineChunks, Source
+from ingest.routing import Route
+from ingest.sinks.known_ids import KnownIds
+from ingest.sinks.local import DICTIONARY_COLUMNS, LocalStore, _fsync_dir, _OpenPart
+from ingest.sinks.rubrix import RubrixSettings, RubrixSink
+from ingest.summary import Summary
+from ingest.transform import SCHEMA, Counts, Transformer, TransformSpec
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
+RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
+MANIFEST_DIR = "_backfill"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+# -- planning (on the client) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a whole file, or the lines that start in ``[start, end)`` of one."""
+
+    index: int  # position in input order: rejects and the commit's "first" follow it
+    key: str  # stable across runs: the file's identity and the range
+    source: str  # the name as given: summaries, rejects and the store's source_file
+    path: str  # absolute: what a worker opens
+    start: int = 0
+    end: int | None = None  # None: to the end of the file
+    newlines_before: int = 0  # b"\n" in [0, start): filled in by the counting pass
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end is None
+
+
+def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Task], dict[str, str]]:
+    """Tasks in input order, and the files not read with the reason (as ``ingest run`` says it).
+
+    A file whose first line is that of an earlier input is the same log (a copy, or a
+    rotated file and its ``.gz``) and is not read, as on one machine; a file without a
+    complete line yet is left too. Raises ValueError for stdin, which a cluster cannot read.
+    """
+    tasks: list[Task] = []
+    skipped: dict[str, str] = {}
+    seen: set[str] = set()
+    for source in sources:
+        if source.path is None:
+            raise ValueError("a backfill reads files, not stdin")
+        fp = fingerprint(source)
+        if fp is None:
+            skipped[source.name] = "no complete line yet"
+            continue
+        if fp in seen:
+            skipped[source.name] = "same content as another input"
+            continue
+        seen.add(fp)
+        path = source.path.resolve()
+        stat = path.stat()
+        with open(path, "rb") as fh:
+            compressed = fh.read(2) == _GZIP_MAGIC
+        identity = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{fp}"
+        starts = [0] if compressed else list(range(0, max(stat.st_size, 1), split_bytes))
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else None
+            key = hashlib.blake2b(f"{identity}\0{start}\0{end}".encode(), digest_size=6).hexdigest()
+            tasks.append(Task(len(tasks), key, source.name, str(path), start, end))
+    return tasks, skipped
+
+
+def run_id(tasks: list[Task], spec: TransformSpec, target: str) -> str:
+    """The same inputs, routing and target give the same id: a rerun resumes that backfill."""
+    digest = hashlib.blake2b(digest_size=6)
+    digest.update(repr(spec).encode())
+    digest.update(target.encode())
+    for task in tasks:
+        digest.update(task.key.encode())
+    return digest.hexdigest()
+
+
+def count_newlines(path: str, start: int, end: int) -> int:
+    """``b"\\n"`` in bytes ``[start, end)`` of a plain file (a task of the counting pass)."""
+    count = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            block = fh.read(min(CHUNK_BYTES * 8, remaining))
+            if not block:
+                break
+            count += block.count(b"\n")
+            remaining -= len(block)
+    return count
+
+
+# -- reading a range (on a worker) ------------------------------------------------------
+
+
+class RangeChunks:
+    """Chunks of the lines that start in ``[task.start, task.end)`` of a plain file.
+
+    The last such line is read to its end, past ``task.end``; a line that starts before
+    ``task.start`` belongs to the task before. ``incomplete_tail`` is set as LineChunks sets
+    it: a last line of the file without its newline, left for a later run.
+    """
+
+    def __init__(self, task: Task, chunk_bytes: int = CHUNK_BYTES):
+        self.task = task
+        self.chunk_bytes = chunk_bytes
+        self.incomplete_tail = b""
+
+    def __iter__(self) -> Iterator[Chunk]:
+        task = self.task
+        end = task.end if task.end is not None else float("inf")
+        with open(task.path, "rb") as fh:
+            offset, line = task.start, task.newlines_before + 1
+            if task.start > 0:
+                fh.seek(task.start - 1)
+                if fh.read(1) != b"\n":  # mid-line: that line is the previous task's
+                    rest = fh.readline()
+                    if not rest.endswith(b"\n"):
+                        return  # the previous task's line runs to the end of the file
+                    offset += len(rest)
+                    line += 1
+            carry = b""
+            while offset < end:
+                block = fh.read(self.chunk_bytes)
+                if not block:
+                    self.incomplete_tail = carry
+                    return
+                data = carry + block
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = data
+                    continue
+                whole, carry = data[:cut], data[cut:]
+                if offset + len(whole) > end:
+                    # keep the lines that start before end: up to the first newline at or after end - 1
+                    stop = whole.find(b"\n", max(0, int(end) - offset - 1)) + 1
+                    whole = whole[:stop]
+                yield Chunk(task.source, line, offset, whole)
+                offset += len(whole)
+                line += whole.count(b"\n")
+
+
+def _reader(task: Task) -> LineChunks | RangeChunks:
+    # A whole file reads exactly as on one machine (gzip included); ranges only split plain files.
+    if task.whole:
+        return LineChunks(Source(task.source, Path(task.path)))
+    return RangeChunks(task)
+
+
+# -- targets (built on the client, opened on a worker) ---------------------------------
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """The local store: a path every worker sees (a shared file system) and the run's id."""
+
+    root: str
+    run: str
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    """A Rubrix server; ``semaphore`` bounds requests in flight over the whole cluster."""
+
+    settings: RubrixSettings
+    semaphore: Any  # distributed.Semaphore
+
+
+def part_prefix(run: str, key: str) -> str:
+    return f"part-bf-{run}-{key}"
+
+
+class _NamedPart(_OpenPart):
+    """A part file with a name chosen by the caller: a retried task writes the same names."""
+
+    def __init__(self, directory: Path, name: str):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.final = directory / f"{name}.parquet"
+        # the temporary name is per attempt: an attempt the scheduler gave up on may still run
+        self.tmp = directory / f".{self.final.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.ids: list[pa.ChunkedArray] = []
+        self.written: Counter[str] = Counter()
+        self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by finish or abandon)
+        self._writer = pq.ParquetWriter(
+            self._file, SCHEMA, compression="zstd", use_dictionary=DICTIONARY_COLUMNS
+        )
+
+
+class TaskStore(LocalStore):
+    """The local store as one task writes it: deterministic part names, after removing
+    what an earlier attempt of the same task left, so that a retry replaces it."""
+
+    def __init__(self, root: Path, prefix: str, run_prefix: str):
+        for old in root.glob(f"*/date=*/{prefix}-*.parquet"):
+            old.unlink(missing_ok=True)
+        super().__init__(root, known_ids=KnownIds(ignore=run_prefix))
+        self.prefix = prefix
+        self._parts_opened = 0
+
+    def _part_for(self, directory: Path) -> _OpenPart:
+        part = self._open.pop(directory, None)
+        if part is None:
+            part = _NamedPart(directory, f"{self.prefix}-{self._parts_opened:04d}")
+            self._parts_opened += 1
+        self._open[directory] = part  # most recently written last
+        while len(self._open) > self.max_open_parts:
+            self._finish_oldest()
+        return part
+
+
+class _BoundedClient:
+    """An httpx.Client whose every request holds a lease of a cluster-wide semaphore."""
+
+    def __init__(self, client: Any, semaphore: Any):
+        self._client, self._semaphore = client, semaphore
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        with self._semaphore:
+            return self._client.request(*args, **kwargs)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class BoundedRubrixSink(RubrixSink):
+    """The Rubrix sink of one task: its bulk requests count against the cluster's bound."""
+
+    def __init__(self, settings: RubrixSettings, semaphore: Any):
+        super().__init__(settings)  # the handshake (two GETs) is not bounded
+        self._client = _BoundedClient(self._client, semaphore)  # type: ignore[assignment]
+
+
+# -- one task (on a worker) -------------------------------------------------------------
+
+
+class _Collected:
+    """Rejects kept in memory, in order, to travel back with the task's result."""
+
+    path = None
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.count = 0
+
+    def write(self, rejects: list[dict[str, Any]]) -> None:
+        self.items.extend(rejects)
+        self.count += len(rejects)
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class TaskResult:
+    """What one task did: counts as the summary keeps them, and its rejects in order."""
+
+    index: int
+    key: str
+    counts: dict[str, Counts]
+    datasets: dict[str, str]
+    rejects: list[dict[str, Any]]
+    incomplete: int  # bytes of a last line without its newline (the file's last task only)
+    size: int  # bytes read
+    seconds: float
+    worker: str = ""
+
+
+def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget) -> TaskResult:
+    """Read, map, validate and deliver one task's lines; the records are durable on return.
+
+    Raises what the sink raises (DeliveryError), which Dask retries.
+    """
+    started = time.perf_counter()
+    # As in the pipeline: Arrow's default allocators keep freed pages of short-lived batches.
+    pa.set_memory_pool(pa.system_memory_pool())
+    summary = Summary(target="")
+    rejects = _Collected()
+    if isinstance(target, StoreTarget):
+        prefix = part_prefix(target.run, task.key)
+        sink: Any = TaskStore(Path(target.root), prefix, part_prefix(target.run, ""))
+    else:
+        sink = BoundedRubrixSink(target.settings, target.semaphore)
+    transformer = Transformer(spec)
+    reader = _reader(task)
+    size = 0
+    try:
+        for chunk in reader:
+            result = transformer.process(chunk)
+            for endpoint, counts in result.counts.items():
+                summary.counts_for(endpoint).add(counts)
+            rejects.write(result.rejects)
+            for batch in result.batches:
+                summary.datasets[batch.route.endpoint] = batch.route.dataset
+                for endpoint in set(batch.table["endpoint"].to_pylist()):
+                    summary.datasets.setdefault(endpoint, batch.route.dataset)
+                record_delivery(sink.add(batch), summary, rejects)  # type: ignore[arg-type]
+            size += result.size
+        record_delivery(sink.flush(), summary, rejects)  # type: ignore[arg-type]
+    finally:
+        sink.close()
+    worker = ""
+    with contextlib.suppress(Exception):
+        from distributed import get_worker
+
+        worker = get_worker().name
+    return TaskResult(
+        index=task.index,
+        key=task.key,
+        counts=summary.counts,
+        datasets=summary.datasets,
+        rejects=rejects.items,
+        incomplete=len(reader.incomplete_tail),
+        size=size,
+        seconds=time.perf_counter() - started,
+        worker=str(worker),
+    )
+
+
+# -- the commit step (on workers) -------------------------------------------------------
+
+
+def dedupe_partition(directory: str, run: str, order: dict[str, int]) -> dict[str, Counter[str]]:
+    """In one partition, keep each id in the run's file that comes first in input order.
+
+    Returns the rows removed per task key and endpoint (they count as already stored).
+    """
+    removed: dict[str, Counter[str]] = {}
+    prefix = f"part-bf-{run}-"
+
+    def rank(path: Path) -> tuple[int, str]:
+        key = path.name[len(prefix) :].split("-")[0]
+        return order.get(key, len(order)), path.name
+
+    files = sorted(Path(directory).glob(f"{prefix}*.parquet"), key=rank)
+    seen: set[str] = set()
+    for path in files:
+        ids = pq.read_table(path, columns=["id"])["id"]
+        duplicate = pc.is_in(ids, value_set=pa.array(list(seen), pa.string())) if seen else None
+        if duplicate is not None and pc.any(duplicate).as_py():
+            table = pq.read_table(path, schema=SCHEMA)
+            keep = pc.invert(duplicate)
+            dropped = table.filter(duplicate)
+            key = path.name[len(prefix) :].split("-")[0]
+            counter = removed.setdefault(key, Counter())
+            counter.update(dropped["endpoint"].to_pylist())
+            table = table.filter(keep)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if table.num_rows:
+                os.replace(tmp, path)
+            else:
+                tmp.unlink()
+                path.unlink()
+            _fsync_dir(path.parent)
+            ids = table["id"]
+        seen.update(ids.to_pylist())
+    return removed
+
+
+# -- the manifest (on the client) -------------------------------------------------------
+
+
+class Manifest:
+    """``<store>/_backfill/<run>.jsonl``: one line per finished task, then one at the end."""
+
+    def __init__(self, store: Path, run: str):
+        self.path = store / MANIFEST_DIR / f"{run}.jsonl"
+        self.done: set[str] = set()
+        self.finished = False
+        if self.path.exists():
+            for raw in self.path.read_bytes().splitlines():
+                with contextlib.suppress(orjson.JSONDecodeError):  # a line cut short by a crash
+                    entry = orjson.loads(raw)
+                    if "task" in entry:
+                        self.done.add(entry["task"])
+                    self.finished = self.finished or bool(entry.get("finished"))
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, orjson.dumps(entry) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# -- the run (on the client) ------------------------------------------------------------
+
+
+@dataclass
+class BackfillOptions:
+    sources: list[Source]
+    spec: TransformSpec
+    store: Path  # the local store: the target, or where rejects and the manifest go
+    server: RubrixSettings | None = None  # send to this server instead of the store
+    split_bytes: int = SPLIT_BYTES
+    retries: int = RETRIES
+    progress: bool = False  # Dask's text progress bar on stderr
+
+
+@dataclass
+class BackfillReport:
+    """What the CLI prints besides the summary."""
+
+    run: str = ""
+    tasks: int = 0
+    resumed: int = 0  # tasks finished by an earlier attempt of this backfill
+    failed: str | None = None  # why the run stopped early
+    workers: dict[str, int] = field(default_factory=dict)  # worker -> tasks run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": self.run, "tasks": self.tasks, "resumed": self.resumed, "failed": self.failed,
+                "workers": self.workers}  # fmt: skip
+
+
+def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Summary) -> BackfillReport:
+    """Plan, run every task on the cluster, and fill in the summary as ``pipeline.run`` does.
+
+    Rejects are written, and finished tasks recorded in the manifest, in input order. A task
+    that fails after its retries stops the run (``report.failed``): what finished is
+    counted and recorded, and rerunning the same command does the rest.
+    """
+    from distributed import Semaphore, as_completed
+
+    started = time.perf_counter()
+    tasks, summary.skipped_files = plan(options.sources, options.split_bytes)
+    summary.files = [s.name for s in options.sources]
+    target_name = options.server.url if options.server else str(options.store.resolve())
+    run = run_id(tasks, options.spec, target_name)
+    manifest = Manifest(options.store, run)
+    report = BackfillReport(run=run, tasks=len(tasks))
+    pending = [t for t in tasks if t.key not in manifest.done]
+    report.resumed = len(tasks) - len(pending)
+    if not manifest.path.exists():
+        manifest.append({"run": run, "target": target_name, "tasks": len(tasks), "files": summary.files})
+
+    pending = _count_lines_before(client, tasks, pending, options.retries)
+    target: StoreTarget | ServerTarget
+    if options.server is not None:
+        semaphore = Semaphore(max_leases=options.server.concurrency, name=f"ingest-rubrix-{run}")
+        target = ServerTarget(options.server, semaphore)
+    else:
+        target = StoreTarget(str(options.store.resolve()), run)
+    spec = client.scatter(options.spec, broadcast=True) if pending else options.spec
+    futures = [
+        client.submit(run_task, task, spec, target, key=f"ingest-task-{run}-{task.key}",
+                      retries=options.retries, pure=False)
+        for task in pending
+    ]  # fmt: skip
+    bar = _progress_bar(client, futures) if options.progress and futures else None
+    ran: set[str] = set()
+    waiting: dict[int, TaskResult] = {}
+    order = [t.index for t in pending]
+    next_at = 0
+    try:
+        for future in as_completed(futures):
+            if future.status != "finished":
+                error = future.exception()
+                report.failed = f"{type(error).__name__}: {error}"
+                break
+            result: TaskResult = future.result()
+            waiting[result.index] = result
+            while next_at < len(order) and order[next_at] in waiting:
+                _release(waiting.pop(order[next_at]), tasks, summary, rejects, manifest, report)
+                ran.add(tasks[order[next_at]].key)
+                next_at += 1
+    finally:
+        if report.failed is not None:
+            client.cancel(futures)
+        if bar is not None:
+            bar.join(2)
+    if report.failed is None and isinstance(target, StoreTarget):
+        _commit(client, options.store, run, tasks, ran, summary)
+        manifest.append({"finished": True, "lines": summary.lines, "written": summary.totals().written})
+    rejects.close()
+    if rejects.path is not None and rejects.count:
+        summary.rejects_file = str(rejects.path)
+    summary.seconds = time.perf_counter() - started
+    return report
+
+
+def _count_lines_before(client: Client, tasks: list[Task], pending: list[Task], retries: int) -> list[Task]:
+    """Fill in ``newlines_before`` of the pending ranges that do not start their file, by
+    counting the ranges before them (each a task, run where the data is)."""
+    needed: dict[str, int] = {}
+    for task in pending:
+        if task.start > 0:
+            needed[task.path] = max(needed.get(task.path, 0), task.start)
+    if not needed:
+        return pending
+    spans: list[tuple[str, int]] = []
+    futures = []
+    for task in tasks:
+        if task.path in needed and task.end is not None and task.end <= needed[task.path]:
+            spans.append((task.path, task.end))
+            futures.append(
+                client.submit(count_newlines, task.path, task.start, task.end,
+                              key=f"ingest-count-{task.key}", retries=retries, pure=False)
+            )  # fmt: skip
+    counted = client.gather(futures)
+    filled = []
+    for task in pending:
+        if task.start > 0:
+            before = sum(
+                n
+                for (path, end), n in zip(spans, counted, strict=True)
+                if path == task.path and end <= task.start
+            )
+            task = replace(task, newlines_before=before)
+        filled.append(task)
+    return filled
+
+
+def _release(
+    result: TaskResult,
+    tasks: list[Task],
+    summary: Summary,
+    rejects: Any,
+    manifest: Manifest,
+    report: BackfillReport,
+) -> None:
+    """A finished task, in input order: its rejects made durable, then counted and recorded."""
+    task = tasks[result.index]
+    rejects.write(result.rejects)
+    rejects.sync()
+    for endpoint, counts in result.counts.items():
+        summary.counts_for(endpoint).add(counts)
+    for endpoint, dataset in result.datasets.items():
+        summary.datasets.setdefault(endpoint, dataset)  # routes are fixed: every task agrees
+    if result.incomplete:
+        summary.incomplete[task.source] = result.incomplete
+    report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
+    entry = {"task": task.key, "source": task.source, "start": task.start, "end": task.end}
+    manifest.append(
+        {**entry, "size": result.size, "seconds": round(result.seconds, 3), "worker": result.worker}
+    )
+
+
+def _commit(
+    client: Client, store: Path, run: str, tasks: list[Task], ran: set[str], summary: Summary
+) -> None:
+    """Drop ids two of the run's tasks both wrote (identical lines), keeping the first."""
+    by_dir: dict[Path, set[str]] = {}
+    prefix = f"part-bf-{run}-"
+    for path in store.resolve().glob(f"*/date=*/{prefix}*.parquet"):  # absolute: workers open them
+        by_dir.setdefault(path.parent, set()).add(path.name[len(prefix) :].split("-")[0])
+    shared = sorted(str(d) for d, keys in by_dir.items() if len(keys) > 1)
+    if not shared:
+        return
+    order = {t.key: t.index for t in tasks}
+    futures = client.map(dedupe_partition, shared, run=run, order=order, pure=False)
+    for removed in client.gather(futures):
+        for key, endpoints in removed.items():
+            if key not in ran:
+                continue  # counted by the earlier attempt of this backfill, not this one
+            for endpoint, n in endpoints.items():
+                counts = summary.counts_for(endpoint)
+                counts.written -= n
+                counts.skipped["already_stored"] += n
+
+
+def _progress_bar(client: Client, futures: list[Future]) -> threading.Thread:
+    """Dask's own text progress bar, drawn on stderr (stdout carries --json)."""
+    from distributed.diagnostics.progressbar import TextProgressBar
+
+    class StderrProgressBar(TextProgressBar):
+        def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
+            frac = (1 - remaining / all) if all else 1.0
+            sys.stderr.write(
+                f"\r[{'#' * int(self.width * frac):<{self.width}}] | {int(100 * frac)}% Completed "
+                f"| {self.elapsed:.1f}s"
+            )
+            sys.stderr.flush()
+
+        def _draw_stop(self, **kwargs: Any) -> None:
+            sys.stderr.write("\33[2K\r")
+            sys.stderr.flush()
+
+    def draw() -> None:
+        with contextlib.suppress(Exception):  # a progress bar never fails the run
+            StderrProgressBar(futures, scheduler=client.scheduler.address)
+
+    thread = threading.Thread(target=draw, name="ingest-progress", daemon=True)
+    thread.start()
+    return thread
+
+
+# -- custom mappers ---------------------------------------------------------------------
+
+
+def upload_mappers(client: Client, routes: dict[str, Route]) -> list[str]:
+    """Send custom mappers that live in the user's project (not an installed package) to
+    every worker with ``Client.upload_file``; returns the module names sent.
+
+    A module that is a single file goes as it is; one inside a package goes as a zip of the
+    package. Installed packages must be installed on the workers too.
+    """
+    sent: list[str] = []
+    cwd = Path.cwd().resolve()
+    for route in routes.values():
+        if not route.mapper or ":" not in route.mapper:
+            continue
+        top = route.mapper.partition(":")[0].split(".")[0]
+        if top in sent:
+            continue
+        module = importlib.import_module(top)
+        origin = Path(module.__file__ or "").resolve()
+        if cwd not in origin.parents:
+            continue  # an installed package: the workers' environment provides it
+        if origin.name == "__init__.py":
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = shutil.make_archive(str(Path(tmp) / top), "zip", origin.parent.parent, top)
+                client.upload_file(archive)
+        else:
+            client.upload_file(str(origin))
+        sent.append(top)
+    return sent
