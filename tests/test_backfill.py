@@ -21,11 +21,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_LOGS, Ingest, RubrixServer
-from tests.test_incremental import append, big_log, expected, lines
-
-pytest.importorskip("distributed")
-
 from tests.dask_cluster import DaskCluster
+from tests.test_incremental import append, big_log, expected, lines
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -225,7 +222,7 @@ def test_custom_mapper_from_the_project_is_sent_to_the_workers(
 ):
     (tmp_path / "project_mappers.py").write_text(
         "def shout(inputs, outputs):\n"
-        "    text = inputs[0].upper()\n"
+        "    text = inputs.upper()\n"
         "    return {'inputs': {'text': text}, 'prediction': {'labels': [{'class': 'LOUD', 'score': 1.0}]}}\n"
     )
     (tmp_path / "ingest.toml").write_text(
