@@ -141,7 +141,7 @@ def backfill_command(
         sources = expand(list(paths))
     except InputError as exc:
         fail(str(exc))
-    if any(s.path is None for s in sources):
+    if any(s.path is None and getattr(s, "url", None) is None for s in sources):
         fail("a backfill reads files, not stdin")
     if since and until and since >= until:
         raise click.BadParameter("--since must be before --until", param_hint="--since")

@@ -52,7 +52,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -109,7 +109,7 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
     skipped: dict[str, str] = {}
     seen: set[str] = set()
     for source in sources:
-        if source.path is None:
+        if source.path is None and getattr(source, "url", None) is None:
             raise ValueError("a backfill reads files, not stdin")
         fp = fingerprint(source)
         if fp is None:
@@ -119,17 +119,44 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
             skipped[source.name] = "same content as another input"
             continue
         seen.add(fp)
-        path = source.path.resolve()
-        stat = path.stat()
-        with open(path, "rb") as fh:
-            compressed = fh.read(2) == _GZIP_MAGIC
-        identity = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{fp}"
-        starts = [0] if compressed else list(range(0, max(stat.st_size, 1), split_bytes))
+        path, size, version, compressed = _describe(source)
+        identity = f"{path}\0{size}\0{version}\0{fp}"
+        starts = [0] if compressed else list(range(0, max(size, 1), split_bytes))
         for i, start in enumerate(starts):
             end = starts[i + 1] if i + 1 < len(starts) else None
             key = hashlib.blake2b(f"{identity}\0{start}\0{end}".encode(), digest_size=6).hexdigest()
             tasks.append(Task(len(tasks), key, source.name, str(path), start, end))
     return tasks, skipped
+
+
+def _describe(source: Source) -> tuple[str, int, str, bool]:
+    """Where workers open a source, its size, its version (mtime, ETag) and whether it is gzip."""
+    url = getattr(source, "url", None)  # an object in object storage (inputs of issue 15)
+    if url is not None:
+        fs, path = _fs(url)
+        info = fs.info(path)
+        version = str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
+        return url, int(info["size"]), version, fs.cat_file(path, start=0, end=2) == _GZIP_MAGIC
+    assert source.path is not None
+    resolved = source.path.resolve()
+    stat = resolved.stat()
+    with open(resolved, "rb") as fh:
+        compressed = fh.read(2) == _GZIP_MAGIC
+    return str(resolved), stat.st_size, str(stat.st_mtime_ns), compressed
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    import fsspec
+
+    return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
+
+
+def _open(location: str) -> BinaryIO:
+    """A plain file or an object (read in 8 MB ranges), seekable either way."""
+    if "://" in location:
+        fs, path = _fs(location)
+        return fs.open(path, "rb", block_size=8 << 20, cache_type="readahead")  # type: ignore[no-any-return]
+    return open(location, "rb")
 
 
 def run_id(tasks: list[Task], spec: TransformSpec, target: str) -> str:
@@ -145,7 +172,7 @@ def run_id(tasks: list[Task], spec: TransformSpec, target: str) -> str:
 def count_newlines(path: str, start: int, end: int) -> int:
     """``b"\\n"`` in bytes ``[start, end)`` of a plain file (a task of the counting pass)."""
     count = 0
-    with open(path, "rb") as fh:
+    with _open(path) as fh:
         fh.seek(start)
         remaining = end - start
         while remaining > 0:
@@ -176,7 +203,7 @@ class RangeChunks:
     def __iter__(self) -> Iterator[Chunk]:
         task = self.task
         end = task.end if task.end is not None else float("inf")
-        with open(task.path, "rb") as fh:
+        with _open(task.path) as fh:
             offset, line = task.start, task.newlines_before + 1
             if task.start > 0:
                 fh.seek(task.start - 1)
@@ -210,6 +237,8 @@ class RangeChunks:
 def _reader(task: Task) -> LineChunks | RangeChunks:
     # A whole file reads exactly as on one machine (gzip included); ranges only split plain files.
     if task.whole:
+        if "://" in task.path:
+            return LineChunks(Source(task.source, None, task.path))  # type: ignore[call-arg]
         return LineChunks(Source(task.source, Path(task.path)))
     return RangeChunks(task)
 
