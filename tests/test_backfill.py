@@ -253,3 +253,19 @@ def test_a_backfill_that_cannot_deliver_stops_with_exit_1_and_the_rerun_finishes
     assert summary["records_written"] == 3000
     stored = server.records("monitoring_spacy")
     assert sorted(r["metadata"]["request_id"] for r in stored) == expected(3000)
+
+
+def test_small_files_go_many_to_a_task(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    logs = tmp_path / "captures"
+    for i in range(120):  # like a prefix of per-minute capture objects
+        day = logs / f"2026-11-{24 + i // 60}"
+        day.mkdir(parents=True, exist_ok=True)
+        (day / f"capture-{i:03d}.jsonl").write_text("".join(line + "\n" for line in lines(i * 5, 5)))
+    with open(logs / "2026-11-25" / "capture-119.jsonl", "a") as fh:
+        fh.write(lines(600, 1)[0][:40])  # a line being written
+    one = ingest.json("captures", "--store", "one")
+    many = backfill(ingest, cluster, "captures", "--store", "many", "--split-bytes", "40KB")
+    assert 2 <= many["backfill"]["tasks"] <= 10
+    assert comparable(many) == comparable(one)
+    assert one["incomplete_last_lines"] and one["records_written"] == 600
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))

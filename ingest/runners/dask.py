@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
+GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
 RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
 MANIFEST_DIR = "_backfill"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -92,6 +93,9 @@ class Task:
     start: int = 0
     end: int | None = None  # None: to the end of the file
     newlines_before: int = 0  # b"\n" in [0, start): filled in by the counting pass
+    # More whole files after the first, in input order: small files go many to a task, so
+    # that a million small objects are not a million tasks.
+    more: tuple[tuple[str, str], ...] = ()
 
     @property
     def whole(self) -> bool:
@@ -108,6 +112,16 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
     tasks: list[Task] = []
     skipped: dict[str, str] = {}
     seen: set[str] = set()
+    group: list[tuple[str, str, int, str]] = []  # whole files waiting: (name, path, bytes so far, identity)
+
+    def flush() -> None:
+        if group:
+            identities = "\1".join(identity for *_, identity in group)
+            key = hashlib.blake2b(identities.encode(), digest_size=6).hexdigest()
+            more = tuple((name, path) for name, path, *_ in group[1:])
+            tasks.append(Task(len(tasks), key, group[0][0], group[0][1], more=more))
+            group.clear()
+
     for source in sources:
         if source.path is None and getattr(source, "url", None) is None:
             raise ValueError("a backfill reads files, not stdin")
@@ -122,10 +136,18 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
         path, size, version, compressed = _describe(source)
         identity = f"{path}\0{size}\0{version}\0{fp}"
         starts = [0] if compressed else list(range(0, max(size, 1), split_bytes))
+        if len(starts) == 1 and group and group[-1][2] + size <= split_bytes and len(group) < GROUP_FILES:
+            group.append((source.name, path, group[-1][2] + size, identity))
+            continue
+        flush()
+        if len(starts) == 1:
+            group.append((source.name, path, size, identity))
+            continue
         for i, start in enumerate(starts):
             end = starts[i + 1] if i + 1 < len(starts) else None
             key = hashlib.blake2b(f"{identity}\0{start}\0{end}".encode(), digest_size=6).hexdigest()
-            tasks.append(Task(len(tasks), key, source.name, str(path), start, end))
+            tasks.append(Task(len(tasks), key, source.name, path, start, end))
+    flush()
     return tasks, skipped
 
 
@@ -234,13 +256,41 @@ class RangeChunks:
                 line += whole.count(b"\n")
 
 
-def _reader(task: Task) -> LineChunks | RangeChunks:
-    # A whole file reads exactly as on one machine (gzip included); ranges only split plain files.
+class _Files:
+    """The chunks of a task's whole files, one after the other, and their incomplete tails."""
+
+    def __init__(self, files: list[tuple[str, str]]):
+        self.files = files
+        self.incomplete: dict[str, int] = {}
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for name, location in self.files:
+            # read exactly as on one machine (gzip included)
+            if "://" in location:
+                reader = LineChunks(Source(name, None, location))  # type: ignore[call-arg]
+            else:
+                reader = LineChunks(Source(name, Path(location)))
+            yield from reader
+            if reader.incomplete_tail:
+                self.incomplete[name] = len(reader.incomplete_tail)
+
+
+class _Range:
+    def __init__(self, task: Task):
+        self.chunks = RangeChunks(task)
+        self.task = task
+        self.incomplete: dict[str, int] = {}
+
+    def __iter__(self) -> Iterator[Chunk]:
+        yield from self.chunks
+        if self.chunks.incomplete_tail:
+            self.incomplete[self.task.source] = len(self.chunks.incomplete_tail)
+
+
+def _reader(task: Task) -> _Files | _Range:
     if task.whole:
-        if "://" in task.path:
-            return LineChunks(Source(task.source, None, task.path))  # type: ignore[call-arg]
-        return LineChunks(Source(task.source, Path(task.path)))
-    return RangeChunks(task)
+        return _Files([(task.source, task.path), *task.more])
+    return _Range(task)
 
 
 # -- targets (built on the client, opened on a worker) ---------------------------------
@@ -358,7 +408,7 @@ class TaskResult:
     counts: dict[str, Counts]
     datasets: dict[str, str]
     rejects: list[dict[str, Any]]
-    incomplete: int  # bytes of a last line without its newline (the file's last task only)
+    incomplete: dict[str, int]  # file -> bytes of a last line without its newline
     size: int  # bytes read
     seconds: float
     worker: str = ""
@@ -408,7 +458,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
         counts=summary.counts,
         datasets=summary.datasets,
         rejects=rejects.items,
-        incomplete=len(reader.incomplete_tail),
+        incomplete=reader.incomplete,
         size=size,
         seconds=time.perf_counter() - started,
         worker=str(worker),
@@ -630,10 +680,10 @@ def _release(
         summary.counts_for(endpoint).add(counts)
     for endpoint, dataset in result.datasets.items():
         summary.datasets.setdefault(endpoint, dataset)  # routes are fixed: every task agrees
-    if result.incomplete:
-        summary.incomplete[task.source] = result.incomplete
+    summary.incomplete.update(result.incomplete)
     report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
-    entry = {"task": task.key, "source": task.source, "start": task.start, "end": task.end}
+    entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
+             "end": task.end}  # fmt: skip
     manifest.append(
         {**entry, "size": result.size, "seconds": round(result.seconds, 3), "worker": result.worker}
     )
