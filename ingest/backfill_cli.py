@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +165,8 @@ def backfill_command(
     rejects = RejectsFile(rejects_path or Path(cfg.rejects or store_dir / "_rejects" / f"{stamp}.jsonl"))
     summary = Summary(target=target)
     started = datetime.now(UTC)
+    # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with _client(scheduler, workers, memory_limit) as client:
         link = client.dashboard_link
         if not quiet:

@@ -617,6 +617,9 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
                 _release(waiting.pop(order[next_at]), tasks, summary, rejects, manifest, report)
                 ran.add(tasks[order[next_at]].key)
                 next_at += 1
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM as the CLI maps it: what finished is recorded
+        report.failed = "interrupted by a signal"
+        summary.interrupted = True
     finally:
         if report.failed is not None:
             client.cancel(futures)
