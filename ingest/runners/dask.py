@@ -334,12 +334,21 @@ class _NamedPart(_OpenPart):
 
 class TaskStore(LocalStore):
     """The local store as one task writes it: deterministic part names, after removing
-    what an earlier attempt of the same task left, so that a retry replaces it."""
+    what an earlier attempt of the same task left, so that a retry replaces it.
+
+    Its id check sees the store as it was, and this task's own files, but not the files of
+    the run's other tasks: the commit step settles ids two tasks wrote, in input order,
+    whichever task finished first.
+    """
 
     def __init__(self, root: Path, prefix: str, run_prefix: str):
         for old in root.glob(f"*/date=*/{prefix}-*.parquet"):
             old.unlink(missing_ok=True)
-        super().__init__(root, known_ids=KnownIds(ignore=run_prefix))
+
+        def other_task_of_the_run(name: str) -> bool:
+            return name.startswith(run_prefix) and not name.startswith(prefix + "-")
+
+        super().__init__(root, known_ids=KnownIds(ignore=other_task_of_the_run))
         self.prefix = prefix
         self._parts_opened = 0
 

@@ -15,7 +15,7 @@ answers differently the second time) can cost a read but never drops a record.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 MAX_PARTITIONS = 8
 
 
-def stored_ids(directory: Path, ignore: str | None = None) -> pa.Array:
-    """Every id in one partition (but in files named ``ignore*``); only the id column is read."""
+def stored_ids(directory: Path, ignore: Callable[[str], bool] | None = None) -> pa.Array:
+    """Every id in one partition (but in files whose name ``ignore`` picks); only the id column is read."""
     files = sorted(directory.glob("part-*.parquet")) if directory.exists() else []
-    if ignore:
-        files = [f for f in files if not f.name.startswith(ignore)]
+    if ignore is not None:
+        files = [f for f in files if not ignore(f.name)]
     chunks = [c for f in files for c in pq.read_table(f, columns=["id"])["id"].chunks]
     return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
@@ -45,7 +45,9 @@ def _line_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.fromiter(map(hash, lines), dtype=np.int64, count=len(lines))
 
 
-def _held_ids(directory: Path, unsaved: Iterable[pa.ChunkedArray], ignore: str | None = None) -> pa.Array:
+def _held_ids(
+    directory: Path, unsaved: Iterable[pa.ChunkedArray], ignore: Callable[[str], bool] | None = None
+) -> pa.Array:
     """The ids of the partition's files, and those written to a file not in place yet."""
     chunks = [stored_ids(directory, ignore)]
     chunks += [c for ids in unsaved for c in ids.chunks]
@@ -75,10 +77,10 @@ class KnownIds:
     not on disk for a re-read to find, after an eviction or for a confirmation.
     """
 
-    def __init__(self, max_partitions: int = MAX_PARTITIONS, ignore: str | None = None):
+    def __init__(self, max_partitions: int = MAX_PARTITIONS, ignore: Callable[[str], bool] | None = None):
         self.max_partitions = max_partitions
-        # A backfill's tasks ignore the files of their own run: its commit step settles
-        # ids that two of them wrote, in input order, whichever task finished first.
+        # A backfill's task ignores the files of the run's other tasks: the run's commit
+        # step settles ids two of them wrote, in input order, whichever finished first.
         self.ignore = ignore
         self._partitions: OrderedDict[Path, _Partition] = OrderedDict()
 
