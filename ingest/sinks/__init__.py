@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ingest.transform import Batch
+from ingest.transform.stage import Batch
 
 
 @dataclass

@@ -24,7 +24,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import IO
 
-from ingest.read import Source, open_source
+from ingest.sources.read import Source, open_source
 
 FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
 

@@ -15,13 +15,13 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ingest.checkpoint import Plan, State
-from ingest.read import Chunk, LineChunks, Source
-from ingest.rejects import RejectsFile, RejectsPreview
+from ingest.report.summary import Summary
 from ingest.sinks import Delivery, Sink
-from ingest.summary import Summary
-from ingest.transform import ChunkResult, TransformSpec
-from ingest.workers import ordered_results
+from ingest.sinks.rejects import RejectsFile, RejectsPreview
+from ingest.sources.checkpoint import Plan, State
+from ingest.sources.read import Chunk, LineChunks, Source
+from ingest.transform.stage import ChunkResult, TransformSpec
+from ingest.transform.workers import ordered_results
 
 CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
 

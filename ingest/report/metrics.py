@@ -20,8 +20,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ingest.runlog import read_runs
-from ingest.sinks.local import list_datasets, read_dataset
+from ingest.report.runlog import read_runs
+from ingest.sinks.local.store import list_datasets, read_dataset
 
 # Population stability index above which a distribution is flagged as drifted. The usual
 # reading: below 0.1 no real change, 0.1 to 0.2 a moderate shift, above 0.2 a significant one.

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from ingest.logwriter import LineWriter
-from ingest.redact import redact_value
+from ingest.accesslog.redact import redact_value
+from ingest.accesslog.writer import LineWriter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -27,8 +27,8 @@ import orjson
 import pyarrow as pa
 
 from ingest.sinks import Delivery, DeliveryError
-from ingest.sinks.local import reject_of_row
-from ingest.transform import Batch
+from ingest.sinks.local.store import reject_of_row
+from ingest.transform.stage import Batch
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 SPLIT_STATUS = frozenset({413, 422})  # the batch as a whole was refused: isolate the cause

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.routing import Route, check_dataset_name
+from ingest.transform.routing import Route, check_dataset_name
 
 _TOP_KEYS = {"store", "state", "rejects", "rubrix", "endpoints"}
 _RUBRIX_KEYS = {"url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout"}
@@ -72,7 +72,7 @@ def _route(endpoint: str, table: Any) -> Route:
     for key in ("mapper", "workspace"):
         if key in table and not isinstance(table[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
-    from ingest.routing import dataset_for_endpoint
+    from ingest.transform.routing import dataset_for_endpoint
 
     return Route(
         endpoint=endpoint,

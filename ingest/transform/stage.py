@@ -16,8 +16,10 @@ import orjson
 import pyarrow as pa
 
 import mappers
-from ingest import records as rec
-from ingest.logline import (
+from ingest.accesslog.redact import redact_raw, redact_value
+from ingest.sources.read import Chunk
+from ingest.transform import records as rec
+from ingest.transform.logline import (
     BadLine,
     LogEntry,
     NotJson,
@@ -26,10 +28,8 @@ from ingest.logline import (
     is_json_content_type,
     parse_line,
 )
-from ingest.read import Chunk
-from ingest.redact import redact_raw, redact_value
-from ingest.routing import Route, Router
-from ingest.validate import validate
+from ingest.transform.routing import Route, Router
+from ingest.transform.validate import validate
 
 RAW_CAP = 2000  # bytes of a rejected line kept in the rejects file
 

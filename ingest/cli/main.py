@@ -24,17 +24,17 @@ import orjson
 
 import mappers
 from ingest import __version__
-from ingest import config as config_mod
-from ingest.checkpoint import LockHeld, RunLock, State
-from ingest.pipeline import RunOptions, run
-from ingest.read import InputError, Source, expand
-from ingest.rejects import RejectsFile, RejectsPreview
-from ingest.routing import Route, check_dataset_name, dataset_for_endpoint
-from ingest.runlog import append_run
+from ingest import settings as config_mod
+from ingest.report.runlog import append_run
+from ingest.report.summary import Summary
+from ingest.run import RunOptions, run
 from ingest.sinks import Sink
-from ingest.sinks.local import LocalStore
-from ingest.summary import Summary
-from ingest.transform import TransformSpec
+from ingest.sinks.local.store import LocalStore
+from ingest.sinks.rejects import RejectsFile, RejectsPreview
+from ingest.sources.checkpoint import LockHeld, RunLock, State
+from ingest.sources.read import InputError, Source, expand
+from ingest.transform.routing import Route, check_dataset_name, dataset_for_endpoint
+from ingest.transform.stage import TransformSpec
 
 DEFAULT_STORE = "rubrix-store"
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, try again later
@@ -231,7 +231,7 @@ def make_sink(cfg: config_mod.Config, store_dir: Path, params: dict[str, Any]) -
     url = settings.pop("rubrix_url", None) or settings.pop("url", None)
     if not url:
         return LocalStore(store_dir)
-    from ingest.sinks.rubrix import DeliveryError, RubrixSettings, RubrixSink
+    from ingest.sinks.rubrix.sink import DeliveryError, RubrixSettings, RubrixSink
 
     try:
         return RubrixSink(RubrixSettings(url=url, **settings))
@@ -248,7 +248,7 @@ def _rubrix_params(params: dict[str, Any]) -> dict[str, Any]:
 def _stop_on_delivery_failure(summary: Summary, quiet: bool) -> Iterator[None]:
     """A delivery failure (or a dead worker) prints what was done, then stops with exit 1."""
     from ingest.sinks import DeliveryError
-    from ingest.workers import WorkerDied
+    from ingest.transform.workers import WorkerDied
 
     try:
         yield
@@ -469,7 +469,7 @@ def push_command(
 ) -> None:
     """Send the records of a local store to a Rubrix server."""
     from ingest.push import push
-    from ingest.sinks.local import list_datasets
+    from ingest.sinks.local.store import list_datasets
 
     try:
         cfg = config_mod.load(config_path) if config_path else config_mod.Config()
@@ -498,7 +498,7 @@ def push_command(
 @click.option("--limit", "-n", default=0, show_default=True, help="Also print the last N records of each.")
 def show_command(datasets: tuple[str, ...], store: Path, limit: int) -> None:
     """List the datasets in a local store: task, records, time range."""
-    from ingest.sinks.local import list_datasets, read_dataset
+    from ingest.sinks.local.store import list_datasets, read_dataset
 
     if not store.is_dir():
         fail(f"no local store at {store}")
@@ -568,8 +568,8 @@ def report_command(
     """
     import time
 
-    from ingest.metrics import ReportSpec, compute
-    from ingest.sinks.local import list_datasets
+    from ingest.report.metrics import ReportSpec, compute
+    from ingest.sinks.local.store import list_datasets
 
     started = time.perf_counter()
     if not store.is_dir():
@@ -589,7 +589,7 @@ def report_command(
     if as_json:
         click.echo(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
         return
-    from ingest.report import MissingPlotting, render
+    from ingest.report.html import MissingPlotting, render
 
     try:
         page = render(metrics)

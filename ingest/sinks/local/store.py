@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.sinks import Delivery
-from ingest.sinks.known_ids import KnownIds
-from ingest.transform import SCHEMA, Batch
+from ingest.sinks.local.known_ids import KnownIds
+from ingest.transform.stage import SCHEMA, Batch
 
 # Pending Arrow bytes that trigger a write: bigger means fewer, larger files but more memory
 # (measured at 200k lines, before the other savings: 64 MB -> 422 MB peak, 16 MB -> 360 MB).

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ingest.summary import Summary
+from ingest.report.summary import Summary
 
 RUNS_FILE = "_runs.jsonl"
 

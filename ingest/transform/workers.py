@@ -34,9 +34,9 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ingest.checkpoint import close_inherited_locks
-from ingest.read import Chunk
-from ingest.transform import ChunkResult, Transformer, TransformSpec
+from ingest.sources.checkpoint import close_inherited_locks
+from ingest.sources.read import Chunk
+from ingest.transform.stage import ChunkResult, Transformer, TransformSpec
 
 WINDOW = 2  # chunks in flight per worker
 
