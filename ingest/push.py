@@ -14,12 +14,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from ingest.model import Batch
 from ingest.report.summary import Summary
 from ingest.run import record_acknowledged, record_delivery
 from ingest.sinks import Sink
 from ingest.sinks.rejects import RejectsFile
 from ingest.transform.routing import Route
-from ingest.transform.stage import Batch
 
 READ_ROWS = 50_000
 COLUMNS = ["id", "record", "endpoint", "source_file", "source_line"]

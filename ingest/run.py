@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from ingest.model import Delivery
 from ingest.report.summary import Summary
-from ingest.sinks import Delivery, Sink
+from ingest.sinks import Sink
 from ingest.sinks.rejects import RejectsFile, RejectsPreview
 from ingest.sources.checkpoint import Plan, State
 from ingest.sources.read import Chunk, LineChunks, Source

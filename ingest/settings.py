@@ -24,15 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.errors import ConfigError
 from ingest.transform.routing import Route, check_dataset_name
 
 _TOP_KEYS = {"store", "state", "rejects", "rubrix", "endpoints"}
 _RUBRIX_KEYS = {"url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout"}
 _ENDPOINT_KEYS = {"dataset", "mapper", "workspace", "tags", "metadata"}
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclass

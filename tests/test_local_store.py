@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ingest.sinks import Delivery
+from ingest.model import Delivery
 from ingest.sinks.local.known_ids import KnownIds
 from ingest.sinks.local.store import LocalStore, list_datasets, read_dataset
 from ingest.sources.read import LineChunks, Source

@@ -7,36 +7,12 @@ delivered; checkpoints move only past what a flush acknowledged.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from ingest.transform.stage import Batch
+from ingest.errors import DeliveryError
+from ingest.model import Batch, Delivery
 
-
-@dataclass
-class Delivery:
-    """What a flush did: counts per endpoint, and records the target refused."""
-
-    written: Counter[str] = field(default_factory=Counter)
-    already_stored: Counter[str] = field(default_factory=Counter)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
-
-    def merge(self, other: Delivery) -> None:
-        self.written.update(other.written)
-        self.already_stored.update(other.already_stored)
-        self.rejects.extend(other.rejects)
-
-
-class DeliveryError(Exception):
-    """The run cannot go on: the message is one line, names the URL and never the key.
-
-    ``delivery`` holds what the server did acknowledge before the run had to stop.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.delivery = Delivery()
+__all__ = ["Delivery", "DeliveryError", "Sink"]
 
 
 class Sink(Protocol):

@@ -7,8 +7,7 @@ records, skipped for a counted reason, or rejected with its file, line and reaso
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 
 import mappers
 from ingest.accesslog.redact import redact_raw, redact_value
+from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, Reject
 from ingest.sources.read import Chunk
 from ingest.transform import records as rec
 from ingest.transform.logline import (
@@ -31,61 +31,6 @@ from ingest.transform.logline import (
 from ingest.transform.routing import Route, Router
 from ingest.transform.validate import validate
 
-RAW_CAP = 2000  # bytes of a rejected line kept in the rejects file
-
-NO_ENDPOINT = "-"  # lines that never got as far as a path
-
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("event_timestamp", pa.timestamp("us", tz="UTC")),
-        ("task", pa.string()),
-        ("record", pa.string()),
-        ("endpoint", pa.string()),
-        ("status", pa.int32()),
-        ("latency_ms", pa.float64()),
-        ("request_id", pa.string()),
-        ("text", pa.string()),
-        ("predicted_label", pa.string()),
-        ("predicted_score", pa.float64()),
-        ("n_entities", pa.int32()),
-        ("output_text", pa.string()),
-        ("source_file", pa.string()),
-        ("source_line", pa.int64()),
-    ]
-)
-
-
-@dataclass
-class Counts:
-    """What happened to one endpoint's lines and records."""
-
-    lines: int = 0
-    records: int = 0  # mapped and valid, handed to the sink
-    written: int = 0  # acknowledged by the sink
-    skipped: Counter[str] = field(default_factory=Counter)
-    rejected: int = 0
-    # (hour since the epoch, status) -> lines: kept in the run log for the report's
-    # traffic and error rates, since error lines never become records.
-    by_hour: Counter[tuple[int, int]] = field(default_factory=Counter)
-
-    def add(self, other: Counts) -> None:
-        self.lines += other.lines
-        self.records += other.records
-        self.written += other.written
-        self.skipped.update(other.skipped)
-        self.rejected += other.rejected
-        self.by_hour.update(other.by_hour)
-
-
-@dataclass
-class Batch:
-    """Valid records for one dataset, as columns in SCHEMA."""
-
-    route: Route
-    task: str
-    table: pa.Table
-
 
 @dataclass
 class ChunkResult:
@@ -95,7 +40,7 @@ class ChunkResult:
     end_offset: int  # just past the chunk in its source
     size: int  # bytes of the chunk
     batches: list[Batch]
-    rejects: list[dict[str, Any]]
+    rejects: list[Reject]
     counts: dict[str, Counts]
 
 
@@ -145,7 +90,7 @@ class Transformer:
 
     def process(self, chunk: Chunk) -> ChunkResult:
         counts: dict[str, Counts] = {}
-        rejects: list[dict[str, Any]] = []
+        rejects: list[Reject] = []
         columns: dict[tuple[str, str], _Columns] = {}
         offset = chunk.offset
         lines = chunk.data.split(b"\n")

@@ -23,15 +23,13 @@ import uuid
 from collections import Counter, OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.sinks import Delivery
+from ingest.model import SCHEMA, Batch, Delivery, rejects_of_batch
 from ingest.sinks.local.known_ids import KnownIds
-from ingest.transform.stage import SCHEMA, Batch
 
 # Pending Arrow bytes that trigger a write: bigger means fewer, larger files but more memory
 # (measured at 200k lines, before the other savings: 64 MB -> 422 MB peak, 16 MB -> 360 MB).
@@ -240,27 +238,11 @@ def list_datasets(root: Path) -> list[str]:
 
 def task_conflict(batch: Batch, known: str) -> Delivery:
     """Records whose task differs from their dataset's: the server would refuse them too."""
-    delivery = Delivery()
     reason = (
         f"dataset {batch.route.dataset!r} holds {known} records, this record is {batch.task}; "
         "configure a dataset or mapper for this endpoint"
     )
-    for row in batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist():
-        delivery.rejects.append(reject_of_row(row, reason, "sink"))
-    return delivery
-
-
-def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> dict[str, Any]:
-    return {
-        "file": row["source_file"],
-        "line": row["source_line"],
-        "offset": None,
-        "record": None,
-        "endpoint": row["endpoint"],
-        "stage": stage,
-        "reason": reason,
-        "raw": row["record"][:2000],
-    }
+    return Delivery(rejects=rejects_of_batch(batch, reason))
 
 
 def read_dataset(root: Path, dataset: str, columns: list[str] | None = None) -> pa.Table:

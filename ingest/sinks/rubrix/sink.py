@@ -26,9 +26,8 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from ingest.sinks import Delivery, DeliveryError
-from ingest.sinks.local.store import reject_of_row
-from ingest.transform.stage import Batch
+from ingest.errors import DeliveryError
+from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 SPLIT_STATUS = frozenset({413, 422})  # the batch as a whole was refused: isolate the cause
@@ -190,8 +189,7 @@ class RubrixSink:
             raise
         delivery = Delivery()
         if conflict:
-            for row in batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist():
-                delivery.rejects.append(reject_of_row(row, conflict, "sink"))
+            delivery.rejects.extend(rejects_of_batch(batch, conflict))
             return delivery
         size = self.settings.batch_size
         try:
