@@ -20,6 +20,8 @@ class IngestError(Exception):
     """Base of every error the CLI reports in one line; ``exit_code`` is the process's."""
 
     exit_code: int = EXIT_FAILED
+    # What the run did before it stopped, printed before the message (unless --quiet).
+    summary_text: str | None = None
 
 
 class UsageError(IngestError):

@@ -91,7 +91,7 @@ class Transformer:
     def process(self, chunk: Chunk) -> ChunkResult:
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
-        columns: dict[tuple[str, str], _Columns] = {}
+        columns: dict[tuple[str, str | None, str], _Columns] = {}
         offset = chunk.offset
         lines = chunk.data.split(b"\n")
         lines.pop()  # the chunk ends with a newline
@@ -177,7 +177,7 @@ class Transformer:
         source: str,
         number: int,
         count: Counts,
-        columns: dict[tuple[str, str], _Columns],
+        columns: dict[tuple[str, str | None, str], _Columns],
         reject: Any,
     ) -> None:
         fields = entry.fields
@@ -226,7 +226,8 @@ class Transformer:
                 reject(error, entry.path, "validate", index)
                 continue
             count.records += 1
-            key = (route.dataset, task)
+            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
+            key = (route.dataset, route.workspace, task)
             target = columns.get(key)
             if target is None:
                 target = columns[key] = _Columns(route, task)
