@@ -29,6 +29,7 @@ from ingest.report.summary import Summary
 from ingest.runners import Runner, get_runner
 from ingest.settings import ServerSettings
 from ingest.sinks import Sink, Target, choose, open_sink
+from ingest.sinks.local.layout import StoreLayout
 from ingest.sinks.rejects import RejectsFile, RejectsPreview
 from ingest.sources import expand
 from ingest.sources.checkpoint import Plan, RunLock, State
@@ -154,14 +155,15 @@ def run_ingest(
 
 
 def _run_once(request: RunRequest, options: RunOptions, progress: Progress | None) -> RunResult:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    layout = StoreLayout(request.store)
+    stamp = layout.rejects_stamp()
     target = Target(store=request.store, server=request.server, show=request.show if request.dry_run else 0)
     sink = open_sink(choose(target, request.dry_run), target)
     rejects: RejectsFile | RejectsPreview
     if request.dry_run:
         rejects = RejectsPreview()
     else:
-        rejects = RejectsFile(request.rejects_path or request.store / "_rejects" / f"{stamp}.jsonl")
+        rejects = RejectsFile(request.rejects_path or layout.rejects_file(stamp))
     summary = Summary(target=sink.description, dry_run=request.dry_run)
     started = datetime.now(UTC)
     total = sum(s.path.stat().st_size for s in options.sources if s.path is not None)
@@ -211,18 +213,17 @@ def run_push(
     the server cannot be reached or refuses the key.
     """
     from ingest.push import push
-    from ingest.sinks.local.store import list_datasets
 
     if server is None:
         raise UsageError("push needs a server: give --rubrix-url or set RUBRIX_API_URL")
-    available = list_datasets(store) if store.is_dir() else []
+    available = StoreLayout(store).datasets() if store.is_dir() else []
     missing = [d for d in datasets if d not in available]
     if not available or missing:
         raise UsageError(f"no dataset {missing[0]!r} in {store}" if missing else f"no datasets in {store}")
     target = Target(store=store, server=server)
     sink = open_sink(choose(target), target)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    rejects = RejectsFile(rejects_path or store / "_rejects" / f"push-{stamp}.jsonl")
+    layout = StoreLayout(store)
+    rejects = RejectsFile(rejects_path or layout.rejects_file(layout.rejects_stamp(), prefix="push-"))
     summary = Summary(target=sink.description)
     with _summary_on_failure(summary, quiet):
         push(store, datasets or available, sink, rejects, summary)

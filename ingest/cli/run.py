@@ -98,6 +98,7 @@ def run_command(
     """
     from ingest import settings
     from ingest.run import RunRequest, run_ingest, stop_on_signals
+    from ingest.sinks.local.layout import StoreLayout
     from ingest.transform.stage import TransformSpec
 
     config = settings.load_config(config_path)
@@ -113,7 +114,7 @@ def run_command(
         paths=list(paths),
         spec=TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until),
         store=store_dir,
-        state_path=state_path or Path(config.state or store_dir / "_state.sqlite"),
+        state_path=state_path or (Path(config.state) if config.state else StoreLayout(store_dir).state_file),
         rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),
         server=server,
         dry_run=dry_run,
