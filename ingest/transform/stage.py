@@ -15,6 +15,7 @@ import orjson
 import pyarrow as pa
 
 import mappers
+from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
 from ingest.accesslog.redact import redact_raw, redact_value
 from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, Reject
 from ingest.sources.read import Chunk
@@ -184,13 +185,13 @@ class Transformer:
         digest = rec.line_digest(raw)
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
-        url = fields.get("url")
+        url = fields.get(URL)
         agent = url if isinstance(url, str) and url else entry.path
-        latency = fields.get("latency_ms")
+        latency = fields.get(LATENCY_MS)
         latency = (
             float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
         )
-        request_id = fields.get("request_id")
+        request_id = fields.get(REQUEST_ID)
         request_id = str(request_id) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
         if latency is not None:
