@@ -31,7 +31,7 @@ def predict_spacy(batch: list[str]) -> list[dict]:
 
 
 if MODE == "ours":
-    from ingest.middleware import AccessLogMiddleware
+    from ingest.accesslog.middleware import AccessLogMiddleware
 
     app.add_middleware(AccessLogMiddleware, path=os.environ["BENCH_LOG"], endpoints=["/spacy/"])
 elif MODE == "argilla":

@@ -7,19 +7,18 @@ than duplicates. Datasets are streamed a Parquet batch at a time, never whole.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
-from ingest.pipeline import record_acknowledged, record_delivery
-from ingest.rejects import RejectsFile
-from ingest.routing import Route
+from ingest.model import Batch
+from ingest.report.summary import Summary
+from ingest.run import record_acknowledged, record_delivery
 from ingest.sinks import Sink
-from ingest.summary import Summary
-from ingest.transform import Batch
+from ingest.sinks.local.layout import StoreLayout
+from ingest.sinks.rejects import RejectsFile
+from ingest.transform.routing import Route
 
 READ_ROWS = 50_000
 COLUMNS = ["id", "record", "endpoint", "source_file", "source_line"]
@@ -27,12 +26,13 @@ COLUMNS = ["id", "record", "endpoint", "source_file", "source_line"]
 
 def push(store: Path, datasets: list[str], sink: Sink, rejects: RejectsFile, summary: Summary) -> Summary:
     started = time.perf_counter()
+    layout = StoreLayout(store)
     try:
         for name in datasets:
-            meta = json.loads((store / name / "_dataset.json").read_text())
+            meta = layout.read_meta(name) or {}
             route = Route(endpoint=f"(store) {name}", dataset=name, workspace=meta.get("workspace"),
                           tags=meta.get("tags") or {})  # fmt: skip
-            parts = ds.dataset(store / name, format="parquet", partitioning="hive")
+            parts = layout.open_dataset(name)
             for record_batch in parts.to_batches(columns=COLUMNS, batch_size=READ_ROWS):
                 table = pa.Table.from_batches([record_batch])
                 for endpoint in table["endpoint"].to_pylist():

@@ -13,7 +13,7 @@ import os
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from ingest.middleware import AccessLogMiddleware
+from ingest.accesslog.middleware import AccessLogMiddleware
 
 LABELS = ("NEGATIVE", "POSITIVE")
 

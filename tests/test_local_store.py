@@ -9,11 +9,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ingest.read import LineChunks, Source
-from ingest.sinks import Delivery
-from ingest.sinks.known_ids import KnownIds
-from ingest.sinks.local import LocalStore, list_datasets, read_dataset
-from ingest.transform import Transformer, TransformSpec
+from ingest.model import Delivery
+from ingest.sinks.local.known_ids import KnownIds
+from ingest.sinks.local.store import LocalStore, list_datasets, read_dataset
+from ingest.sources.read import LineChunks, Source
+from ingest.transform.stage import Transformer, TransformSpec
 from tests.conftest import SAMPLE_LOGS, Ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))

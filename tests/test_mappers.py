@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 import mappers
-from ingest.validate import validate
+from ingest.transform.validate import validate
 from mappers.text2text import text2text
 from mappers.text_classification import text_classification
 from mappers.token_classification import token_classification, tokenize
 
 
 def full(task: str, body: dict) -> dict:
-    from ingest.records import complete
+    from ingest.transform.records import complete
 
     return complete(task, body, id="x", event_timestamp="2026-01-01T00:00:00", agent="a", metadata={})
 

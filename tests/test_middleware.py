@@ -221,7 +221,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
 
 def test_importing_the_middleware_pulls_in_nothing_heavy() -> None:
     code = (
-        "import sys, ingest.middleware; "
+        "import sys, ingest.accesslog.middleware; "
         "heavy = {'pandas', 'pyarrow', 'argilla', 'numpy', 'httpx', 'click'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

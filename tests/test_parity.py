@@ -18,8 +18,8 @@ argilla_asgi = pytest.importorskip("argilla.monitoring.asgi")
 from argilla.client.sdk.text_classification.models import CreationTextClassificationRecord  # noqa: E402
 from argilla.client.sdk.token_classification.models import CreationTokenClassificationRecord  # noqa: E402
 
-from ingest.records import complete  # noqa: E402
-from ingest.validate import validate  # noqa: E402
+from ingest.transform.records import complete  # noqa: E402
+from ingest.transform.validate import validate  # noqa: E402
 from mappers.text_classification import text_classification  # noqa: E402
 from mappers.token_classification import token_classification  # noqa: E402
 

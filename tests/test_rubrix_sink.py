@@ -14,8 +14,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.records import complete
-from ingest.validate import validate
+from ingest.transform.records import complete
+from ingest.transform.validate import validate
 from mappers.token_classification import token_classification
 from tests.conftest import ROOT, SAMPLE_LOGS, Ingest, RubrixServer, entry, free_port, write_log
 from tests.test_parity import random_case

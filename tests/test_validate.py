@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.records import complete
-from ingest.routing import check_dataset_name, dataset_for_endpoint
-from ingest.validate import validate
+from ingest.transform.records import complete
+from ingest.transform.routing import check_dataset_name, dataset_for_endpoint
+from ingest.transform.validate import validate
 
 
 def tc(inputs=None, labels=None, multi_label=False) -> dict:
@@ -116,7 +116,7 @@ def test_spaced_tokens_shortcut_finds_what_the_search_finds():
     """The one-character look used for single-spaced tokens agrees with the server's search."""
     import random
 
-    from ingest.validate import _FoundTokens, _SpacedTokens, token_boundaries
+    from ingest.transform.validate import _FoundTokens, _SpacedTokens, token_boundaries
 
     rng = random.Random(7)
     pieces = ["a", "bb", "ü", "東京", "", "x.", "\t", "aa"]

@@ -17,7 +17,7 @@ import os
 from fastapi import FastAPI
 
 from examples.tutorial_service.models import load_spacy, load_transformers
-from ingest.middleware import AccessLogMiddleware
+from ingest.accesslog.middleware import AccessLogMiddleware
 
 spacy_pipeline = load_spacy()
 transformers_pipeline = load_transformers()

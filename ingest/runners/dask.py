@@ -41,16 +41,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.machinery
+import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -59,15 +63,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.checkpoint import fingerprint
-from ingest.pipeline import record_delivery
-from ingest.read import CHUNK_BYTES, Chunk, LineChunks, Source
-from ingest.routing import Route
-from ingest.sinks.known_ids import KnownIds
-from ingest.sinks.local import DICTIONARY_COLUMNS, LocalStore, _fsync_dir, _OpenPart
-from ingest.sinks.rubrix import RubrixSettings, RubrixSink
-from ingest.summary import Summary
-from ingest.transform import SCHEMA, Counts, Transformer, TransformSpec
+from ingest.errors import IngestError, MissingExtra, UsageError
+from ingest.model import SCHEMA, Counts
+from ingest.report.runlog import append_run
+from ingest.report.summary import Summary
+from ingest.run import record_delivery
+from ingest.settings import ServerSettings
+from ingest.sinks import Target, choose, open_sink
+from ingest.sinks.local.known_ids import KnownIds
+from ingest.sinks.local.layout import StoreLayout, fsync_dir
+from ingest.sinks.local.store import DICTIONARY_COLUMNS, LocalStore, _OpenPart
+from ingest.sinks.rejects import RejectsFile
+from ingest.sources import expand
+from ingest.sources.checkpoint import fingerprint
+from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source
+from ingest.transform.routing import Route
+from ingest.transform.stage import Transformer, TransformSpec
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -75,7 +86,6 @@ if TYPE_CHECKING:
 SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
 GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
 RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
-MANIFEST_DIR = "_backfill"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -308,22 +318,17 @@ class StoreTarget:
 class ServerTarget:
     """A Rubrix server; ``semaphore`` bounds requests in flight over the whole cluster."""
 
-    settings: RubrixSettings
+    store: str
+    settings: ServerSettings
     semaphore: Any  # distributed.Semaphore
-
-
-def part_prefix(run: str, key: str) -> str:
-    return f"part-bf-{run}-{key}"
 
 
 class _NamedPart(_OpenPart):
     """A part file with a name chosen by the caller: a retried task writes the same names."""
 
-    def __init__(self, directory: Path, name: str):
+    def __init__(self, directory: Path, prefix: str, n: int):
         directory.mkdir(parents=True, exist_ok=True)
-        self.final = directory / f"{name}.parquet"
-        # the temporary name is per attempt: an attempt the scheduler gave up on may still run
-        self.tmp = directory / f".{self.final.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.final, self.tmp = StoreLayout.task_part(directory, prefix, n)
         self.ids: list[pa.ChunkedArray] = []
         self.written: Counter[str] = Counter()
         self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by finish or abandon)
@@ -341,8 +346,10 @@ class TaskStore(LocalStore):
     whichever task finished first.
     """
 
-    def __init__(self, root: Path, prefix: str, run_prefix: str):
-        for old in root.glob(f"*/date=*/{prefix}-*.parquet"):
+    def __init__(self, root: Path, run: str, task: str):
+        layout = StoreLayout(root)
+        prefix, run_prefix = layout.task_prefix(run, task), layout.task_prefix(run)
+        for old in layout.task_parts(prefix + "-"):
             old.unlink(missing_ok=True)
 
         def other_task_of_the_run(name: str) -> bool:
@@ -355,7 +362,7 @@ class TaskStore(LocalStore):
     def _part_for(self, directory: Path) -> _OpenPart:
         part = self._open.pop(directory, None)
         if part is None:
-            part = _NamedPart(directory, f"{self.prefix}-{self._parts_opened:04d}")
+            part = _NamedPart(directory, self.prefix, self._parts_opened)
             self._parts_opened += 1
         self._open[directory] = part  # most recently written last
         while len(self._open) > self.max_open_parts:
@@ -377,12 +384,15 @@ class _BoundedClient:
         self._client.close()
 
 
-class BoundedRubrixSink(RubrixSink):
-    """The Rubrix sink of one task: its bulk requests count against the cluster's bound."""
-
-    def __init__(self, settings: RubrixSettings, semaphore: Any):
-        super().__init__(settings)  # the handshake (two GETs) is not bounded
-        self._client = _BoundedClient(self._client, semaphore)  # type: ignore[assignment]
+def _open_task_sink(task: Task, target: StoreTarget | ServerTarget) -> Any:
+    """The task's sink: its own part files in the store, or the server's sink from the
+    sink registry with every request bounded by the cluster's semaphore."""
+    if isinstance(target, StoreTarget):
+        return TaskStore(Path(target.root), target.run, task.key)
+    where = Target(store=Path(target.store), server=target.settings)
+    sink = open_sink(choose(where), where)  # connects: two GETs, not bounded
+    sink._client = _BoundedClient(sink._client, target.semaphore)
+    return sink
 
 
 # -- one task (on a worker) -------------------------------------------------------------
@@ -433,11 +443,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
     pa.set_memory_pool(pa.system_memory_pool())
     summary = Summary(target="")
     rejects = _Collected()
-    if isinstance(target, StoreTarget):
-        prefix = part_prefix(target.run, task.key)
-        sink: Any = TaskStore(Path(target.root), prefix, part_prefix(target.run, ""))
-    else:
-        sink = BoundedRubrixSink(target.settings, target.semaphore)
+    sink = _open_task_sink(task, target)
     transformer = Transformer(spec)
     reader = _reader(task)
     size = 0
@@ -483,7 +489,7 @@ def dedupe_partition(directory: str, run: str, order: dict[str, int]) -> dict[st
     Returns the rows removed per task key and endpoint (they count as already stored).
     """
     removed: dict[str, Counter[str]] = {}
-    prefix = f"part-bf-{run}-"
+    prefix = StoreLayout.task_prefix(run)
 
     def rank(path: Path) -> tuple[int, str]:
         key = path.name[len(prefix) :].split("-")[0]
@@ -502,7 +508,7 @@ def dedupe_partition(directory: str, run: str, order: dict[str, int]) -> dict[st
             counter = removed.setdefault(key, Counter())
             counter.update(dropped["endpoint"].to_pylist())
             table = table.filter(keep)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.parquet.tmp")
             with open(tmp, "wb") as fh:
                 pq.write_table(table, fh, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
                 fh.flush()
@@ -512,7 +518,7 @@ def dedupe_partition(directory: str, run: str, order: dict[str, int]) -> dict[st
             else:
                 tmp.unlink()
                 path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             ids = table["id"]
         seen.update(ids.to_pylist())
     return removed
@@ -525,7 +531,7 @@ class Manifest:
     """``<store>/_backfill/<run>.jsonl``: one line per finished task, then one at the end."""
 
     def __init__(self, store: Path, run: str):
-        self.path = store / MANIFEST_DIR / f"{run}.jsonl"
+        self.path = StoreLayout(store).backfill_manifest(run)
         self.done: set[str] = set()
         self.finished = False
         if self.path.exists():
@@ -554,7 +560,7 @@ class BackfillOptions:
     sources: list[Source]
     spec: TransformSpec
     store: Path  # the local store: the target, or where rejects and the manifest go
-    server: RubrixSettings | None = None  # send to this server instead of the store
+    server: ServerSettings | None = None  # send to this server instead of the store
     split_bytes: int = SPLIT_BYTES
     retries: int = RETRIES
     progress: bool = False  # Dask's text progress bar on stderr
@@ -600,7 +606,7 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     target: StoreTarget | ServerTarget
     if options.server is not None:
         semaphore = Semaphore(max_leases=options.server.concurrency, name=f"ingest-rubrix-{run}")
-        target = ServerTarget(options.server, semaphore)
+        target = ServerTarget(str(options.store.resolve()), options.server, semaphore)
     else:
         target = StoreTarget(str(options.store.resolve()), run)
     spec = client.scatter(options.spec, broadcast=True) if pending else options.spec
@@ -642,6 +648,128 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
         summary.rejects_file = str(rejects.path)
     summary.seconds = time.perf_counter() - started
     return report
+
+
+class BackfillStopped(IngestError):
+    """A task failed for good (after its retries) or a signal stopped the backfill: what
+    finished is counted and recorded, and the same command does the rest."""
+
+
+@dataclass
+class BackfillRequest:
+    """Everything one ``ingest backfill`` needs, resolved (ingest.settings) as for ``run``."""
+
+    paths: list[str]
+    spec: TransformSpec
+    store: Path
+    rejects_path: Path | None = None  # None: <store>/_rejects/<time>.jsonl
+    server: ServerSettings | None = None
+    scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster here
+    workers: int | None = None  # LocalCluster workers (None: one per core)
+    memory_limit: str = "auto"  # LocalCluster memory limit per worker
+    split_bytes: int = SPLIT_BYTES
+    retries: int = RETRIES
+    quiet: bool = False  # no summary table travels with a failure
+
+
+@dataclass
+class BackfillResult:
+    summary: Summary
+    report: BackfillReport
+    dashboard: str | None
+
+
+def run_backfill(
+    request: BackfillRequest,
+    *,
+    progress: bool = False,
+    on_connect: Callable[[str, int, str | None], None] | None = None,
+) -> BackfillResult:
+    """Run a backfill on the request's cluster; ``on_connect(where, workers, dashboard)``
+    is called once connected. Raises MissingExtra (no Dask), InputError, UsageError
+    (stdin), DeliveryError (the server refuses before anything is read), BackfillStopped.
+    """
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise MissingExtra("ingest backfill needs Dask: pip install 'rubrix-ingest[dask]'") from None
+    sources = expand(request.paths)
+    if any(s.path is None and getattr(s, "url", None) is None for s in sources):
+        raise UsageError("a backfill reads files, not stdin")
+    description = f"local store {request.store}"
+    if request.server is not None:
+        where = Target(store=request.store, server=request.server)
+        sink = open_sink(choose(where), where)  # a bad URL or key stops here, before any task
+        description = sink.description
+        sink.close()
+    layout = StoreLayout(request.store)
+    rejects = RejectsFile(request.rejects_path or layout.rejects_file(layout.rejects_stamp()))
+    summary = Summary(target=description)
+    options = BackfillOptions(
+        sources=sources,
+        spec=request.spec,
+        store=request.store,
+        server=request.server,
+        split_bytes=request.split_bytes,
+        retries=request.retries,
+        progress=progress,
+    )
+    started = datetime.now(UTC)
+    # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with _cluster(request) as client:
+            dashboard = client.dashboard_link
+            if on_connect is not None:
+                workers = len(client.scheduler_info(n_workers=-1)["workers"])
+                on_connect(request.scheduler or "a local cluster", workers, dashboard)
+            options.spec = replace(options.spec, routes=upload_mappers(client, options.spec.routes))
+            report = backfill(client, options, rejects, summary)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if report.failed is not None:
+        done = report.resumed + sum(report.workers.values())
+        error = BackfillStopped(
+            f"backfill {report.run} stopped: {report.failed}; {done} of {report.tasks} tasks are done "
+            "and recorded: run the same command again to do the rest"
+        )
+        error.summary_text = None if request.quiet else summary.render()
+        raise error
+    flags = {
+        "rereads": True,  # a backfill reads every file from its start
+        "since": request.spec.since.isoformat() if request.spec.since else None,
+        "until": request.spec.until.isoformat() if request.spec.until else None,
+        "runner": "dask",
+        "backfill": report.run,
+    }
+    append_run(request.store, summary, started, flags)
+    return BackfillResult(summary, report, dashboard)
+
+
+@contextlib.contextmanager
+def _cluster(request: BackfillRequest) -> Iterator[Client]:
+    """A Client of the request's scheduler, or of a LocalCluster started (and stopped) here."""
+    from distributed import Client, LocalCluster
+
+    if request.scheduler is not None:
+        try:
+            client = Client(request.scheduler, timeout="20s")
+        except OSError as exc:
+            raise BackfillStopped(f"cannot reach the Dask scheduler at {request.scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=request.workers or os.cpu_count() or 1,
+            threads_per_worker=1,  # the transform is Python: one thread per process
+            memory_limit=request.memory_limit,
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def _count_lines_before(client: Client, tasks: list[Task], pending: list[Task], retries: int) -> list[Task]:
@@ -706,8 +834,8 @@ def _commit(
 ) -> None:
     """Drop ids two of the run's tasks both wrote (identical lines), keeping the first."""
     by_dir: dict[Path, set[str]] = {}
-    prefix = f"part-bf-{run}-"
-    for path in store.resolve().glob(f"*/date=*/{prefix}*.parquet"):  # absolute: workers open them
+    prefix = StoreLayout.task_prefix(run)
+    for path in StoreLayout(store.resolve()).task_parts(prefix):  # absolute: workers open them
         by_dir.setdefault(path.parent, set()).add(path.name[len(prefix) :].split("-")[0])
     shared = sorted(str(d) for d, keys in by_dir.items() if len(keys) > 1)
     if not shared:
@@ -753,30 +881,41 @@ def _progress_bar(client: Client, futures: list[Future]) -> threading.Thread:
 # -- custom mappers ---------------------------------------------------------------------
 
 
-def upload_mappers(client: Client, routes: dict[str, Route]) -> list[str]:
-    """Send custom mappers that live in the user's project (not an installed package) to
-    every worker with ``Client.upload_file``; returns the module names sent.
+def upload_mappers(client: Client, routes: dict[str, Route]) -> dict[str, Route]:
+    """Send the custom mappers that live in the user's project to every worker with
+    ``Client.upload_file``, and return the routes as the workers name them.
 
-    A module that is a single file goes as it is; one inside a package goes as a zip of the
-    package. Installed packages must be installed on the workers too.
+    ``./file.py:function`` goes as that file and becomes ``file:function``; a
+    ``module:function`` found in the current directory goes as the file, or as a zip of
+    its package. A mapper from an installed package must be installed on the workers.
     """
-    sent: list[str] = []
+    sent: dict[str, str] = {}  # module path as given -> module name on the workers
+    found: dict[str, Route] = {}
     cwd = Path.cwd().resolve()
-    for route in routes.values():
+    for endpoint, route in routes.items():
+        found[endpoint] = route
         if not route.mapper or ":" not in route.mapper:
             continue
-        top = route.mapper.partition(":")[0].split(".")[0]
+        module_part, _, attr = route.mapper.rpartition(":")
+        if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+            file = Path(module_part).resolve()
+            if module_part not in sent:
+                client.upload_file(str(file))
+                sent[module_part] = file.stem
+            found[endpoint] = replace(route, mapper=f"{sent[module_part]}:{attr}")
+            continue
+        top = module_part.split(".")[0]
         if top in sent:
             continue
-        module = importlib.import_module(top)
-        origin = Path(module.__file__ or "").resolve()
-        if cwd not in origin.parents:
+        # as the mappers module looks for it: the current directory first
+        spec = importlib.machinery.PathFinder.find_spec(top, [str(cwd)])
+        if spec is None or spec.origin is None:
             continue  # an installed package: the workers' environment provides it
-        if origin.name == "__init__.py":
+        if spec.submodule_search_locations:  # a package: sent as a zip of its directory
             with tempfile.TemporaryDirectory() as tmp:
-                archive = shutil.make_archive(str(Path(tmp) / top), "zip", origin.parent.parent, top)
+                archive = shutil.make_archive(str(Path(tmp) / top), "zip", cwd, top)
                 client.upload_file(archive)
         else:
-            client.upload_file(str(origin))
-        sent.append(top)
-    return sent
+            client.upload_file(spec.origin)
+        sent[top] = top
+    return found

@@ -1,49 +1,81 @@
-"""Where records go: the local Parquet store (default) or a Rubrix/Argilla server.
+"""Where records go: a registry of sinks behind one protocol.
 
 A sink takes batches of valid records (``add``) and, on ``flush``, makes them durable on
 the target and reports what was written per endpoint. Only flushed records count as
 delivered; checkpoints move only past what a flush acknowledged.
+
+Sinks are named in ``SINKS`` (name -> ``module:factory``) and imported only when chosen,
+so ``ingest --help`` loads none of them: ``local`` (the Parquet store, the default),
+``rubrix`` (a Rubrix 0.x / Argilla 1.x server, when a URL is set) and ``preview`` (dry
+runs: keeps a few records to show, writes nothing). A new target is a new module with a
+factory ``(Target) -> Sink`` and one line here (or ``register`` at import time).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from ingest.transform import Batch
+from ingest.errors import DeliveryError
+from ingest.model import Batch, Delivery
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-@dataclass
-class Delivery:
-    """What a flush did: counts per endpoint, and records the target refused."""
+    from ingest.settings import ServerSettings
 
-    written: Counter[str] = field(default_factory=Counter)
-    already_stored: Counter[str] = field(default_factory=Counter)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
-
-    def merge(self, other: Delivery) -> None:
-        self.written.update(other.written)
-        self.already_stored.update(other.already_stored)
-        self.rejects.extend(other.rejects)
-
-
-class DeliveryError(Exception):
-    """The run cannot go on: the message is one line, names the URL and never the key.
-
-    ``delivery`` holds what the server did acknowledge before the run had to stop.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.delivery = Delivery()
+__all__ = ["SINKS", "Delivery", "DeliveryError", "Sink", "Target", "choose", "open_sink", "register"]
 
 
 class Sink(Protocol):
-    description: str
+    description: str  # shown in the summary: "local store rubrix-store", "rubrix http://..."
 
-    def add(self, batch: Batch) -> Delivery: ...
+    def add(self, batch: Batch) -> Delivery:
+        """Take a batch; may write (and acknowledge) some of what was added before."""
+        ...
 
-    def flush(self) -> Delivery: ...
+    def flush(self) -> Delivery:
+        """Make everything added durable on the target and acknowledge it."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release resources; what was not flushed is not delivered."""
+        ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a sink factory is given: the resolved settings that name a target."""
+
+    store: Path  # the local store (also where the run log and rejects go)
+    server: ServerSettings | None = None  # a Rubrix/Argilla server, when a URL is set
+    show: int = 0  # preview: records kept per dataset
+
+
+SINKS: dict[str, str] = {
+    "local": "ingest.sinks.local:open_sink",
+    "rubrix": "ingest.sinks.rubrix:open_sink",
+    "preview": "ingest.sinks.preview:open_sink",
+}
+
+
+def register(name: str, factory: str) -> None:
+    """Add a sink: ``factory`` is ``module:function`` taking a Target, returning a Sink."""
+    SINKS[name] = factory
+
+
+def choose(target: Target, dry_run: bool = False) -> str:
+    """The sink a run uses: preview for dry runs, the server when a URL is set, else local."""
+    if dry_run:
+        return "preview"
+    return "rubrix" if target.server is not None else "local"
+
+
+def open_sink(name: str, target: Target) -> Sink:
+    """Import the named sink's module and open it on the target (a server sink connects:
+    DeliveryError when it cannot)."""
+    module_name, _, attr = SINKS[name].partition(":")
+    factory: Callable[[Target], Sink] = getattr(importlib.import_module(module_name), attr)
+    return factory(target)

@@ -24,7 +24,8 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import IO
 
-from ingest.read import Source, open_source
+from ingest.errors import LockHeld
+from ingest.sources.read import Source, open_source
 
 FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
 
@@ -42,10 +43,6 @@ def close_inherited_locks() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
     _HELD_LOCK_FDS.clear()
-
-
-class LockHeld(Exception):
-    """Another run holds the lock on this state file."""
 
 
 class RunLock:

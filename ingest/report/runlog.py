@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
-from ingest.summary import Summary
+from ingest.report.summary import Summary
+from ingest.sinks.local.layout import RUNS_FILE, StoreLayout
 
-RUNS_FILE = "_runs.jsonl"
+__all__ = ["RUNS_FILE", "append_run", "read_runs"]
 
 
 def append_run(store: Path, summary: Summary, started: datetime, options: dict[str, Any]) -> None:
@@ -42,7 +43,7 @@ def append_run(store: Path, summary: Summary, started: datetime, options: dict[s
         },
     }
     store.mkdir(parents=True, exist_ok=True)
-    fd = os.open(store / RUNS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(StoreLayout(store).runs_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, orjson.dumps(entry) + b"\n")
         os.fsync(fd)
@@ -51,7 +52,7 @@ def append_run(store: Path, summary: Summary, started: datetime, options: dict[s
 
 
 def read_runs(store: Path) -> list[dict[str, Any]]:
-    path = store / RUNS_FILE
+    path = StoreLayout(store).runs_file
     if not path.exists():
         return []
     runs = []

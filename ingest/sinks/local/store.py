@@ -1,7 +1,8 @@
 """The local store: Parquet files per dataset, readable with ``pandas.read_parquet``.
 
-Layout: ``<store>/<dataset>/date=YYYY-MM-DD/part-*.parquet`` plus ``_dataset.json``
-(task, tags, workspace). Partitioning by the request's UTC date keeps the id check of a
+Layout (``ingest/sinks/local/layout.py``, the one place that spells it out):
+``<store>/<dataset>/date=YYYY-MM-DD/part-*.parquet`` plus ``_dataset.json`` (task, tags,
+workspace). Partitioning by the request's UTC date keeps the id check of a
 write to the files of one day: a log line always has the same date, so its records can
 only ever be in that partition. An id already in the store is not written again, which
 makes re-ingesting a log a no-op rather than a duplication.
@@ -17,21 +18,20 @@ by atomic rename once it is complete and fsynced, so a reader never sees a torn 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import uuid
 from collections import Counter, OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.sinks import Delivery
-from ingest.sinks.known_ids import KnownIds
-from ingest.transform import SCHEMA, Batch
+from ingest.model import SCHEMA, Batch, Delivery, rejects_of_batch
+from ingest.sinks.local.known_ids import KnownIds
+from ingest.sinks.local.layout import StoreLayout, atomic_write_bytes, fsync_dir
+
+__all__ = ["LocalStore", "atomic_write_bytes", "list_datasets", "read_dataset", "remove_stale_parts"]
 
 # Pending Arrow bytes that trigger a write: bigger means fewer, larger files but more memory
 # (measured at 200k lines, before the other savings: 64 MB -> 422 MB peak, 16 MB -> 360 MB).
@@ -44,24 +44,6 @@ MAX_OPEN_PARTS = 32
 # A part file still being written is touched at every spill and finished at every
 # checkpoint, seconds apart; one untouched for this long belongs to a run that was killed.
 STALE_SECONDS = 3600
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _counter(table: pa.Table, column: str = "endpoint") -> Counter[str]:
@@ -87,9 +69,7 @@ class _OpenPart:
 
     def __init__(self, directory: Path):
         directory.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        self.final = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-        self.tmp = directory / f".{self.final.name}.tmp"
+        self.final, self.tmp = StoreLayout.new_part(directory)
         self.ids: list[pa.ChunkedArray] = []  # what the id check cannot read from disk yet
         self.written: Counter[str] = Counter()
         self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by finish or abandon)
@@ -110,7 +90,7 @@ class _OpenPart:
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.tmp, self.final)
-        _fsync_dir(self.final.parent)
+        fsync_dir(self.final.parent)
         return self.written
 
     def abandon(self) -> None:
@@ -130,6 +110,7 @@ class LocalStore:
         max_open_parts: int = MAX_OPEN_PARTS,
     ):
         self.root = root
+        self.layout = StoreLayout(root)
         self.max_open_parts = max_open_parts
         self.description = f"local store {root}"
         self.flush_bytes = flush_bytes
@@ -144,21 +125,13 @@ class LocalStore:
     # -- dataset metadata -------------------------------------------------------------
     def dataset_task(self, dataset: str) -> str | None:
         if dataset not in self._tasks:
-            meta = self.root / dataset / "_dataset.json"
-            if meta.exists():
-                self._tasks[dataset] = json.loads(meta.read_text())["task"]
+            meta = self.layout.read_meta(dataset)
+            if meta is not None:
+                self._tasks[dataset] = meta["task"]
         return self._tasks.get(dataset)
 
     def _write_meta(self, batch: Batch) -> None:
-        directory = self.root / batch.route.dataset
-        directory.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "name": batch.route.dataset,
-            "task": batch.task,
-            "tags": batch.route.tags,
-            "workspace": batch.route.workspace,
-        }
-        atomic_write_bytes(directory / "_dataset.json", json.dumps(meta, indent=1).encode())
+        self.layout.write_meta(batch.route.dataset, batch.task, batch.route.tags, batch.route.workspace)
         self._tasks[batch.route.dataset] = batch.task
 
     # -- the sink protocol ------------------------------------------------------------
@@ -203,7 +176,7 @@ class LocalStore:
         dates = pc.cast(unique["event_timestamp"], pa.date32())
         for day in pc.unique(dates).to_pylist():
             part = unique.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
-            directory = self.root / dataset / f"date={day.isoformat()}"
+            directory = self.layout.partition_dir(dataset, day)
             open_part = self._open.get(directory)
             fresh = self._known.fresh(directory, part, unsaved=open_part.ids if open_part else ())
             counts.already_stored.update(_counter(part) - _counter(fresh))
@@ -226,7 +199,7 @@ def remove_stale_parts(root: Path, older_than: float = STALE_SECONDS) -> int:
     """Delete the temporary part files that killed runs left behind; readers never saw them."""
     removed = 0
     now = datetime.now(UTC).timestamp()
-    for tmp in root.glob("*/date=*/.part-*.parquet.tmp"):
+    for tmp in StoreLayout(root).unfinished_parts():
         with contextlib.suppress(FileNotFoundError):
             if now - tmp.stat().st_mtime > older_than:
                 tmp.unlink()
@@ -235,40 +208,22 @@ def remove_stale_parts(root: Path, older_than: float = STALE_SECONDS) -> int:
 
 
 def list_datasets(root: Path) -> list[str]:
-    return sorted(p.parent.name for p in root.glob("*/_dataset.json"))
+    return StoreLayout(root).datasets()
 
 
 def task_conflict(batch: Batch, known: str) -> Delivery:
     """Records whose task differs from their dataset's: the server would refuse them too."""
-    delivery = Delivery()
     reason = (
         f"dataset {batch.route.dataset!r} holds {known} records, this record is {batch.task}; "
         "configure a dataset or mapper for this endpoint"
     )
-    for row in batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist():
-        delivery.rejects.append(reject_of_row(row, reason, "sink"))
-    return delivery
-
-
-def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> dict[str, Any]:
-    return {
-        "file": row["source_file"],
-        "line": row["source_line"],
-        "offset": None,
-        "record": None,
-        "endpoint": row["endpoint"],
-        "stage": stage,
-        "reason": reason,
-        "raw": row["record"][:2000],
-    }
+    return Delivery(rejects=rejects_of_batch(batch, reason))
 
 
 def read_dataset(root: Path, dataset: str, columns: list[str] | None = None) -> pa.Table:
     """The whole dataset as one table (for push, reports and tests)."""
-    import pyarrow.dataset as ds
-
-    directory = root / dataset
-    if not directory.exists():
+    layout = StoreLayout(root)
+    if not layout.dataset_dir(dataset).exists():
         empty = SCHEMA.empty_table()
         return empty.select(columns) if columns else empty
-    return ds.dataset(directory, format="parquet", partitioning="hive").to_table(columns=columns)
+    return layout.open_dataset(dataset).to_table(columns=columns)

@@ -18,7 +18,6 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,9 +25,9 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from ingest.sinks import Delivery, DeliveryError
-from ingest.sinks.local import reject_of_row
-from ingest.transform import Batch
+from ingest.errors import DeliveryError
+from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch
+from ingest.settings import ServerSettings
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 SPLIT_STATUS = frozenset({413, 422})  # the batch as a whole was refused: isolate the cause
@@ -38,17 +37,6 @@ BACKOFF_CAP = 10.0
 
 class _Stopped(DeliveryError):
     """A send abandoned because another one failed for good: never the reason to report."""
-
-
-@dataclass(frozen=True)
-class RubrixSettings:
-    url: str
-    api_key: str | None = None
-    workspace: str | None = None
-    batch_size: int = 500
-    concurrency: int = 4
-    retry_for: float = 120.0  # seconds a batch may keep retrying transient failures
-    timeout: float = 60.0
 
 
 def display_url(url: str) -> str:
@@ -61,7 +49,11 @@ def display_url(url: str) -> str:
 
 
 class RubrixSink:
-    def __init__(self, settings: RubrixSettings):
+    def __init__(self, settings: ServerSettings, transport: httpx.BaseTransport | None = None):
+        """Connect (``GET /api/_info``, ``/api/me``); DeliveryError when that fails.
+
+        ``transport`` replaces the network (tests give an ``httpx.MockTransport``).
+        """
         self.settings = settings
         self.url = display_url(settings.url)
         where = f", workspace {settings.workspace}" if settings.workspace else ""
@@ -70,6 +62,7 @@ class RubrixSink:
             base_url=settings.url.rstrip("/"),
             timeout=settings.timeout,
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
+            transport=transport,
         )
         self._executor = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="rubrix-sink")
         self._inflight: deque[Future[Delivery]] = deque()
@@ -190,8 +183,7 @@ class RubrixSink:
             raise
         delivery = Delivery()
         if conflict:
-            for row in batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist():
-                delivery.rejects.append(reject_of_row(row, conflict, "sink"))
+            delivery.rejects.extend(rejects_of_batch(batch, conflict))
             return delivery
         size = self.settings.batch_size
         try:

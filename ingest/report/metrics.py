@@ -20,8 +20,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ingest.runlog import read_runs
-from ingest.sinks.local import list_datasets, read_dataset
+from ingest.report.runlog import read_runs
+from ingest.sinks.local.layout import StoreLayout
+from ingest.sinks.local.store import list_datasets, read_dataset
 
 # Population stability index above which a distribution is flagged as drifted. The usual
 # reading: below 0.1 no real change, 0.1 to 0.2 a moderate shift, above 0.2 a significant one.
@@ -89,11 +90,10 @@ def _window(frame: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
 
 def _column_for_ids(store: Path, name: str, column: str, ids: list[str]) -> dict[str, Any]:
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
 
     if not ids:
         return {}
-    dataset = ds.dataset(store / name, format="parquet", partitioning="hive")
+    dataset = StoreLayout(store).open_dataset(name)
     table = dataset.to_table(columns=["id", column], filter=pc.field("id").isin(ids))
     return dict(zip(table["id"].to_pylist(), table[column].to_pylist(), strict=True))
 
@@ -106,10 +106,8 @@ _LABEL = re.compile(r'"label":"((?:[^"\\]|\\.)*)"')
 
 def _entity_labels(store: Path, name: str) -> dict[str, list[str]]:
     """Entity labels per record id, read batch by batch from the record JSON."""
-    import pyarrow.dataset as ds
-
     out: dict[str, list[str]] = {}
-    dataset = ds.dataset(store / name, format="parquet", partitioning="hive")
+    dataset = StoreLayout(store).open_dataset(name)
     for batch in dataset.to_batches(columns=["id", "record"], batch_size=32_768):
         for record_id, raw in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
             start = raw.find('"entities":[', raw.find('"prediction":'))

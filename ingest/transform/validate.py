@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mappers.token_classification import trim_span
+from mappers.tokens import trim_span
 
 # Type tuples, not ``int | float``: the union is built anew at every call on the hot path.
 _NUMBER = (int, float)

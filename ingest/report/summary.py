@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.transform import NO_ENDPOINT, Counts
+from ingest.model import NO_ENDPOINT, Counts
 
 
 @dataclass

@@ -14,7 +14,18 @@ from typing import Any
 
 import orjson
 
-REQUIRED = ("ts", "path", "status", "request", "response")
+from ingest.accesslog.fields import (  # the format's names, shared with the writer
+    CONTENT_TYPE,
+    PATH,
+    REQUEST,
+    REQUEST_OMITTED,
+    REQUIRED,
+    RESPONSE,
+    RESPONSE_OMITTED,
+    STATUS,
+    TOO_LARGE,
+    TS,
+)
 
 # Epoch values at or above this are milliseconds: 1e11 seconds is the year 5138.
 _EPOCH_MS_THRESHOLD = 1e11
@@ -75,12 +86,12 @@ def parse_line(raw: bytes) -> LogEntry:
     missing = [f for f in REQUIRED if f not in obj]
     if missing:
         raise BadLine("missing field " + ", ".join(repr(f) for f in missing))
-    path, status = obj["path"], obj["status"]
+    path, status = obj[PATH], obj[STATUS]
     if not isinstance(path, str):
         raise BadLine(f"path has type {type(path).__name__}, expected a string")
     if not isinstance(status, int) or isinstance(status, bool):
         raise BadLine(f"status has type {type(status).__name__}, expected an integer")
-    return LogEntry(parse_ts(obj["ts"]), path, status, obj["request"], obj["response"], obj)
+    return LogEntry(parse_ts(obj[TS]), path, status, obj[REQUEST], obj[RESPONSE], obj)
 
 
 def decode_body(body: Any) -> Any:
@@ -101,7 +112,7 @@ def decode_body(body: Any) -> Any:
 
 
 def is_json_content_type(entry: LogEntry) -> bool:
-    content_type = entry.fields.get("content_type")
+    content_type = entry.fields.get(CONTENT_TYPE)
     return content_type is None or (isinstance(content_type, str) and "json" in content_type)
 
 
@@ -112,7 +123,7 @@ def body_omitted(entry: LogEntry) -> str | None:
     ``not_json``, ``empty`` or ``incomplete`` instead of the body.
     """
     fields = entry.fields
-    reasons = (fields.get("request_omitted"), fields.get("response_omitted"))
+    reasons = (fields.get(REQUEST_OMITTED), fields.get(RESPONSE_OMITTED))
     if reasons == (None, None):
         return None
-    return "body_too_large" if "too_large" in reasons else "non_json_body"
+    return "body_too_large" if TOO_LARGE in reasons else "non_json_body"

@@ -13,6 +13,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from ingest.errors import MissingExtra
+
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 CSS = """
@@ -45,8 +47,8 @@ p.note { font-size: 12px; color: #555; margin: 4px 0; }
 """
 
 
-class MissingPlotting(RuntimeError):
-    pass
+class MissingPlotting(MissingExtra):
+    """matplotlib (the ``report`` extra) is not installed."""
 
 
 def render(metrics: dict[str, Any]) -> str:

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, SupportsIndex
 
+from ingest.errors import InputError
+
 CHUNK_BYTES = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-class InputError(Exception):
-    """An input that cannot be read: the run stops before anything is written."""
 
 
 @dataclass(frozen=True)

@@ -34,19 +34,16 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ingest.checkpoint import close_inherited_locks
-from ingest.read import Chunk
-from ingest.transform import ChunkResult, Transformer, TransformSpec
+from ingest.errors import WorkerDied
+from ingest.sources.checkpoint import close_inherited_locks
+from ingest.sources.read import Chunk
+from ingest.transform.stage import ChunkResult, Transformer, TransformSpec
 
 WINDOW = 2  # chunks in flight per worker
 
 # The parent's ends of every worker's pipes: a worker forked later closes its copies, or
 # an earlier worker would never see EOF when the parent dies.
 _PARENT_ENDS: list[Connection] = []
-
-
-class WorkerDied(RuntimeError):
-    """A worker process ended without returning its chunk: the run cannot go on."""
 
 
 PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process

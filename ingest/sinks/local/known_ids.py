@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingest.sinks.local.layout import StoreLayout
+
 # Partitions whose hashes stay in memory: a log is mostly in time order, so a run writes
 # to few days at a time; one evicted and touched again is read from disk again.
 MAX_PARTITIONS = 8
@@ -30,7 +32,7 @@ MAX_PARTITIONS = 8
 
 def stored_ids(directory: Path, ignore: Callable[[str], bool] | None = None) -> pa.Array:
     """Every id in one partition (but in files whose name ``ignore`` picks); only the id column is read."""
-    files = sorted(directory.glob("part-*.parquet")) if directory.exists() else []
+    files = StoreLayout.parts(directory)
     if ignore is not None:
         files = [f for f in files if not ignore(f.name)]
     chunks = [c for f in files for c in pq.read_table(f, columns=["id"])["id"].chunks]

@@ -22,8 +22,9 @@ from typing import Any
 
 import orjson
 
-from ingest.logwriter import LineWriter
-from ingest.redact import redact_value
+from ingest.accesslog import fields as f
+from ingest.accesslog.redact import redact_value
+from ingest.accesslog.writer import LineWriter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -205,38 +206,38 @@ class AccessLogMiddleware:
             if name in self.log_headers:
                 headers[name.decode("latin-1")] = value.decode("latin-1")
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(exchange.ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z",
-            "method": exchange.method,
-            "path": exchange.path,
-            "url": self._url(exchange),
-            "status": exchange.status if exchange.status is not None else 500,
-            "latency_ms": round(exchange.latency_ms, 3),
-            "request_id": request_id or os.urandom(16).hex(),
+            f.TS: datetime.fromtimestamp(exchange.ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z",
+            f.METHOD: exchange.method,
+            f.PATH: exchange.path,
+            f.URL: self._url(exchange),
+            f.STATUS: exchange.status if exchange.status is not None else 500,
+            f.LATENCY_MS: round(exchange.latency_ms, 3),
+            f.REQUEST_ID: request_id or os.urandom(16).hex(),
         }
         if content_type is not None:
-            line["content_type"] = content_type
+            line[f.CONTENT_TYPE] = content_type
         if headers:
-            line["headers"] = headers
-        for name, body in (("request", exchange.request), ("response", exchange.response)):
+            line[f.HEADERS] = headers
+        for name, body in ((f.REQUEST, exchange.request), (f.RESPONSE, exchange.response)):
             value, omitted = self._body(body)
             line[name] = value
             if omitted:
-                line[f"{name}_omitted"] = omitted
-                line[f"{name}_bytes"] = body.size
+                line[name + f.OMITTED_SUFFIX] = omitted
+                line[name + f.BYTES_SUFFIX] = body.size
         if not exchange.finished:
-            line["response_omitted"] = "incomplete"
+            line[f.RESPONSE_OMITTED] = f.INCOMPLETE
         return orjson.dumps(line) + b"\n"
 
     def _body(self, body: _Body) -> tuple[Any, str | None]:
         if body.too_large:
-            return None, "too_large"
+            return None, f.TOO_LARGE
         if not body.size:
-            return None, "empty"
+            return None, f.EMPTY
         data = body.chunks[0] if len(body.chunks) == 1 else b"".join(body.chunks)
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return None, "not_json"
+            return None, f.NOT_JSON
         if self.redact_fields or _may_hold_secrets(data):
             value = redact_value(value, self.redact_fields)
         return value, None

@@ -7,8 +7,7 @@ records, skipped for a counted reason, or rejected with its file, line and reaso
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +15,12 @@ import orjson
 import pyarrow as pa
 
 import mappers
-from ingest import records as rec
-from ingest.logline import (
+from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
+from ingest.accesslog.redact import redact_raw, redact_value
+from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, Reject
+from ingest.sources.read import Chunk
+from ingest.transform import records as rec
+from ingest.transform.logline import (
     BadLine,
     LogEntry,
     NotJson,
@@ -26,65 +29,8 @@ from ingest.logline import (
     is_json_content_type,
     parse_line,
 )
-from ingest.read import Chunk
-from ingest.redact import redact_raw, redact_value
-from ingest.routing import Route, Router
-from ingest.validate import validate
-
-RAW_CAP = 2000  # bytes of a rejected line kept in the rejects file
-
-NO_ENDPOINT = "-"  # lines that never got as far as a path
-
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("event_timestamp", pa.timestamp("us", tz="UTC")),
-        ("task", pa.string()),
-        ("record", pa.string()),
-        ("endpoint", pa.string()),
-        ("status", pa.int32()),
-        ("latency_ms", pa.float64()),
-        ("request_id", pa.string()),
-        ("text", pa.string()),
-        ("predicted_label", pa.string()),
-        ("predicted_score", pa.float64()),
-        ("n_entities", pa.int32()),
-        ("output_text", pa.string()),
-        ("source_file", pa.string()),
-        ("source_line", pa.int64()),
-    ]
-)
-
-
-@dataclass
-class Counts:
-    """What happened to one endpoint's lines and records."""
-
-    lines: int = 0
-    records: int = 0  # mapped and valid, handed to the sink
-    written: int = 0  # acknowledged by the sink
-    skipped: Counter[str] = field(default_factory=Counter)
-    rejected: int = 0
-    # (hour since the epoch, status) -> lines: kept in the run log for the report's
-    # traffic and error rates, since error lines never become records.
-    by_hour: Counter[tuple[int, int]] = field(default_factory=Counter)
-
-    def add(self, other: Counts) -> None:
-        self.lines += other.lines
-        self.records += other.records
-        self.written += other.written
-        self.skipped.update(other.skipped)
-        self.rejected += other.rejected
-        self.by_hour.update(other.by_hour)
-
-
-@dataclass
-class Batch:
-    """Valid records for one dataset, as columns in SCHEMA."""
-
-    route: Route
-    task: str
-    table: pa.Table
+from ingest.transform.routing import Route, Router
+from ingest.transform.validate import validate
 
 
 @dataclass
@@ -95,7 +41,7 @@ class ChunkResult:
     end_offset: int  # just past the chunk in its source
     size: int  # bytes of the chunk
     batches: list[Batch]
-    rejects: list[dict[str, Any]]
+    rejects: list[Reject]
     counts: dict[str, Counts]
 
 
@@ -145,8 +91,8 @@ class Transformer:
 
     def process(self, chunk: Chunk) -> ChunkResult:
         counts: dict[str, Counts] = {}
-        rejects: list[dict[str, Any]] = []
-        columns: dict[tuple[str, str], _Columns] = {}
+        rejects: list[Reject] = []
+        columns: dict[tuple[str, str | None, str], _Columns] = {}
         offset = chunk.offset
         lines = chunk.data.split(b"\n")
         lines.pop()  # the chunk ends with a newline
@@ -232,20 +178,20 @@ class Transformer:
         source: str,
         number: int,
         count: Counts,
-        columns: dict[tuple[str, str], _Columns],
+        columns: dict[tuple[str, str | None, str], _Columns],
         reject: Any,
     ) -> None:
         fields = entry.fields
         digest = rec.line_digest(raw)
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
-        url = fields.get("url")
+        url = fields.get(URL)
         agent = url if isinstance(url, str) and url else entry.path
-        latency = fields.get("latency_ms")
+        latency = fields.get(LATENCY_MS)
         latency = (
             float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
         )
-        request_id = fields.get("request_id")
+        request_id = fields.get(REQUEST_ID)
         request_id = str(request_id) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
         if latency is not None:
@@ -281,7 +227,8 @@ class Transformer:
                 reject(error, entry.path, "validate", index)
                 continue
             count.records += 1
-            key = (route.dataset, task)
+            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
+            key = (route.dataset, route.workspace, task)
             target = columns.get(key)
             if target is None:
                 target = columns[key] = _Columns(route, task)

@@ -1,0 +1,149 @@
+"""Options and parameter types shared by the commands; defaults come from ingest.settings."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ingest.settings import DEFAULT_STORE, DEFAULTS
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(value: str, now: datetime | None = None) -> datetime:
+    """An ISO-8601 time or date (naive means UTC), or a duration ago such as ``15m`` or ``7d``."""
+    match = _DURATION.match(value.strip())
+    if match:
+        amount, unit = float(match.group(1)), match.group(2)
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither an ISO-8601 time nor a duration like 15m, 2h or 7d"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class DurationParam(click.ParamType):
+    """``30s``, ``5m``, ``1h``, ``2d``, ``1w`` (or a number of seconds) -> seconds."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.match(str(value).strip())
+        if not match:
+            self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
+        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}).total_seconds()
+
+
+class TimeParam(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        return parse_time(value)
+
+
+# The environment variables are read by ingest.settings (flags > environment > config).
+store_option = click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Local store directory (env RUBRIX_INGEST_STORE) [default: ./{DEFAULT_STORE}].",
+)
+
+# For commands that read a store (and no config): the default is spelled out, since it must exist.
+existing_store_option = click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Local store directory (env RUBRIX_INGEST_STORE)  [default: {DEFAULT_STORE}]",
+)
+
+
+def rejects_option(default: str) -> Any:
+    return click.option(
+        "--rejects",
+        "rejects_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Rejects file [default: {default}].",
+    )
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config: endpoint routes, store, [rubrix] settings (env RUBRIX_INGEST_CONFIG).",
+)
+
+SERVER_FLAGS = ("rubrix_url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")
+
+
+def rubrix_options(func: Any) -> Any:
+    """The Rubrix target options shared by ``run`` and ``push``."""
+    options = [
+        click.option(
+            "--rubrix-url", help="Send to this Rubrix/Argilla server (env RUBRIX_API_URL, ARGILLA_API_URL)."
+        ),
+        click.option(
+            "--api-key", help="API key (env RUBRIX_API_KEY, ARGILLA_API_KEY; prefer the environment)."
+        ),
+        click.option("--workspace", help="Workspace (env RUBRIX_WORKSPACE, ARGILLA_WORKSPACE)."),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, 5000),
+            help=f"Records per request [default: {DEFAULTS['batch_size']}].",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            help=f"Requests in flight [default: {DEFAULTS['concurrency']}].",
+        ),
+        click.option(
+            "--retry-for",
+            type=click.FloatRange(0),
+            metavar="SECONDS",
+            help=f"How long to keep retrying transient failures [default: {DEFAULTS['retry_for']:g}].",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0.1),
+            metavar="SECONDS",
+            help=f"Per request [default: {DEFAULTS['timeout']:g}].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def server_flags(params: dict[str, Any]) -> dict[str, Any]:
+    """Take the server options out of a command's keyword arguments."""
+    return {k: params.pop(k) for k in SERVER_FLAGS}
+
+
+def progress_bar(quiet: bool) -> Callable[[int], AbstractContextManager[Callable[[int], None] | None]]:
+    """A progress bar on a terminal only, never with --quiet or an empty input."""
+
+    @contextlib.contextmanager
+    def bar(total: int) -> Iterator[Callable[[int], None] | None]:
+        if not (sys.stderr.isatty() and not quiet and total):
+            yield None
+            return
+        with click.progressbar(length=total, label="ingesting", file=sys.stderr) as shown:
+            yield shown.update
+
+    return bar

@@ -1,0 +1,157 @@
+"""``ingest run PATHS...`` (also plain ``ingest PATHS...``): parse, resolve, call, report."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import orjson
+
+from ingest.cli.options import (
+    DurationParam,
+    TimeParam,
+    config_option,
+    progress_bar,
+    rejects_option,
+    rubrix_options,
+    server_flags,
+    store_option,
+)
+
+if TYPE_CHECKING:
+    from ingest.run import RunResult
+
+
+@click.command("run")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--endpoint",
+    "-e",
+    "endpoints",
+    multiple=True,
+    metavar="PATH",
+    help="Only these endpoint paths (exact match, repeatable).",
+)
+@click.option(
+    "--since",
+    type=TimeParam(),
+    help="Only requests at or after this time (ISO-8601 or 2h, 7d ago).",
+)
+@click.option("--until", type=TimeParam(), help="Only requests before this time.")
+@config_option
+@click.option("--dataset", help="Dataset for the single --endpoint given.")
+@click.option(
+    "--mapper",
+    help="Mapper for the single --endpoint: text_classification, "
+    "token_classification, text2text, package.module:function or ./file.py:function.",
+)
+@store_option
+@rejects_option("<store>/_rejects/<time>.jsonl")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--dry-run", is_flag=True, help="Map and validate, show a few records, write nothing.")
+@click.option("--show", default=3, show_default=True, help="Records per dataset shown by --dry-run.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: auto].")
+@click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint file [default: <store>/_state.sqlite].",
+)
+@click.option("--from-start", is_flag=True, help="Ignore checkpoints: read every file from its start.")
+@click.option("--wait", is_flag=True, help="If another run holds the lock, wait for it instead of exiting.")
+@click.option(
+    "--every",
+    type=DurationParam(),
+    metavar="DURATION",
+    help="Run again every DURATION (30s, 5m, 1h) until SIGTERM/SIGINT, for containers without cron.",
+)
+@rubrix_options
+def run_command(
+    paths: tuple[str, ...],
+    endpoints: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    config_path: Path | None,
+    dataset: str | None,
+    mapper: str | None,
+    store: Path | None,
+    rejects_path: Path | None,
+    as_json: bool,
+    dry_run: bool,
+    show: int,
+    jobs: int | None,
+    quiet: bool,
+    state_path: Path | None,
+    from_start: bool,
+    wait: bool,
+    every: float | None,
+    **params: Any,
+) -> None:
+    """Ingest access logs (files, globs, directories, .gz, or - for stdin).
+
+    Checkpoints make repeated runs read only what is new; --since/--until read the given
+    window from the start of every file and leave checkpoints alone.
+    """
+    from ingest import settings
+    from ingest.run import RunRequest, run_ingest, stop_on_signals
+    from ingest.sinks.local.layout import StoreLayout
+    from ingest.transform.stage import TransformSpec
+
+    config = settings.load_config(config_path)
+    routes = settings.routes(config, endpoints, dataset, mapper)
+    server = settings.server(server_flags(params), config)
+    settings.check_routes(
+        routes, local_store=server is None and not dry_run, workspace=server.workspace if server else None
+    )
+    if since and until and since >= until:
+        raise click.BadParameter("--since must be before --until", param_hint="--since")
+    store_dir = settings.store_dir(store, config)
+    request = RunRequest(
+        paths=list(paths),
+        spec=TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until),
+        store=store_dir,
+        state_path=state_path or (Path(config.state) if config.state else StoreLayout(store_dir).state_file),
+        rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),
+        server=server,
+        dry_run=dry_run,
+        show=show,
+        jobs=jobs,
+        from_start=from_start,
+        wait=wait,
+        every=every,
+        quiet=quiet,
+    )
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        run_ingest(
+            request,
+            stop=stop,
+            on_result=lambda result: _report(result, dry_run, as_json, quiet),
+            progress=progress_bar(quiet),
+        )
+
+
+def _report(result: RunResult, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Dry runs: the records kept, and rejects; then the summary (table and/or JSON)."""
+    if dry_run:
+        if not as_json:
+            for name, records in result.samples.items():
+                click.echo(f"# {name}: first {len(records)} records")
+                for record in records:
+                    click.echo(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
+        for reject in result.preview_rejects:
+            click.echo(f"would reject {reject['file']}:{reject['line']}: {reject['reason']}", err=True)
+    report_summary(result.summary, quiet, as_json, {"samples": result.samples} if dry_run else None)
+
+
+def report_summary(summary: Any, quiet: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """The table on stderr unless quiet; the same summary as JSON on stdout when asked."""
+    if not quiet:
+        click.echo(summary.render(), err=True)
+    if as_json:
+        data = {**summary.to_json(), **(extra or {})}
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())

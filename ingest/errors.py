@@ -1,0 +1,76 @@
+"""One exception hierarchy for every way a run can stop, each carrying its exit code.
+
+The command line catches ``IngestError`` once, at the top (``ingest.cli.main``), prints
+``ingest: error: <message>`` on stderr and exits with ``exit_code``; nothing below it
+calls ``sys.exit``. The codes are the README's: 1 the run failed while delivering, 2 a
+usage, input or configuration problem found before anything is written, 75 another run
+holds the lock (``EX_TEMPFAIL`` of BSD's sysexits.h: try again later).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, try again later
+
+
+class IngestError(Exception):
+    """Base of every error the CLI reports in one line; ``exit_code`` is the process's."""
+
+    exit_code: int = EXIT_FAILED
+    # What the run did before it stopped, printed before the message (unless --quiet).
+    summary_text: str | None = None
+
+
+class UsageError(IngestError):
+    """The command line contradicts itself (e.g. --dataset without exactly one --endpoint)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(IngestError, ValueError):
+    """The config file, a flag or an environment variable has a wrong key, type or value."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(IngestError):
+    """An input that cannot be read: the run stops before anything is written."""
+
+    exit_code = EXIT_USAGE
+
+
+class LockHeld(IngestError):
+    """Another run holds the lock on this state file."""
+
+    exit_code = EXIT_LOCKED
+
+
+class DeliveryError(IngestError):
+    """The run cannot go on: the message is one line, names the URL and never the key.
+
+    ``delivery`` holds what the target did acknowledge before the run had to stop, so the
+    summary counts exactly that.
+    """
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        from ingest.model import Delivery
+
+        self.delivery: Any = Delivery()
+
+
+class WorkerDied(IngestError):
+    """A worker process ended without returning its chunk: the run cannot go on."""
+
+    exit_code = EXIT_FAILED
+
+
+class MissingExtra(IngestError):
+    """An optional dependency (an extra in pyproject.toml) is not installed."""
+
+    exit_code = EXIT_FAILED

@@ -1,0 +1,126 @@
+"""The contracts the stages share: the record schema, Batch, Counts, Reject, Delivery.
+
+The transform stage produces ``Batch`` es of valid records (columns in ``SCHEMA``) and
+``Counts``; sinks take batches and answer with a ``Delivery``; the summary adds up
+counts and deliveries. Everything here is plain data, so any stage (and any new sink,
+source or runner) imports it without importing another stage.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from ingest.transform.routing import Route
+
+NO_ENDPOINT = "-"  # lines that never got as far as a path
+RAW_CAP = 2000  # bytes (characters, for a stored record) of a rejected line kept in its reject
+
+# One row per record. ``record`` is the complete wire record as JSON (what a server is
+# sent); the other columns are for the local store's readers and the report.
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("event_timestamp", pa.timestamp("us", tz="UTC")),
+        ("task", pa.string()),
+        ("record", pa.string()),
+        ("endpoint", pa.string()),
+        ("status", pa.int32()),
+        ("latency_ms", pa.float64()),
+        ("request_id", pa.string()),
+        ("text", pa.string()),
+        ("predicted_label", pa.string()),
+        ("predicted_score", pa.float64()),
+        ("n_entities", pa.int32()),
+        ("output_text", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+    ]
+)
+
+
+@dataclass
+class Counts:
+    """What happened to one endpoint's lines and records."""
+
+    lines: int = 0
+    records: int = 0  # mapped and valid, handed to the sink
+    written: int = 0  # acknowledged by the sink
+    skipped: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0
+    # (hour since the epoch, status) -> lines: kept in the run log for the report's
+    # traffic and error rates, since error lines never become records.
+    by_hour: Counter[tuple[int, int]] = field(default_factory=Counter)
+
+    def add(self, other: Counts) -> None:
+        self.lines += other.lines
+        self.records += other.records
+        self.written += other.written
+        self.skipped.update(other.skipped)
+        self.rejected += other.rejected
+        self.by_hour.update(other.by_hour)
+
+
+@dataclass
+class Batch:
+    """Valid records of one route's dataset (its workspace and tags), as columns in SCHEMA."""
+
+    route: Route
+    task: str
+    table: pa.Table
+
+
+class Reject(TypedDict):
+    """One line of the rejects file: where the line was, which stage refused it and why.
+
+    ``raw`` is the line (or the stored record) capped at ``RAW_CAP`` and scrubbed of
+    credentials; ``record`` is the index of the pair within its line, when known.
+    """
+
+    file: str
+    line: int | None
+    offset: int | None
+    record: int | None
+    endpoint: str
+    stage: str  # parse, pair, map, validate, sink, server
+    reason: str
+    raw: str
+
+
+def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> Reject:
+    """The reject of a record a sink refused, from its row (source_file, source_line,
+    endpoint, record columns)."""
+    return {
+        "file": row["source_file"],
+        "line": row["source_line"],
+        "offset": None,
+        "record": None,
+        "endpoint": row["endpoint"],
+        "stage": stage,
+        "reason": reason,
+        "raw": row["record"][:RAW_CAP],
+    }
+
+
+def rejects_of_batch(batch: Batch, reason: str, stage: str = "sink") -> list[Reject]:
+    """Every record of a batch refused for one reason (e.g. its dataset holds another task)."""
+    rows = batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist()
+    return [reject_of_row(row, reason, stage) for row in rows]
+
+
+@dataclass
+class Delivery:
+    """What a sink's add or flush did: counts per endpoint, and records the target refused."""
+
+    written: Counter[str] = field(default_factory=Counter)
+    already_stored: Counter[str] = field(default_factory=Counter)
+    rejects: list[Reject] = field(default_factory=list)
+
+    def merge(self, other: Delivery) -> None:
+        self.written.update(other.written)
+        self.already_stored.update(other.already_stored)
+        self.rejects.extend(other.rejects)

@@ -1,0 +1,320 @@
+"""Running: the orchestration of a run (lock, state, the --every loop, sink choice, run
+log) and one pass over the sources (read, transform, deliver, count).
+
+``run_ingest`` and ``run_push`` are what the command line calls, and what tests call in
+process; they raise ``ingest.errors.IngestError`` s and print nothing. Results come back
+in input order (ingest/transform/workers.py), which keeps rejects files and checkpoints
+in file order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.errors import DeliveryError, UsageError, WorkerDied
+from ingest.model import Delivery, Reject
+from ingest.report.runlog import append_run
+from ingest.report.summary import Summary
+from ingest.runners import Runner, get_runner
+from ingest.settings import ServerSettings
+from ingest.sinks import Sink, Target, choose, open_sink
+from ingest.sinks.local.layout import StoreLayout
+from ingest.sinks.rejects import RejectsFile, RejectsPreview
+from ingest.sources import expand
+from ingest.sources.checkpoint import Plan, RunLock, State
+from ingest.sources.read import Chunk, LineChunks, Source
+from ingest.transform.stage import TransformSpec
+
+CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
+
+# Given the bytes a run will read, a context giving the function to call with each
+# chunk's bytes (a progress bar), or None.
+Progress = Callable[[int], AbstractContextManager[Callable[[int], None] | None]]
+
+
+@dataclass
+class RunRequest:
+    """Everything one ``ingest run`` needs, resolved and type-checked (ingest.settings)."""
+
+    paths: list[str]
+    spec: TransformSpec
+    store: Path
+    state_path: Path
+    rejects_path: Path | None = None  # None: <store>/_rejects/<time>.jsonl per run
+    server: ServerSettings | None = None
+    dry_run: bool = False
+    show: int = 3  # dry run: records kept per dataset
+    jobs: int | None = None  # None: the runner chooses
+    from_start: bool = False
+    wait: bool = False  # queue behind a run holding the lock instead of raising LockHeld
+    every: float | None = None  # seconds between runs, until stopped
+    runner: str = "local"
+    quiet: bool = False  # a delivery failure carries no summary table to print
+
+
+@dataclass
+class RunResult:
+    """One pass: its summary, and for dry runs the records and rejects kept to show."""
+
+    summary: Summary
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+    preview_rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass
+class RunOptions:
+    sources: list[Source]
+    spec: TransformSpec
+    jobs: int = 1
+    progress: Callable[[int], None] | None = None  # called with the bytes of each chunk
+    plans: list[Plan] | None = None  # where to start each source (checkpointed runs)
+    state: State | None = None  # where to save how far each source was read
+    checkpoint_bytes: int = CHECKPOINT_BYTES
+    stop: threading.Event | None = None  # set by SIGTERM/SIGINT: finish the chunk, checkpoint, return
+    rereads: bool = False  # --from-start or a time window: these lines may have been read before
+    runner: Runner | None = None  # None: the local runner
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``: the chunk in flight finishes and is checkpointed.
+    The previous handlers are back afterwards (the CLI may run inside a test process)."""
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_ingest(
+    request: RunRequest,
+    *,
+    stop: threading.Event | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+    progress: Progress | None = None,
+) -> RunResult | None:
+    """Ingest the request's paths, once or every ``request.every`` seconds until ``stop``.
+
+    Each pass's result goes to ``on_result`` as soon as it is done; the last one is
+    returned. Raises InputError (an input cannot be read), LockHeld (another run holds
+    the lock and ``wait`` is false), DeliveryError or WorkerDied (the run failed while
+    delivering; what was acknowledged is checkpointed and counted).
+    """
+    stop = stop or threading.Event()
+    sources = expand(request.paths)
+    spec = request.spec
+    windowed = spec.since is not None or spec.until is not None
+    checkpointed = not windowed and not all(s.path is None for s in sources)
+    runner = get_runner(request.runner)
+    from_start = request.from_start
+    result = None
+    with RunLock(request.state_path, request.wait) if not request.dry_run else contextlib.nullcontext():
+        # a dry run reads from the checkpoints, if any, and never creates or moves them
+        state = (
+            State(request.state_path)
+            if checkpointed and (not request.dry_run or request.state_path.exists())
+            else None
+        )
+        while True:
+            options = RunOptions(
+                sources=sources,
+                spec=spec,
+                jobs=runner.jobs_for(request.jobs, sources),
+                stop=stop,
+                state=None if request.dry_run else state,
+                rereads=from_start or windowed,
+                runner=runner,
+            )
+            if state is not None:
+                options.plans = state.plan(sources, from_start or windowed)
+            result = _run_once(request, options, progress)
+            if on_result is not None:
+                on_result(result)
+            if request.every is None or stop.is_set():
+                break
+            stop.wait(request.every)
+            if stop.is_set():
+                break
+            from_start = False
+            sources = expand(request.paths)
+    return result
+
+
+def _run_once(request: RunRequest, options: RunOptions, progress: Progress | None) -> RunResult:
+    layout = StoreLayout(request.store)
+    stamp = layout.rejects_stamp()
+    target = Target(store=request.store, server=request.server, show=request.show if request.dry_run else 0)
+    sink = open_sink(choose(target, request.dry_run), target)
+    rejects: RejectsFile | RejectsPreview
+    if request.dry_run:
+        rejects = RejectsPreview()
+    else:
+        rejects = RejectsFile(request.rejects_path or layout.rejects_file(stamp))
+    summary = Summary(target=sink.description, dry_run=request.dry_run)
+    started = datetime.now(UTC)
+    total = sum(s.path.stat().st_size for s in options.sources if s.path is not None)
+    bar = progress(total) if progress is not None else contextlib.nullcontext()
+    with _summary_on_failure(summary, request.quiet), bar as update:
+        options.progress = update
+        run(options, sink, rejects, summary)
+    if not request.dry_run:
+        append_run(request.store, summary, started, _run_flags(options))
+    result = RunResult(summary)
+    if isinstance(rejects, RejectsPreview):
+        result.samples = getattr(sink, "samples", {})
+        result.preview_rejects = rejects.kept
+    return result
+
+
+@contextlib.contextmanager
+def _summary_on_failure(summary: Summary, quiet: bool) -> Iterator[None]:
+    """A delivery failure (or a dead worker) carries the table of what was done, to be
+    printed before its message."""
+    try:
+        yield
+    except (DeliveryError, WorkerDied) as exc:
+        exc.summary_text = None if quiet else summary.render()
+        raise
+
+
+def _run_flags(options: RunOptions) -> dict[str, Any]:
+    """What the report needs to know: forced re-reads count their lines again."""
+    return {
+        "rereads": options.rereads,
+        "since": options.spec.since.isoformat() if options.spec.since else None,
+        "until": options.spec.until.isoformat() if options.spec.until else None,
+    }
+
+
+def run_push(
+    store: Path,
+    datasets: list[str],
+    server: ServerSettings | None,
+    rejects_path: Path | None = None,
+    quiet: bool = False,
+) -> Summary:
+    """Send the records of a local store's datasets (all when none given) to a server.
+
+    Raises UsageError (no server, no such dataset) before connecting, DeliveryError when
+    the server cannot be reached or refuses the key.
+    """
+    from ingest.push import push
+
+    if server is None:
+        raise UsageError("push needs a server: give --rubrix-url or set RUBRIX_API_URL")
+    available = StoreLayout(store).datasets() if store.is_dir() else []
+    missing = [d for d in datasets if d not in available]
+    if not available or missing:
+        raise UsageError(f"no dataset {missing[0]!r} in {store}" if missing else f"no datasets in {store}")
+    target = Target(store=store, server=server)
+    sink = open_sink(choose(target), target)
+    layout = StoreLayout(store)
+    rejects = RejectsFile(rejects_path or layout.rejects_file(layout.rejects_stamp(), prefix="push-"))
+    summary = Summary(target=sink.description)
+    with _summary_on_failure(summary, quiet):
+        push(store, datasets or available, sink, rejects, summary)
+    return summary
+
+
+def run(
+    options: RunOptions,
+    sink: Sink,
+    rejects: RejectsFile | RejectsPreview,
+    summary: Summary,
+) -> Summary:
+    """One pass: ingest every source into the sink, filling in the summary."""
+    started = time.perf_counter()
+    # Arrow's default allocators (jemalloc, mimalloc) keep freed pages for reuse: with a
+    # stream of short-lived batches that costs a third more memory in every process.
+    pa.set_memory_pool(pa.system_memory_pool())
+    plans = options.plans or [Plan(source, None) for source in options.sources]
+    readers = [LineChunks(p.source, p.offset, p.line) for p in plans if p.skip is None]
+    fingerprints = {p.source.name: p.fingerprint for p in plans if p.fingerprint}
+    summary.skipped_files = {p.source.name: p.skip for p in plans if p.skip}
+    progress: dict[str, tuple[int, int, str]] = {}  # fingerprint -> (offset, next line, name)
+    unsaved_bytes = 0
+
+    def chunks() -> Iterator[Chunk]:
+        for reader in readers:
+            yield from reader
+
+    def deliver(delivery: Delivery) -> None:
+        record_delivery(delivery, summary, rejects)
+
+    def checkpoint() -> None:
+        """Flush the sink, make rejects durable, then move the checkpoints: in that order."""
+        deliver(sink.flush())
+        rejects.sync()
+        if options.state is not None and progress:
+            options.state.save(progress)
+
+    try:
+        runner = options.runner or get_runner()
+        for result in runner.results(chunks(), options.spec, options.jobs):
+            for endpoint, counts in result.counts.items():
+                summary.counts_for(endpoint).add(counts)
+            rejects.write(result.rejects)
+            for batch in result.batches:
+                summary.datasets[batch.route.endpoint] = batch.route.dataset
+                for endpoint in set(batch.table["endpoint"].to_pylist()):
+                    summary.datasets.setdefault(endpoint, batch.route.dataset)
+                deliver(sink.add(batch))
+            if options.progress is not None:
+                options.progress(result.size)
+            fp = fingerprints.get(result.source)
+            if fp is not None:
+                progress[fp] = (result.end_offset, result.first_line + result.lines, result.source)
+            unsaved_bytes += result.size
+            if unsaved_bytes >= options.checkpoint_bytes:
+                checkpoint()
+                unsaved_bytes = 0
+            if options.stop is not None and options.stop.is_set():
+                summary.interrupted = True
+                break
+        checkpoint()
+    except Exception as exc:
+        record_acknowledged(exc, summary, rejects)
+        raise
+    finally:
+        sink.close()
+        rejects.close()
+        summary.files = [s.name for s in options.sources]
+        summary.incomplete = {r.source.name: len(r.incomplete_tail) for r in readers if r.incomplete_tail}
+        if rejects.path is not None and rejects.count:
+            summary.rejects_file = str(rejects.path)
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile | RejectsPreview) -> None:
+    """Count what a sink acknowledged or refused, and file the refusals."""
+    for endpoint, n in delivery.written.items():
+        summary.counts_for(endpoint).written += n
+    for endpoint, n in delivery.already_stored.items():
+        summary.counts_for(endpoint).skipped["already_stored"] += n
+    for reject in delivery.rejects:
+        summary.counts_for(reject["endpoint"]).rejected += 1
+    rejects.write(delivery.rejects)
+
+
+def record_acknowledged(
+    failure: BaseException, summary: Summary, rejects: RejectsFile | RejectsPreview
+) -> None:
+    """A sink that fails mid-run still delivered some records: count exactly those."""
+    acknowledged = getattr(failure, "delivery", None)
+    if isinstance(acknowledged, Delivery):
+        record_delivery(acknowledged, summary, rejects)
