@@ -233,6 +233,15 @@ def test_custom_mapper_from_the_project_is_sent_to_the_workers(
     assert summary["records_written"] == 50
     texts = {r["inputs"]["text"] for r in ingest.records("loud")}
     assert "PARIS 7" in texts and len(texts) == 50
+    # A mapper named by its file's path reaches the workers too, under the file's name.
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "quiet_mappers.py").write_text(
+        (tmp_path / "project_mappers.py").read_text().replace("upper()", "lower()")
+    )
+    summary = backfill(ingest, cluster, "access.jsonl", "-e", "/spacy/", "--dataset", "soft",
+                       "--mapper", "./more/quiet_mappers.py:shout")  # fmt: skip
+    assert summary["records_written"] == 50
+    assert "paris 7" in {r["inputs"]["text"] for r in ingest.records("soft")}
 
 
 def test_a_backfill_that_cannot_deliver_stops_with_exit_1_and_the_rerun_finishes(
