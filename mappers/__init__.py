@@ -51,11 +51,12 @@ class UnknownMapper(ValueError):
     pass
 
 
-# Custom mappers already loaded, by the name they were given: a worker forked after the
-# check finds them here instead of loading the file again.
+# Custom mappers already loaded, by directory and the name they were given: a worker forked
+# after the check finds them here instead of loading the file again.
 _LOADED: dict[str, tuple[Mapper, str | None]] = {}
 # User modules are loaded under this private package, so that neither shadows the other:
-# a user's mappers.py is _ingest_user_modules.mappers, ours stays ``mappers``.
+# a user's mappers.py is _ingest_user_modules.mappers_<digest of its directory>, ours stays
+# ``mappers``.
 _PRIVATE = "_ingest_user_modules"
 
 
@@ -69,8 +70,9 @@ def resolve(name: str) -> tuple[Mapper, str | None]:
     """
     if name in BUILTIN:
         return BUILTIN[name]
-    if name in _LOADED:
-        return _LOADED[name]
+    key = f"{os.getcwd()}\0{name}"  # relative names mean another module in another directory
+    if key in _LOADED:
+        return _LOADED[key]
     if ":" not in name:
         known = ", ".join(BUILTIN)
         raise UnknownMapper(
@@ -84,7 +86,7 @@ def resolve(name: str) -> tuple[Mapper, str | None]:
     func = getattr(module, attr, None)
     if not callable(func):
         raise UnknownMapper(f"mapper {name!r}: {module_name!r} has no function {attr!r}")
-    _LOADED[name] = (func, None)
+    _LOADED[key] = (func, None)
     return func, None
 
 
@@ -139,7 +141,7 @@ def _load_module(name: str, module_name: str) -> types.ModuleType:
             raise UnknownMapper(f"mapper {name!r}: cannot import {module_name!r}: {exc}") from None
     # The user's module, under a private name: a user's ``mappers.py`` is not our package.
     _also_importable(cwd)
-    private = f"{_PRIVATE}.{top}"
+    private = f"{_PRIVATE}.{top}_{hashlib.blake2b(cwd.encode(), digest_size=6).hexdigest()}"
     module = sys.modules.get(private)
     if module is None:
         where = spec.origin or top
