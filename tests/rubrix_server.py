@@ -210,6 +210,19 @@ def create_app(
             return _error(403, "ForbiddenOperationError", detail=f"workspace {workspace} not allowed")
         return await call_next(request)
 
+    load = {"inflight": 0, "peak": 0}  # bulk requests being answered, and their most at once
+
+    @app.middleware("http")
+    async def _count_bulk(request: Request, call_next: Any) -> Any:
+        if not request.url.path.endswith(":bulk"):
+            return await call_next(request)
+        load["inflight"] += 1
+        load["peak"] = max(load["peak"], load["inflight"])
+        try:
+            return await call_next(request)
+        finally:
+            load["inflight"] -= 1
+
     @app.get("/api/_info")
     async def info() -> dict:
         return {"version": version}
@@ -309,6 +322,10 @@ def create_app(
     async def read_calls() -> list:
         return calls
 
+    @app.get("/_test/load")
+    async def read_load() -> dict:
+        return load
+
     @app.post("/_test/faults")
     async def set_faults(request: Request) -> dict:
         body = await request.json()
@@ -323,6 +340,7 @@ def create_app(
         stored.clear()
         calls.clear()
         faults.reset()
+        load["peak"] = 0
         return {"ok": True}
 
     return DropConnections(app, faults)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ingest import __version__
+from ingest.cli.backfill import backfill_command
 from ingest.cli.push import push_command
 from ingest.cli.report import report_command
 from ingest.cli.run import run_command
@@ -56,3 +57,4 @@ main.add_command(run_command)
 main.add_command(push_command)
 main.add_command(show_command)
 main.add_command(report_command)
+main.add_command(backfill_command)

@@ -15,7 +15,7 @@ answers differently the second time) can cost a read but never drops a record.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +30,11 @@ from ingest.sinks.local.layout import StoreLayout
 MAX_PARTITIONS = 8
 
 
-def stored_ids(directory: Path) -> pa.Array:
-    """Every id in one partition; only the id column is read."""
+def stored_ids(directory: Path, ignore: Callable[[str], bool] | None = None) -> pa.Array:
+    """Every id in one partition (but in files whose name ``ignore`` picks); only the id column is read."""
     files = StoreLayout.parts(directory)
+    if ignore is not None:
+        files = [f for f in files if not ignore(f.name)]
     chunks = [c for f in files for c in pq.read_table(f, columns=["id"])["id"].chunks]
     return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
@@ -45,9 +47,11 @@ def _line_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.fromiter(map(hash, lines), dtype=np.int64, count=len(lines))
 
 
-def _held_ids(directory: Path, unsaved: Iterable[pa.ChunkedArray]) -> pa.Array:
+def _held_ids(
+    directory: Path, unsaved: Iterable[pa.ChunkedArray], ignore: Callable[[str], bool] | None = None
+) -> pa.Array:
     """The ids of the partition's files, and those written to a file not in place yet."""
-    chunks = [stored_ids(directory)]
+    chunks = [stored_ids(directory, ignore)]
     chunks += [c for ids in unsaved for c in ids.chunks]
     return pa.concat_arrays(chunks)
 
@@ -75,8 +79,11 @@ class KnownIds:
     not on disk for a re-read to find, after an eviction or for a confirmation.
     """
 
-    def __init__(self, max_partitions: int = MAX_PARTITIONS):
+    def __init__(self, max_partitions: int = MAX_PARTITIONS, ignore: Callable[[str], bool] | None = None):
         self.max_partitions = max_partitions
+        # A backfill's task ignores the files of the run's other tasks: the run's commit
+        # step settles ids two of them wrote, in input order, whichever finished first.
+        self.ignore = ignore
         self._partitions: OrderedDict[Path, _Partition] = OrderedDict()
 
     def fresh(self, directory: Path, table: pa.Table, unsaved: Iterable[pa.ChunkedArray] = ()) -> pa.Table:
@@ -85,7 +92,7 @@ class KnownIds:
         held: pa.Array | None = None
         partition = self._partitions.pop(directory, None)
         if partition is None:
-            held = _held_ids(directory, unsaved)
+            held = _held_ids(directory, unsaved, self.ignore)
             partition = _Partition(held)
         self._partitions[directory] = partition  # most recently used last
         while len(self._partitions) > self.max_partitions:
@@ -93,7 +100,7 @@ class KnownIds:
         hashes = _line_hashes(table["id"])
         if partition.may_hold(hashes).any():
             if held is None:
-                held = _held_ids(directory, unsaved)
+                held = _held_ids(directory, unsaved, self.ignore)
             keep = pc.invert(pc.is_in(table["id"], value_set=held))
             table, hashes = table.filter(keep), hashes[keep.to_numpy(zero_copy_only=False)]
         partition.add(hashes)

@@ -9,6 +9,7 @@
       _runs.jsonl                                   the run log (one line per finished run)
       _state.sqlite                                 checkpoints (default; --state moves it)
       _rejects/<time>.jsonl, push-<time>.jsonl      rejects of runs and pushes
+      _backfill/<run>.jsonl                         a backfill's finished tasks (ingest/runners/dask.py)
 
 Datasets are directories holding a ``_dataset.json``; names starting with ``_`` are the
 store's own (dataset names cannot start with ``_``: the server's rule).
@@ -31,6 +32,7 @@ DATASET_META = "_dataset.json"
 RUNS_FILE = "_runs.jsonl"
 STATE_FILE = "_state.sqlite"
 REJECTS_DIR = "_rejects"
+BACKFILL_DIR = "_backfill"
 
 
 def fsync_dir(path: Path) -> None:
@@ -115,6 +117,26 @@ class StoreLayout:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         final = partition / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
         return final, partition / f".{final.name}.tmp"
+
+    # -- backfills: part files named after the run and the task, so a retry replaces them --
+    def backfill_manifest(self, run: str) -> Path:
+        return self.root / BACKFILL_DIR / f"{run}.jsonl"
+
+    @staticmethod
+    def task_prefix(run: str, task: str = "") -> str:
+        """``part-bf-<run>-<task>``: the names of a backfill task's part files start so."""
+        return f"part-bf-{run}-{task}"
+
+    @staticmethod
+    def task_part(partition: Path, prefix: str, n: int) -> tuple[Path, Path]:
+        """(final, temporary) paths of a task's n-th part file; the temporary name is per
+        attempt (an attempt the scheduler gave up on may still be writing)."""
+        final = partition / f"{prefix}-{n:04d}.parquet"
+        return final, partition / f".{final.stem}.{uuid.uuid4().hex[:8]}.parquet.tmp"
+
+    def task_parts(self, prefix: str) -> Iterator[Path]:
+        """The finished part files whose names start with ``prefix``, in every partition."""
+        return self.root.glob(f"*/date=*/{prefix}*.parquet")
 
     def unfinished_parts(self) -> Iterator[Path]:
         """Temporary part files: being written by a run, or left by a killed one."""

@@ -1,0 +1,163 @@
+"""``ingest backfill PATHS...``: ``ingest run`` on a Dask cluster: parse, resolve, call, report.
+
+Dask is imported only when the command runs (the ``dask`` extra): ``ingest --help`` and
+the everyday ``ingest`` do not pay for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ingest.cli.options import (
+    TimeParam,
+    config_option,
+    rejects_option,
+    rubrix_options,
+    server_flags,
+    store_option,
+)
+
+
+def _size(value: str) -> int:
+    """``64MiB``, ``512KB``, ``1GB`` or bytes, as Dask reads sizes."""
+    from dask.utils import parse_bytes
+
+    try:
+        return int(parse_bytes(value))
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(
+            f"{value!r} is not a size like 64MiB: {exc}", param_hint="--split-bytes"
+        ) from None
+
+
+@click.command("backfill")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--scheduler",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    metavar="ADDRESS",
+    help="Dask scheduler to run on, e.g. tcp://host:8786 (env DASK_SCHEDULER_ADDRESS).",
+)
+@click.option(
+    "--cluster",
+    type=click.Choice(["local"]),
+    help="Start a Dask LocalCluster on this machine instead of using a scheduler.",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="LocalCluster worker processes [default: cores].")
+@click.option(
+    "--memory-limit",
+    default="auto",
+    show_default=True,
+    help="LocalCluster memory limit per worker (e.g. 2GiB); Dask restarts a worker over it.",
+)
+@click.option(
+    "--split-bytes",
+    default="64MiB",
+    show_default=True,
+    help="Uncompressed files larger than this are split into tasks of this many bytes; smaller "
+    "files go many to a task, up to this many bytes.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Times Dask reruns a failed task.",
+)
+@click.option("--endpoint", "-e", "endpoints", multiple=True, metavar="PATH", help="Only these endpoints.")
+@click.option("--since", type=TimeParam(), help="Only requests at or after this time (ISO-8601 or 7d ago).")
+@click.option("--until", type=TimeParam(), help="Only requests before this time.")
+@config_option
+@click.option("--dataset", help="Dataset for the single --endpoint given.")
+@click.option(
+    "--mapper",
+    help="Mapper for the single --endpoint: a built-in, package.module:function or ./file.py:function.",
+)
+@store_option
+@rejects_option("<store>/_rejects/<time>.jsonl")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary table or progress bar on stderr.")
+@rubrix_options
+def backfill_command(
+    paths: tuple[str, ...],
+    scheduler: str | None,
+    cluster: str | None,
+    workers: int | None,
+    memory_limit: str,
+    split_bytes: str,
+    retries: int,
+    endpoints: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    config_path: Path | None,
+    dataset: str | None,
+    mapper: str | None,
+    store: Path | None,
+    rejects_path: Path | None,
+    as_json: bool,
+    quiet: bool,
+    **params: Any,
+) -> None:
+    """Ingest access logs on a Dask cluster: the same records, store and summary as `ingest run`.
+
+    Work is split by file (small files many to a task) and large uncompressed files by byte
+    ranges. The checkpoints and the lock of cron runs are left alone; running the same
+    backfill again after a failure does only the tasks that did not finish.
+
+    \b
+    ingest backfill /shared/logs/ --scheduler tcp://scheduler:8786 --store /shared/rubrix-store
+    ingest backfill logs/ --cluster local --workers 4
+    """
+    from ingest import settings
+    from ingest.cli.run import report_summary
+    from ingest.errors import UsageError
+    from ingest.transform.stage import TransformSpec
+
+    if (scheduler is None) == (cluster is None):
+        raise UsageError(
+            "give either --scheduler ADDRESS (or DASK_SCHEDULER_ADDRESS) or --cluster local"
+            if scheduler is None
+            else "--scheduler and --cluster are alternatives: give one"
+        )
+    config = settings.load_config(config_path)
+    routes = settings.routes(config, endpoints, dataset, mapper)
+    server = settings.server(server_flags(params), config)
+    settings.check_routes(routes, local_store=server is None, workspace=server.workspace if server else None)
+    if since and until and since >= until:
+        raise click.BadParameter("--since must be before --until", param_hint="--since")
+    from ingest.runners.dask import BackfillRequest, run_backfill
+
+    request = BackfillRequest(
+        paths=list(paths),
+        spec=TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until),
+        store=settings.store_dir(store, config),
+        rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),
+        server=server,
+        scheduler=scheduler,
+        workers=workers,
+        memory_limit=memory_limit,
+        split_bytes=_size(split_bytes),
+        retries=retries,
+        quiet=quiet,
+    )
+
+    def connected(where: str, n: int, dashboard: str | None) -> None:
+        if not quiet:
+            click.echo(f"dask: {where}, {n} workers; dashboard: {dashboard}", err=True)
+
+    result = run_backfill(request, progress=sys.stderr.isatty() and not quiet, on_connect=connected)
+    report = result.report
+    if report.resumed and not quiet:
+        click.echo(
+            f"backfill {report.run}: {report.resumed} of {report.tasks} tasks were done by an earlier "
+            "attempt and were skipped",
+            err=True,
+        )
+    report_summary(
+        result.summary, quiet, as_json, {"backfill": report.to_json(), "dashboard": result.dashboard}
+    )

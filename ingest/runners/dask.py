@@ -1,0 +1,921 @@
+"""``ingest backfill``: the same run on a Dask cluster, for backfills that outgrow one machine.
+
+The client plans tasks: one per file, and for a large uncompressed file one per byte range
+(``split_bytes``); a range task owns the lines that *start* inside it, as Dask's own
+``read_bytes(..., delimiter=b"\\n")`` cuts them, so every line belongs to exactly one task.
+Line numbers (kept in rejects and the store's ``source_line``) need the newlines before a
+range: a cheap first pass counts them per range, as tasks too.
+
+Each task reads its lines, parses, maps and validates them with the single-machine
+transform, writes its own part files into the store (or sends to the Rubrix server), and
+returns counts and rejects; the client adds them into the same summary and writes the same
+rejects file as ``ingest run`` would, in input order.
+
+Exactly once, on a cluster where workers die:
+
+- A task lost with its worker is run again by Dask (``retries=``, and the scheduler's
+  reschedule of a dead worker's tasks). A task's part files are named after the run and
+  the task (``part-bf-<run>-<task>-<n>.parquet``), and a task deletes whatever an earlier
+  attempt of itself left before it writes, so a retry replaces rather than adds. Its id
+  check against the partition sees every other file, as a single-machine run's does.
+- Two tasks never hold the same line, but two *lines* can have the same content (a line
+  logged twice, a copy of a file under another first line) and so the same ids; tasks
+  running at once would both write them. So the run ends with a commit step: in every
+  partition written by more than one task, an id found in two of the run's files is kept
+  in the one that comes first in input order, as a single-machine run keeps the first.
+- The client appends each finished task to ``<store>/_backfill/<run>.jsonl`` once its
+  rejects are durable. The run id is a hash of the inputs (paths, sizes, mtimes), the
+  routing and the target, so rerunning the same command after a failure skips the
+  finished tasks and does only what is left.
+- Nothing touches the cron runs' lock or checkpoints: a backfill reads every file from its
+  start, as ``--since/--until`` runs do; the store's id check makes lines already
+  ingested by cron count as ``already_stored``.
+
+Towards a Rubrix server, every HTTP request of every task holds a lease of one
+``distributed.Semaphore`` of ``concurrency`` leases: the bound is for the whole cluster,
+not per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.machinery
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ingest.errors import IngestError, MissingExtra, UsageError
+from ingest.model import SCHEMA, Counts
+from ingest.report.runlog import append_run
+from ingest.report.summary import Summary
+from ingest.run import record_delivery
+from ingest.settings import ServerSettings
+from ingest.sinks import Target, choose, open_sink
+from ingest.sinks.local.known_ids import KnownIds
+from ingest.sinks.local.layout import StoreLayout, fsync_dir
+from ingest.sinks.local.store import DICTIONARY_COLUMNS, LocalStore, _OpenPart
+from ingest.sinks.rejects import RejectsFile
+from ingest.sources import expand
+from ingest.sources.checkpoint import fingerprint
+from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source
+from ingest.transform.routing import Route
+from ingest.transform.stage import Transformer, TransformSpec
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
+GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
+RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+# -- planning (on the client) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a whole file, or the lines that start in ``[start, end)`` of one."""
+
+    index: int  # position in input order: rejects and the commit's "first" follow it
+    key: str  # stable across runs: the file's identity and the range
+    source: str  # the name as given: summaries, rejects and the store's source_file
+    path: str  # absolute: what a worker opens
+    start: int = 0
+    end: int | None = None  # None: to the end of the file
+    newlines_before: int = 0  # b"\n" in [0, start): filled in by the counting pass
+    # More whole files after the first, in input order: small files go many to a task, so
+    # that a million small objects are not a million tasks.
+    more: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end is None
+
+
+def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Task], dict[str, str]]:
+    """Tasks in input order, and the files not read with the reason (as ``ingest run`` says it).
+
+    A file whose first line is that of an earlier input is the same log (a copy, or a
+    rotated file and its ``.gz``) and is not read, as on one machine; a file without a
+    complete line yet is left too. Raises ValueError for stdin, which a cluster cannot read.
+    """
+    tasks: list[Task] = []
+    skipped: dict[str, str] = {}
+    seen: set[str] = set()
+    group: list[tuple[str, str, int, str]] = []  # whole files waiting: (name, path, bytes so far, identity)
+
+    def flush() -> None:
+        if group:
+            identities = "\1".join(identity for *_, identity in group)
+            key = hashlib.blake2b(identities.encode(), digest_size=6).hexdigest()
+            more = tuple((name, path) for name, path, *_ in group[1:])
+            tasks.append(Task(len(tasks), key, group[0][0], group[0][1], more=more))
+            group.clear()
+
+    for source in sources:
+        if source.path is None and getattr(source, "url", None) is None:
+            raise ValueError("a backfill reads files, not stdin")
+        fp = fingerprint(source)
+        if fp is None:
+            skipped[source.name] = "no complete line yet"
+            continue
+        if fp in seen:
+            skipped[source.name] = "same content as another input"
+            continue
+        seen.add(fp)
+        path, size, version, compressed = _describe(source)
+        identity = f"{path}\0{size}\0{version}\0{fp}"
+        starts = [0] if compressed else list(range(0, max(size, 1), split_bytes))
+        if len(starts) == 1 and group and group[-1][2] + size <= split_bytes and len(group) < GROUP_FILES:
+            group.append((source.name, path, group[-1][2] + size, identity))
+            continue
+        flush()
+        if len(starts) == 1:
+            group.append((source.name, path, size, identity))
+            continue
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else None
+            key = hashlib.blake2b(f"{identity}\0{start}\0{end}".encode(), digest_size=6).hexdigest()
+            tasks.append(Task(len(tasks), key, source.name, path, start, end))
+    flush()
+    return tasks, skipped
+
+
+def _describe(source: Source) -> tuple[str, int, str, bool]:
+    """Where workers open a source, its size, its version (mtime, ETag) and whether it is gzip."""
+    url = getattr(source, "url", None)  # an object in object storage (inputs of issue 15)
+    if url is not None:
+        fs, path = _fs(url)
+        info = fs.info(path)
+        version = str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
+        return url, int(info["size"]), version, fs.cat_file(path, start=0, end=2) == _GZIP_MAGIC
+    assert source.path is not None
+    resolved = source.path.resolve()
+    stat = resolved.stat()
+    with open(resolved, "rb") as fh:
+        compressed = fh.read(2) == _GZIP_MAGIC
+    return str(resolved), stat.st_size, str(stat.st_mtime_ns), compressed
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    import fsspec
+
+    return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
+
+
+def _open(location: str) -> BinaryIO:
+    """A plain file or an object (read in 8 MB ranges), seekable either way."""
+    if "://" in location:
+        fs, path = _fs(location)
+        return fs.open(path, "rb", block_size=8 << 20, cache_type="readahead")  # type: ignore[no-any-return]
+    return open(location, "rb")
+
+
+def run_id(tasks: list[Task], spec: TransformSpec, target: str) -> str:
+    """The same inputs, routing and target give the same id: a rerun resumes that backfill."""
+    digest = hashlib.blake2b(digest_size=6)
+    digest.update(repr(spec).encode())
+    digest.update(target.encode())
+    for task in tasks:
+        digest.update(task.key.encode())
+    return digest.hexdigest()
+
+
+def count_newlines(path: str, start: int, end: int) -> int:
+    """``b"\\n"`` in bytes ``[start, end)`` of a plain file (a task of the counting pass)."""
+    count = 0
+    with _open(path) as fh:
+        fh.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            block = fh.read(min(CHUNK_BYTES * 8, remaining))
+            if not block:
+                break
+            count += block.count(b"\n")
+            remaining -= len(block)
+    return count
+
+
+# -- reading a range (on a worker) ------------------------------------------------------
+
+
+class RangeChunks:
+    """Chunks of the lines that start in ``[task.start, task.end)`` of a plain file.
+
+    The last such line is read to its end, past ``task.end``; a line that starts before
+    ``task.start`` belongs to the task before. ``incomplete_tail`` is set as LineChunks sets
+    it: a last line of the file without its newline, left for a later run.
+    """
+
+    def __init__(self, task: Task, chunk_bytes: int = CHUNK_BYTES):
+        self.task = task
+        self.chunk_bytes = chunk_bytes
+        self.incomplete_tail = b""
+
+    def __iter__(self) -> Iterator[Chunk]:
+        task = self.task
+        end = task.end if task.end is not None else float("inf")
+        with _open(task.path) as fh:
+            offset, line = task.start, task.newlines_before + 1
+            if task.start > 0:
+                fh.seek(task.start - 1)
+                if fh.read(1) != b"\n":  # mid-line: that line is the previous task's
+                    rest = fh.readline()
+                    if not rest.endswith(b"\n"):
+                        return  # the previous task's line runs to the end of the file
+                    offset += len(rest)
+                    line += 1
+            carry = b""
+            while offset < end:
+                block = fh.read(self.chunk_bytes)
+                if not block:
+                    self.incomplete_tail = carry
+                    return
+                data = carry + block
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = data
+                    continue
+                whole, carry = data[:cut], data[cut:]
+                if offset + len(whole) > end:
+                    # keep the lines that start before end: up to the first newline at or after end - 1
+                    stop = whole.find(b"\n", max(0, int(end) - offset - 1)) + 1
+                    whole = whole[:stop]
+                yield Chunk(task.source, line, offset, whole)
+                offset += len(whole)
+                line += whole.count(b"\n")
+
+
+class _Files:
+    """The chunks of a task's whole files, one after the other, and their incomplete tails."""
+
+    def __init__(self, files: list[tuple[str, str]]):
+        self.files = files
+        self.incomplete: dict[str, int] = {}
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for name, location in self.files:
+            # read exactly as on one machine (gzip included)
+            if "://" in location:
+                reader = LineChunks(Source(name, None, location))  # type: ignore[call-arg]
+            else:
+                reader = LineChunks(Source(name, Path(location)))
+            yield from reader
+            if reader.incomplete_tail:
+                self.incomplete[name] = len(reader.incomplete_tail)
+
+
+class _Range:
+    def __init__(self, task: Task):
+        self.chunks = RangeChunks(task)
+        self.task = task
+        self.incomplete: dict[str, int] = {}
+
+    def __iter__(self) -> Iterator[Chunk]:
+        yield from self.chunks
+        if self.chunks.incomplete_tail:
+            self.incomplete[self.task.source] = len(self.chunks.incomplete_tail)
+
+
+def _reader(task: Task) -> _Files | _Range:
+    if task.whole:
+        return _Files([(task.source, task.path), *task.more])
+    return _Range(task)
+
+
+# -- targets (built on the client, opened on a worker) ---------------------------------
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """The local store: a path every worker sees (a shared file system) and the run's id."""
+
+    root: str
+    run: str
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    """A Rubrix server; ``semaphore`` bounds requests in flight over the whole cluster."""
+
+    store: str
+    settings: ServerSettings
+    semaphore: Any  # distributed.Semaphore
+
+
+class _NamedPart(_OpenPart):
+    """A part file with a name chosen by the caller: a retried task writes the same names."""
+
+    def __init__(self, directory: Path, prefix: str, n: int):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.final, self.tmp = StoreLayout.task_part(directory, prefix, n)
+        self.ids: list[pa.ChunkedArray] = []
+        self.written: Counter[str] = Counter()
+        self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by finish or abandon)
+        self._writer = pq.ParquetWriter(
+            self._file, SCHEMA, compression="zstd", use_dictionary=DICTIONARY_COLUMNS
+        )
+
+
+class TaskStore(LocalStore):
+    """The local store as one task writes it: deterministic part names, after removing
+    what an earlier attempt of the same task left, so that a retry replaces it.
+
+    Its id check sees the store as it was, and this task's own files, but not the files of
+    the run's other tasks: the commit step settles ids two tasks wrote, in input order,
+    whichever task finished first.
+    """
+
+    def __init__(self, root: Path, run: str, task: str):
+        layout = StoreLayout(root)
+        prefix, run_prefix = layout.task_prefix(run, task), layout.task_prefix(run)
+        for old in layout.task_parts(prefix + "-"):
+            old.unlink(missing_ok=True)
+
+        def other_task_of_the_run(name: str) -> bool:
+            return name.startswith(run_prefix) and not name.startswith(prefix + "-")
+
+        super().__init__(root, known_ids=KnownIds(ignore=other_task_of_the_run))
+        self.prefix = prefix
+        self._parts_opened = 0
+
+    def _part_for(self, directory: Path) -> _OpenPart:
+        part = self._open.pop(directory, None)
+        if part is None:
+            part = _NamedPart(directory, self.prefix, self._parts_opened)
+            self._parts_opened += 1
+        self._open[directory] = part  # most recently written last
+        while len(self._open) > self.max_open_parts:
+            self._finish_oldest()
+        return part
+
+
+class _BoundedClient:
+    """An httpx.Client whose every request holds a lease of a cluster-wide semaphore."""
+
+    def __init__(self, client: Any, semaphore: Any):
+        self._client, self._semaphore = client, semaphore
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        with self._semaphore:
+            return self._client.request(*args, **kwargs)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _open_task_sink(task: Task, target: StoreTarget | ServerTarget) -> Any:
+    """The task's sink: its own part files in the store, or the server's sink from the
+    sink registry with every request bounded by the cluster's semaphore."""
+    if isinstance(target, StoreTarget):
+        return TaskStore(Path(target.root), target.run, task.key)
+    where = Target(store=Path(target.store), server=target.settings)
+    sink = open_sink(choose(where), where)  # connects: two GETs, not bounded
+    sink._client = _BoundedClient(sink._client, target.semaphore)
+    return sink
+
+
+# -- one task (on a worker) -------------------------------------------------------------
+
+
+class _Collected:
+    """Rejects kept in memory, in order, to travel back with the task's result."""
+
+    path = None
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.count = 0
+
+    def write(self, rejects: list[dict[str, Any]]) -> None:
+        self.items.extend(rejects)
+        self.count += len(rejects)
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class TaskResult:
+    """What one task did: counts as the summary keeps them, and its rejects in order."""
+
+    index: int
+    key: str
+    counts: dict[str, Counts]
+    datasets: dict[str, str]
+    rejects: list[dict[str, Any]]
+    incomplete: dict[str, int]  # file -> bytes of a last line without its newline
+    size: int  # bytes read
+    seconds: float
+    worker: str = ""
+
+
+def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget) -> TaskResult:
+    """Read, map, validate and deliver one task's lines; the records are durable on return.
+
+    Raises what the sink raises (DeliveryError), which Dask retries.
+    """
+    started = time.perf_counter()
+    # As in the pipeline: Arrow's default allocators keep freed pages of short-lived batches.
+    pa.set_memory_pool(pa.system_memory_pool())
+    summary = Summary(target="")
+    rejects = _Collected()
+    sink = _open_task_sink(task, target)
+    transformer = Transformer(spec)
+    reader = _reader(task)
+    size = 0
+    try:
+        for chunk in reader:
+            result = transformer.process(chunk)
+            for endpoint, counts in result.counts.items():
+                summary.counts_for(endpoint).add(counts)
+            rejects.write(result.rejects)
+            for batch in result.batches:
+                summary.datasets[batch.route.endpoint] = batch.route.dataset
+                for endpoint in set(batch.table["endpoint"].to_pylist()):
+                    summary.datasets.setdefault(endpoint, batch.route.dataset)
+                record_delivery(sink.add(batch), summary, rejects)  # type: ignore[arg-type]
+            size += result.size
+        record_delivery(sink.flush(), summary, rejects)  # type: ignore[arg-type]
+    finally:
+        sink.close()
+    worker = ""
+    with contextlib.suppress(Exception):
+        from distributed import get_worker
+
+        worker = get_worker().name
+    return TaskResult(
+        index=task.index,
+        key=task.key,
+        counts=summary.counts,
+        datasets=summary.datasets,
+        rejects=rejects.items,
+        incomplete=reader.incomplete,
+        size=size,
+        seconds=time.perf_counter() - started,
+        worker=str(worker),
+    )
+
+
+# -- the commit step (on workers) -------------------------------------------------------
+
+
+def dedupe_partition(directory: str, run: str, order: dict[str, int]) -> dict[str, Counter[str]]:
+    """In one partition, keep each id in the run's file that comes first in input order.
+
+    Returns the rows removed per task key and endpoint (they count as already stored).
+    """
+    removed: dict[str, Counter[str]] = {}
+    prefix = StoreLayout.task_prefix(run)
+
+    def rank(path: Path) -> tuple[int, str]:
+        key = path.name[len(prefix) :].split("-")[0]
+        return order.get(key, len(order)), path.name
+
+    files = sorted(Path(directory).glob(f"{prefix}*.parquet"), key=rank)
+    seen: set[str] = set()
+    for path in files:
+        ids = pq.read_table(path, columns=["id"])["id"]
+        duplicate = pc.is_in(ids, value_set=pa.array(list(seen), pa.string())) if seen else None
+        if duplicate is not None and pc.any(duplicate).as_py():
+            table = pq.read_table(path, schema=SCHEMA)
+            keep = pc.invert(duplicate)
+            dropped = table.filter(duplicate)
+            key = path.name[len(prefix) :].split("-")[0]
+            counter = removed.setdefault(key, Counter())
+            counter.update(dropped["endpoint"].to_pylist())
+            table = table.filter(keep)
+            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.parquet.tmp")
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if table.num_rows:
+                os.replace(tmp, path)
+            else:
+                tmp.unlink()
+                path.unlink()
+            fsync_dir(path.parent)
+            ids = table["id"]
+        seen.update(ids.to_pylist())
+    return removed
+
+
+# -- the manifest (on the client) -------------------------------------------------------
+
+
+class Manifest:
+    """``<store>/_backfill/<run>.jsonl``: one line per finished task, then one at the end."""
+
+    def __init__(self, store: Path, run: str):
+        self.path = StoreLayout(store).backfill_manifest(run)
+        self.done: set[str] = set()
+        self.finished = False
+        if self.path.exists():
+            for raw in self.path.read_bytes().splitlines():
+                with contextlib.suppress(orjson.JSONDecodeError):  # a line cut short by a crash
+                    entry = orjson.loads(raw)
+                    if "task" in entry:
+                        self.done.add(entry["task"])
+                    self.finished = self.finished or bool(entry.get("finished"))
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, orjson.dumps(entry) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# -- the run (on the client) ------------------------------------------------------------
+
+
+@dataclass
+class BackfillOptions:
+    sources: list[Source]
+    spec: TransformSpec
+    store: Path  # the local store: the target, or where rejects and the manifest go
+    server: ServerSettings | None = None  # send to this server instead of the store
+    split_bytes: int = SPLIT_BYTES
+    retries: int = RETRIES
+    progress: bool = False  # Dask's text progress bar on stderr
+
+
+@dataclass
+class BackfillReport:
+    """What the CLI prints besides the summary."""
+
+    run: str = ""
+    tasks: int = 0
+    resumed: int = 0  # tasks finished by an earlier attempt of this backfill
+    failed: str | None = None  # why the run stopped early
+    workers: dict[str, int] = field(default_factory=dict)  # worker -> tasks run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": self.run, "tasks": self.tasks, "resumed": self.resumed, "failed": self.failed,
+                "workers": self.workers}  # fmt: skip
+
+
+def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Summary) -> BackfillReport:
+    """Plan, run every task on the cluster, and fill in the summary as ``pipeline.run`` does.
+
+    Rejects are written, and finished tasks recorded in the manifest, in input order. A task
+    that fails after its retries stops the run (``report.failed``): what finished is
+    counted and recorded, and rerunning the same command does the rest.
+    """
+    from distributed import Semaphore, as_completed
+
+    started = time.perf_counter()
+    tasks, summary.skipped_files = plan(options.sources, options.split_bytes)
+    summary.files = [s.name for s in options.sources]
+    target_name = options.server.url if options.server else str(options.store.resolve())
+    run = run_id(tasks, options.spec, target_name)
+    manifest = Manifest(options.store, run)
+    report = BackfillReport(run=run, tasks=len(tasks))
+    pending = [t for t in tasks if t.key not in manifest.done]
+    report.resumed = len(tasks) - len(pending)
+    if not manifest.path.exists():
+        manifest.append({"run": run, "target": target_name, "tasks": len(tasks), "files": summary.files})
+
+    pending = _count_lines_before(client, tasks, pending, options.retries)
+    target: StoreTarget | ServerTarget
+    if options.server is not None:
+        semaphore = Semaphore(max_leases=options.server.concurrency, name=f"ingest-rubrix-{run}")
+        target = ServerTarget(str(options.store.resolve()), options.server, semaphore)
+    else:
+        target = StoreTarget(str(options.store.resolve()), run)
+    spec = client.scatter(options.spec, broadcast=True) if pending else options.spec
+    futures = [
+        client.submit(run_task, task, spec, target, key=f"ingest-task-{run}-{task.key}",
+                      retries=options.retries, pure=False)
+        for task in pending
+    ]  # fmt: skip
+    bar = _progress_bar(client, futures) if options.progress and futures else None
+    ran: set[str] = set()
+    waiting: dict[int, TaskResult] = {}
+    order = [t.index for t in pending]
+    next_at = 0
+    try:
+        for future in as_completed(futures):
+            if future.status != "finished":
+                error = future.exception()
+                report.failed = f"{type(error).__name__}: {error}"
+                break
+            result: TaskResult = future.result()
+            waiting[result.index] = result
+            while next_at < len(order) and order[next_at] in waiting:
+                _release(waiting.pop(order[next_at]), tasks, summary, rejects, manifest, report)
+                ran.add(tasks[order[next_at]].key)
+                next_at += 1
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM as the CLI maps it: what finished is recorded
+        report.failed = "interrupted by a signal"
+        summary.interrupted = True
+    finally:
+        if report.failed is not None:
+            client.cancel(futures)
+        if bar is not None:
+            bar.join(2)
+    if report.failed is None and isinstance(target, StoreTarget):
+        _commit(client, options.store, run, tasks, ran, summary)
+        manifest.append({"finished": True, "lines": summary.lines, "written": summary.totals().written})
+    rejects.close()
+    if rejects.path is not None and rejects.count:
+        summary.rejects_file = str(rejects.path)
+    summary.seconds = time.perf_counter() - started
+    return report
+
+
+class BackfillStopped(IngestError):
+    """A task failed for good (after its retries) or a signal stopped the backfill: what
+    finished is counted and recorded, and the same command does the rest."""
+
+
+@dataclass
+class BackfillRequest:
+    """Everything one ``ingest backfill`` needs, resolved (ingest.settings) as for ``run``."""
+
+    paths: list[str]
+    spec: TransformSpec
+    store: Path
+    rejects_path: Path | None = None  # None: <store>/_rejects/<time>.jsonl
+    server: ServerSettings | None = None
+    scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster here
+    workers: int | None = None  # LocalCluster workers (None: one per core)
+    memory_limit: str = "auto"  # LocalCluster memory limit per worker
+    split_bytes: int = SPLIT_BYTES
+    retries: int = RETRIES
+    quiet: bool = False  # no summary table travels with a failure
+
+
+@dataclass
+class BackfillResult:
+    summary: Summary
+    report: BackfillReport
+    dashboard: str | None
+
+
+def run_backfill(
+    request: BackfillRequest,
+    *,
+    progress: bool = False,
+    on_connect: Callable[[str, int, str | None], None] | None = None,
+) -> BackfillResult:
+    """Run a backfill on the request's cluster; ``on_connect(where, workers, dashboard)``
+    is called once connected. Raises MissingExtra (no Dask), InputError, UsageError
+    (stdin), DeliveryError (the server refuses before anything is read), BackfillStopped.
+    """
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise MissingExtra("ingest backfill needs Dask: pip install 'rubrix-ingest[dask]'") from None
+    sources = expand(request.paths)
+    if any(s.path is None and getattr(s, "url", None) is None for s in sources):
+        raise UsageError("a backfill reads files, not stdin")
+    description = f"local store {request.store}"
+    if request.server is not None:
+        where = Target(store=request.store, server=request.server)
+        sink = open_sink(choose(where), where)  # a bad URL or key stops here, before any task
+        description = sink.description
+        sink.close()
+    layout = StoreLayout(request.store)
+    rejects = RejectsFile(request.rejects_path or layout.rejects_file(layout.rejects_stamp()))
+    summary = Summary(target=description)
+    options = BackfillOptions(
+        sources=sources,
+        spec=request.spec,
+        store=request.store,
+        server=request.server,
+        split_bytes=request.split_bytes,
+        retries=request.retries,
+        progress=progress,
+    )
+    started = datetime.now(UTC)
+    # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with _cluster(request) as client:
+            dashboard = client.dashboard_link
+            if on_connect is not None:
+                workers = len(client.scheduler_info(n_workers=-1)["workers"])
+                on_connect(request.scheduler or "a local cluster", workers, dashboard)
+            options.spec = replace(options.spec, routes=upload_mappers(client, options.spec.routes))
+            report = backfill(client, options, rejects, summary)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if report.failed is not None:
+        done = report.resumed + sum(report.workers.values())
+        error = BackfillStopped(
+            f"backfill {report.run} stopped: {report.failed}; {done} of {report.tasks} tasks are done "
+            "and recorded: run the same command again to do the rest"
+        )
+        error.summary_text = None if request.quiet else summary.render()
+        raise error
+    flags = {
+        "rereads": True,  # a backfill reads every file from its start
+        "since": request.spec.since.isoformat() if request.spec.since else None,
+        "until": request.spec.until.isoformat() if request.spec.until else None,
+        "runner": "dask",
+        "backfill": report.run,
+    }
+    append_run(request.store, summary, started, flags)
+    return BackfillResult(summary, report, dashboard)
+
+
+@contextlib.contextmanager
+def _cluster(request: BackfillRequest) -> Iterator[Client]:
+    """A Client of the request's scheduler, or of a LocalCluster started (and stopped) here."""
+    from distributed import Client, LocalCluster
+
+    if request.scheduler is not None:
+        try:
+            client = Client(request.scheduler, timeout="20s")
+        except OSError as exc:
+            raise BackfillStopped(f"cannot reach the Dask scheduler at {request.scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=request.workers or os.cpu_count() or 1,
+            threads_per_worker=1,  # the transform is Python: one thread per process
+            memory_limit=request.memory_limit,
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _count_lines_before(client: Client, tasks: list[Task], pending: list[Task], retries: int) -> list[Task]:
+    """Fill in ``newlines_before`` of the pending ranges that do not start their file, by
+    counting the ranges before them (each a task, run where the data is)."""
+    needed: dict[str, int] = {}
+    for task in pending:
+        if task.start > 0:
+            needed[task.path] = max(needed.get(task.path, 0), task.start)
+    if not needed:
+        return pending
+    spans: list[tuple[str, int]] = []
+    futures = []
+    for task in tasks:
+        if task.path in needed and task.end is not None and task.end <= needed[task.path]:
+            spans.append((task.path, task.end))
+            futures.append(
+                client.submit(count_newlines, task.path, task.start, task.end,
+                              key=f"ingest-count-{task.key}", retries=retries, pure=False)
+            )  # fmt: skip
+    counted = client.gather(futures)
+    filled = []
+    for task in pending:
+        if task.start > 0:
+            before = sum(
+                n
+                for (path, end), n in zip(spans, counted, strict=True)
+                if path == task.path and end <= task.start
+            )
+            task = replace(task, newlines_before=before)
+        filled.append(task)
+    return filled
+
+
+def _release(
+    result: TaskResult,
+    tasks: list[Task],
+    summary: Summary,
+    rejects: Any,
+    manifest: Manifest,
+    report: BackfillReport,
+) -> None:
+    """A finished task, in input order: its rejects made durable, then counted and recorded."""
+    task = tasks[result.index]
+    rejects.write(result.rejects)
+    rejects.sync()
+    for endpoint, counts in result.counts.items():
+        summary.counts_for(endpoint).add(counts)
+    for endpoint, dataset in result.datasets.items():
+        summary.datasets.setdefault(endpoint, dataset)  # routes are fixed: every task agrees
+    summary.incomplete.update(result.incomplete)
+    report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
+    entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
+             "end": task.end}  # fmt: skip
+    manifest.append(
+        {**entry, "size": result.size, "seconds": round(result.seconds, 3), "worker": result.worker}
+    )
+
+
+def _commit(
+    client: Client, store: Path, run: str, tasks: list[Task], ran: set[str], summary: Summary
+) -> None:
+    """Drop ids two of the run's tasks both wrote (identical lines), keeping the first."""
+    by_dir: dict[Path, set[str]] = {}
+    prefix = StoreLayout.task_prefix(run)
+    for path in StoreLayout(store.resolve()).task_parts(prefix):  # absolute: workers open them
+        by_dir.setdefault(path.parent, set()).add(path.name[len(prefix) :].split("-")[0])
+    shared = sorted(str(d) for d, keys in by_dir.items() if len(keys) > 1)
+    if not shared:
+        return
+    order = {t.key: t.index for t in tasks}
+    futures = client.map(dedupe_partition, shared, run=run, order=order, pure=False)
+    for removed in client.gather(futures):
+        for key, endpoints in removed.items():
+            if key not in ran:
+                continue  # counted by the earlier attempt of this backfill, not this one
+            for endpoint, n in endpoints.items():
+                counts = summary.counts_for(endpoint)
+                counts.written -= n
+                counts.skipped["already_stored"] += n
+
+
+def _progress_bar(client: Client, futures: list[Future]) -> threading.Thread:
+    """Dask's own text progress bar, drawn on stderr (stdout carries --json)."""
+    from distributed.diagnostics.progressbar import TextProgressBar
+
+    class StderrProgressBar(TextProgressBar):
+        def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
+            frac = (1 - remaining / all) if all else 1.0
+            sys.stderr.write(
+                f"\r[{'#' * int(self.width * frac):<{self.width}}] | {int(100 * frac)}% Completed "
+                f"| {self.elapsed:.1f}s"
+            )
+            sys.stderr.flush()
+
+        def _draw_stop(self, **kwargs: Any) -> None:
+            sys.stderr.write("\33[2K\r")
+            sys.stderr.flush()
+
+    def draw() -> None:
+        with contextlib.suppress(Exception):  # a progress bar never fails the run
+            StderrProgressBar(futures, scheduler=client.scheduler.address)
+
+    thread = threading.Thread(target=draw, name="ingest-progress", daemon=True)
+    thread.start()
+    return thread
+
+
+# -- custom mappers ---------------------------------------------------------------------
+
+
+def upload_mappers(client: Client, routes: dict[str, Route]) -> dict[str, Route]:
+    """Send the custom mappers that live in the user's project to every worker with
+    ``Client.upload_file``, and return the routes as the workers name them.
+
+    ``./file.py:function`` goes as that file and becomes ``file:function``; a
+    ``module:function`` found in the current directory goes as the file, or as a zip of
+    its package. A mapper from an installed package must be installed on the workers.
+    """
+    sent: dict[str, str] = {}  # module path as given -> module name on the workers
+    found: dict[str, Route] = {}
+    cwd = Path.cwd().resolve()
+    for endpoint, route in routes.items():
+        found[endpoint] = route
+        if not route.mapper or ":" not in route.mapper:
+            continue
+        module_part, _, attr = route.mapper.rpartition(":")
+        if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+            file = Path(module_part).resolve()
+            if module_part not in sent:
+                client.upload_file(str(file))
+                sent[module_part] = file.stem
+            found[endpoint] = replace(route, mapper=f"{sent[module_part]}:{attr}")
+            continue
+        top = module_part.split(".")[0]
+        if top in sent:
+            continue
+        # as the mappers module looks for it: the current directory first
+        spec = importlib.machinery.PathFinder.find_spec(top, [str(cwd)])
+        if spec is None or spec.origin is None:
+            continue  # an installed package: the workers' environment provides it
+        if spec.submodule_search_locations:  # a package: sent as a zip of its directory
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = shutil.make_archive(str(Path(tmp) / top), "zip", cwd, top)
+                client.upload_file(archive)
+        else:
+            client.upload_file(spec.origin)
+        sent[top] = top
+    return found

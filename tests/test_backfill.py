@@ -1,0 +1,280 @@
+"""``ingest backfill`` on a real Dask cluster: a ``dask scheduler`` and two ``dask worker``
+processes on 127.0.0.1, started once for the module.
+
+The reference for every check is ``ingest run`` on one machine over the same files: the
+same ids, the same rows, the same summary and the same rejects file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, SAMPLE_LOGS, Ingest, RubrixServer
+from tests.dask_cluster import DaskCluster
+from tests.test_incremental import append, big_log, expected, lines
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask"), workers=2, memory_limit="1GiB").start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster(dask_cluster: DaskCluster) -> DaskCluster:
+    """The session's cluster with both workers up (a test may have killed one; its nanny restarts it)."""
+    dask_cluster.wait_for_workers(2)
+    return dask_cluster
+
+
+def generated(path: Path, lines: int, days: int = 3) -> Path:
+    generate = ROOT / "benchmarks" / "generate.py"
+    subprocess.run([sys.executable, str(generate), str(lines), str(path), "--days", str(days)], check=True)
+    return path
+
+
+def store_rows(store: Path) -> pd.DataFrame:
+    """Every row of every dataset in a store, with its dataset and date, in id order."""
+    frames = []
+    for meta in sorted(store.glob("*/_dataset.json")):
+        frame = pd.read_parquet(meta.parent)
+        frame["dataset"] = meta.parent.name
+        frame["date"] = frame["date"].astype(str)
+        frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True)
+    return rows.sort_values(["dataset", "id"]).reset_index(drop=True)
+
+
+def comparable(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in ("seconds", "target", "rejects_file", "backfill",
+                                                          "dashboard")}  # fmt: skip
+
+
+def read_rejects(ingest: Ingest, path: str | None) -> list[dict]:
+    return [json.loads(line) for line in (ingest.cwd / path).read_text().splitlines()] if path else []
+
+
+def backfill(ingest: Ingest, cluster: DaskCluster, *args: str, **kwargs) -> dict:
+    return ingest.json("backfill", *args, "--scheduler", cluster.address, **kwargs)
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    """The sample logs (a .gz, rejects, skips), a generated log over 3 days split into several
+    ranges, and a file that repeats 300 of its lines under another first line."""
+    logs = tmp_path / "logs"
+    shutil.copytree(SAMPLE_LOGS, logs, ignore=shutil.ignore_patterns("*.py"))
+    big = generated(logs / "big.jsonl", 4000)
+    with open(logs / "repeats.log", "wb") as out:
+        out.write(b'{"ts": "2026-11-24T10:00:00Z", "path": "/health", "status": 200}\n')
+        out.writelines(big.read_bytes().splitlines(keepends=True)[1000:1300])
+    return logs
+
+
+def test_backfill_equals_a_single_machine_run(tmp_path: Path, ingest: Ingest, cluster: DaskCluster, logs):
+    one = ingest.json("logs", "--store", "one")
+    many = backfill(ingest, cluster, "logs", "--store", "many", "--split-bytes", "512KB")
+    assert many["backfill"]["tasks"] > 6  # the big file was cut into ranges
+    assert comparable(many) == comparable(one)
+    assert one["skipped"]["already_stored"] >= 300  # the repeated lines, once in the store
+    assert read_rejects(ingest, many["rejects_file"]) == read_rejects(ingest, one["rejects_file"])
+    assert len(read_rejects(ingest, one["rejects_file"])) == one["rejected"] > 0
+    single, cluster_rows = store_rows(tmp_path / "one"), store_rows(tmp_path / "many")
+    assert not cluster_rows["id"].duplicated().any()
+    pd.testing.assert_frame_equal(cluster_rows, single)
+    assert set(many["backfill"]["workers"]) == {"w0", "w1"}  # both workers took tasks
+
+    # The same backfill again: every task is recorded as done, nothing is read twice.
+    again = backfill(ingest, cluster, "logs", "--store", "many", "--split-bytes", "512KB")
+    assert again["backfill"]["resumed"] == again["backfill"]["tasks"] and again["lines_read"] == 0
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), single)
+
+
+def test_ranges_own_the_lines_that_start_in_them(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    # Line lengths around the range size, so cuts fall before, on and after line starts.
+    sized = [
+        json.dumps({"ts": "2026-11-24T10:00:00Z", "path": "/t/", "status": 200, "request": "x" * n,
+                    "response": {"generated_text": str(i)}})
+        for i, n in enumerate(range(40, 400, 7))
+    ]  # fmt: skip
+    log = tmp_path / "access.jsonl"
+    log.write_text("\n".join(sized) + "\n" + sized[0][:30])  # and a last line still being written
+    one = ingest.json(str(log), "--store", "one")
+    for split in ("100B", "257B", "1KB"):
+        many = backfill(ingest, cluster, str(log), "--store", f"many-{split}", "--split-bytes", split)
+        assert comparable(many) == comparable(one), split
+        pd.testing.assert_frame_equal(store_rows(tmp_path / f"many-{split}"), store_rows(tmp_path / "one"))
+    assert one["incomplete_last_lines"] == {str(log): 30}
+
+
+def test_kill_9_of_a_worker_mid_backfill(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    n = 60_000
+    big_log(tmp_path / "access.jsonl", n)
+    cmd = [sys.executable, "-m", "ingest", "backfill", "access.jsonl", "--scheduler", cluster.address,
+           "--split-bytes", "1MB", "--json", "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    manifest = tmp_path / "rubrix-store" / "_backfill"
+    deadline = time.monotonic() + 60
+    # Wait until some tasks are done and others are under way, then kill a busy worker.
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = sum(f.read_text().count('"task"') for f in manifest.glob("*.jsonl"))
+        if done >= 2:
+            break
+        time.sleep(0.05)
+    from distributed import Client
+
+    with Client(cluster.address, timeout=10) as client:
+        busy = [addr for addr, keys in client.processing().items() if keys]
+        names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+    assert busy and proc.poll() is None, "the backfill finished before the kill"
+    os.kill(cluster.worker_pids()[names[busy[0]]], 9)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    summary = json.loads(out)
+    assert summary["records_written"] == n and summary["lines_read"] == n
+    ids = sorted(Ingest(tmp_path).dataset("monitoring_spacy")["request_id"])
+    assert len(ids) == len(set(ids)) == n and ids == expected(n)
+    assert not list((tmp_path / "rubrix-store").glob("*/date=*/.*.tmp"))
+
+
+def test_rerun_after_the_client_was_killed_does_only_what_is_left(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    n = 60_000
+    big_log(tmp_path / "access.jsonl", n)
+    cmd = [sys.executable, "-m", "ingest", "backfill", "access.jsonl", "--scheduler", cluster.address,
+           "--split-bytes", "1MB", "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "rubrix-store" / "_backfill"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sum(f.read_text().count('"task"') for f in manifest.glob("*.jsonl")) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the backfill finished before the kill"
+    proc.kill()
+    proc.wait()
+    summary = backfill(ingest, cluster, "access.jsonl", "--split-bytes", "1MB")
+    assert 3 <= summary["backfill"]["resumed"] < summary["backfill"]["tasks"]
+    assert 0 < summary["lines_read"] < n
+    ids = sorted(Ingest(tmp_path).dataset("monitoring_spacy")["request_id"])
+    assert len(ids) == len(set(ids)) == n and ids == expected(n)
+
+
+def test_backfill_leaves_cron_checkpoints_and_lock_alone(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    log = big_log(tmp_path / "access.jsonl", 3000)
+    assert ingest.json(str(log))["records_written"] == 3000  # the cron run
+    state = ingest.store / "_state.sqlite"
+    before = state.read_bytes()
+    append(log, lines(3000, 500))  # more traffic since the cron run
+    # The lock held by a cron run in progress does not stop a backfill.
+    hold = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX);"
+        " print(1, flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(state) + ".lock"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"1"
+        summary = backfill(ingest, cluster, str(log), "--split-bytes", "200KB")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert summary["records_written"] == 500 and summary["skipped"] == {"already_stored": 3000}
+    assert state.read_bytes() == before
+    assert ingest.json(str(log))["records_written"] == 0  # the next cron run: already stored
+    ids = sorted(ingest.dataset("monitoring_spacy")["request_id"])
+    assert ids == expected(3500)
+
+
+def test_backfill_to_a_rubrix_server_bounds_concurrency_for_the_cluster(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster, server: RubrixServer
+):
+    log = big_log(tmp_path / "access.jsonl", 6000)
+    server.faults(delay=0.05)  # slow answers, so that requests pile up if unbounded
+    summary = backfill(ingest, cluster, str(log), "--split-bytes", "200KB", "--concurrency", "2",
+                       "--batch-size", "100", env=server.env())  # fmt: skip
+    peak = httpx.get(server.url + "/_test/load").json()["peak"]
+    assert summary["records_written"] == 6000 and summary["target"].startswith("rubrix http://127.0.0.1")
+    assert 1 <= peak <= 2  # two workers with a sink of concurrency 2 each: 4 without the semaphore
+    stored = server.records("monitoring_spacy")
+    assert sorted(r["metadata"]["request_id"] for r in stored) == expected(6000)
+    assert server.api_key not in json.dumps(summary)
+
+
+def test_custom_mapper_from_the_project_is_sent_to_the_workers(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    (tmp_path / "project_mappers.py").write_text(
+        "def shout(inputs, outputs):\n"
+        "    text = inputs.upper()\n"
+        "    return {'inputs': {'text': text}, 'prediction': {'labels': [{'class': 'LOUD', 'score': 1.0}]}}\n"
+    )
+    (tmp_path / "ingest.toml").write_text(
+        '[endpoints."/spacy/"]\ndataset = "loud"\nmapper = "project_mappers:shout"\n'
+    )
+    big_log(tmp_path / "access.jsonl", 50)
+    summary = backfill(ingest, cluster, "access.jsonl", "-c", "ingest.toml")
+    assert summary["records_written"] == 50
+    texts = {r["inputs"]["text"] for r in ingest.records("loud")}
+    assert "PARIS 7" in texts and len(texts) == 50
+    # A mapper named by its file's path reaches the workers too, under the file's name.
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "quiet_mappers.py").write_text(
+        (tmp_path / "project_mappers.py").read_text().replace("upper()", "lower()")
+    )
+    summary = backfill(ingest, cluster, "access.jsonl", "-e", "/spacy/", "--dataset", "soft",
+                       "--mapper", "./more/quiet_mappers.py:shout")  # fmt: skip
+    assert summary["records_written"] == 50
+    assert "paris 7" in {r["inputs"]["text"] for r in ingest.records("soft")}
+
+
+def test_a_backfill_that_cannot_deliver_stops_with_exit_1_and_the_rerun_finishes(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster, server: RubrixServer
+):
+    log = big_log(tmp_path / "access.jsonl", 3000)
+    # The client's own check of the server passes (two requests), then the server fails.
+    server.faults(pass_next=2, fail_next=10**6, fail_status=503)
+    args = ["backfill", str(log), "--scheduler", cluster.address, "--split-bytes", "200KB",
+            "--retries", "1", "--retry-for", "0.3"]  # fmt: skip
+    proc = ingest(*args, env=server.env(), check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "stopped: DeliveryError: cannot reach http://127.0.0.1" in err
+    assert "run the same command again to do the rest" in err and server.api_key not in err
+    server.faults()  # the server is back
+    summary = ingest.json(*args, env=server.env())
+    assert summary["records_written"] == 3000
+    stored = server.records("monitoring_spacy")
+    assert sorted(r["metadata"]["request_id"] for r in stored) == expected(3000)
+
+
+def test_small_files_go_many_to_a_task(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    logs = tmp_path / "captures"
+    for i in range(120):  # like a prefix of per-minute capture objects
+        day = logs / f"2026-11-{24 + i // 60}"
+        day.mkdir(parents=True, exist_ok=True)
+        (day / f"capture-{i:03d}.jsonl").write_text("".join(line + "\n" for line in lines(i * 5, 5)))
+    with open(logs / "2026-11-25" / "capture-119.jsonl", "a") as fh:
+        fh.write(lines(600, 1)[0][:40])  # a line being written
+    one = ingest.json("captures", "--store", "one")
+    many = backfill(ingest, cluster, "captures", "--store", "many", "--split-bytes", "40KB")
+    assert 2 <= many["backfill"]["tasks"] <= 10
+    assert comparable(many) == comparable(one)
+    assert one["incomplete_last_lines"] and one["records_written"] == 600
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
