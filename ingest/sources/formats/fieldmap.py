@@ -62,6 +62,8 @@ def compile_path(text: str) -> Path:
 
 def get(obj: Any, path: Path) -> Any:
     """The value at ``path``, or MISSING when any step is absent."""
+    if path and all(isinstance(step, str) for step in path):
+        return _get_keys(obj, path)
     for step in path:
         if isinstance(step, int):
             if not isinstance(obj, list) or not -len(obj) <= step < len(obj):
@@ -71,6 +73,16 @@ def get(obj: Any, path: Path) -> Any:
             if not isinstance(obj, dict) or step not in obj:
                 return MISSING
             obj = obj[step]
+    return obj
+
+
+def _get_keys(obj: Any, path: Path) -> Any:
+    # keys only: indexing a list or a string by a key raises TypeError, a dict lacks it
+    try:
+        for step in path:
+            obj = obj[step]
+    except (KeyError, TypeError):
+        return MISSING
     return obj
 
 
@@ -100,9 +112,17 @@ class FieldMap:
         """This map with ``other``'s fields replacing its own."""
         return FieldMap({**self.paths, **other.paths})
 
+    def __post_init__(self) -> None:
+        # per field, (keys-only?, path) pairs: the per-line lookups skip re-checking the steps
+        compiled = {
+            name: tuple((all(isinstance(s, str) for s in p), p) for p in paths)
+            for name, paths in self.paths.items()
+        }
+        object.__setattr__(self, "_compiled", compiled)
+
     def get(self, obj: Any, name: str) -> Any:
-        for path in self.paths.get(name, ()):
-            value = get(obj, path)
+        for keys_only, path in self._compiled.get(name, ()):  # type: ignore[attr-defined]
+            value = _get_keys(obj, path) if keys_only else get(obj, path)
             if value is not MISSING:
                 return value
         return MISSING
