@@ -23,6 +23,7 @@ from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, Reject
 from ingest.sources.formats.join import Joiner
 from ingest.sources.formats.profile import Bad, Half, Item, Profile, Skip
 from ingest.sources.read import Chunk
+from ingest.transform import fast
 from ingest.transform import records as rec
 from ingest.transform.logline import (
     BadLine,
@@ -91,6 +92,8 @@ class Transformer:
         self._mappers: dict[tuple[str, str], tuple[mappers.Mapper, str | None]] = {}
         self.joiner = Joiner()
         self._sub_routes: dict[tuple[str, str], Route] = {}
+        self.fast = fast.enabled()
+        self.fast_lines = 0  # lines the fast path turned into records (the parity tests look)
 
     def _mapper_for(self, route: Route, outputs: Any) -> tuple[mappers.Mapper, str | None]:
         """The route's mapper; for auto routes the first recognizable response fixes it."""
@@ -298,6 +301,37 @@ class Transformer:
             return "non_json_body"
         return None
 
+    def _fast_line(
+        self,
+        route: Route,
+        pairs: list[tuple[Any, Any]],
+        line: fast.Line,
+        count: Counts,
+        columns: dict[tuple[str, str | None, str], _Columns],
+    ) -> bool:
+        """The line's records through the fast path (ingest/transform/fast.py), when its
+        route's mapper is a built-in one and every pair has the shape it handles exactly;
+        False leaves the whole line to the general path."""
+        try:
+            mapper, _ = self._mapper_for(route, pairs[0][1])
+        except Exception:  # no task told by the shape: the general path rejects the pair
+            return False
+        chosen = fast.for_mapper(mapper)
+        if chosen is None:
+            return False
+        fast_map, task = chosen
+        rows = fast_map(pairs, line)
+        if rows is None:
+            return False
+        count.records += len(rows)
+        self.fast_lines += 1
+        key = (route.dataset, route.workspace, task)
+        target = columns.get(key)
+        if target is None:
+            target = columns[key] = _Columns(route, task)
+        target.rows.extend(rows)
+        return True
+
     def _map_line(
         self,
         entry: LogEntry,
@@ -330,6 +364,30 @@ class Transformer:
         for name in route.metadata_fields:
             if name in fields:
                 metadata[name] = redact_value(fields[name])
+        if (
+            self.fast
+            and pairs
+            and self._fast_line(
+                route,
+                pairs,
+                fast.Line(
+                    digest,
+                    event_ts,
+                    ts_micros,
+                    agent,
+                    metadata,
+                    entry.path,
+                    entry.status,
+                    latency,
+                    request_id,
+                    source,
+                    number,
+                ),
+                count,
+                columns,
+            )
+        ):
+            return
         for index, (inputs, outputs) in enumerate(pairs):
             try:
                 mapper, task = self._mapper_for(route, outputs)

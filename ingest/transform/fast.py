@@ -1,0 +1,329 @@
+"""The fast path: one function per built-in task that maps, validates, identifies,
+serializes and splits into columns a whole log line's pairs in one pass.
+
+The general path (``Transformer._map_line``) calls the mapper, completes the record
+(ingest/transform/records.py), validates it against the server's rules
+(ingest/transform/validate.py), serializes it and extracts the analysis columns: five
+walks over each record, each with its own type checks, for records that in a real log are
+almost all of one shape. Here a line whose pairs all have the usual shape of their
+built-in mapper's input (plain values of the expected types, nothing the mapper would
+repair or the server refuse) is turned into rows directly; anything else returns
+``None`` and the *whole line* goes to the general path, so a record or reject reason can
+only ever come from one place. Acceptance is deliberately narrow: ``type(x) is int``, not
+``isinstance`` (a boolean offset is an ``int`` to Python and ``true`` in JSON), floats
+only where a float is what the general path would write, and so on.
+
+What a function here returns must equal, byte for byte, what the general path gives for
+the same line: the record JSON (keys in the client's order, see records.complete), every
+column, the row order. tests/test_fast_path.py runs logs of ordinary and odd lines through
+both paths with the real CLI and compares stores, rejects and summaries;
+``RUBRIX_INGEST_FAST_PATH=0`` turns this path off.
+
+Only the built-in mappers have a fast path, chosen by identity of the route's mapper
+function: a custom ``package.module:function`` always takes the general path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from mappers import text2text as _t2t
+from mappers import text_classification as _tc
+from mappers import token_classification as _tok
+from mappers.tokens import tokenize
+
+ENV = "RUBRIX_INGEST_FAST_PATH"
+
+_Fragment = orjson.Fragment
+_MAX_LABEL = 128  # validate.MAX_LABEL_LENGTH
+_SINGLE_LABEL_MAX_SUM = _tc.SINGLE_LABEL_MAX_SUM
+_T2T_KEYS = ("generated_text", "translation_text", "summary_text", "text")  # mappers/text2text.py
+
+
+def enabled() -> bool:
+    """False when ``RUBRIX_INGEST_FAST_PATH=0`` (for the parity tests and for bisecting)."""
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class Line:
+    """What every record of one log line shares (computed once per line by the stage)."""
+
+    __slots__ = (
+        "agent",
+        "digest",
+        "event_ts",
+        "latency",
+        "metadata",
+        "number",
+        "path",
+        "request_id",
+        "source",
+        "status",
+        "ts_micros",
+    )
+
+    def __init__(
+        self,
+        digest: str,
+        event_ts: str,
+        ts_micros: int,
+        agent: str,
+        metadata: dict[str, Any],
+        path: str,
+        status: int,
+        latency: float | None,
+        request_id: str | None,
+        source: str,
+        number: int,
+    ):
+        self.digest, self.event_ts, self.ts_micros, self.agent = digest, event_ts, ts_micros, agent
+        # The line's metadata, serialized once and spliced into each record's JSON as is:
+        # orjson writes a Fragment's bytes verbatim, which are what it would have written.
+        self.metadata = _Fragment(orjson.dumps(metadata))
+        self.path, self.status, self.latency, self.request_id = path, status, latency, request_id
+        self.source, self.number = source, number
+
+
+Rows = list[tuple[Any, ...]]
+FastMap = Callable[[list[tuple[Any, Any]], Line], "Rows | None"]
+
+
+def text_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None:
+    """Rows for a line of ``{"labels": [...], "scores": [...]}`` answers to text inputs."""
+    rows = []
+    digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
+    for index, (inputs, outputs) in enumerate(pairs):
+        if type(inputs) is not str or type(outputs) is not dict:
+            return None
+        labels = outputs.get("labels")
+        scores = outputs.get("scores")
+        if type(labels) is not list or type(scores) is not list or len(labels) != len(scores) or not labels:
+            return None
+        predicted = []
+        total = 0
+        top_label = top_score = None
+        for label, score in zip(labels, scores):  # noqa: B905 (lengths checked above)
+            if (
+                type(label) is not str
+                or not 0 < len(label) <= _MAX_LABEL
+                or type(score) is not float
+                or not 0.0 <= score <= 1.0
+            ):
+                return None
+            predicted.append({"class": label, "score": score})
+            total += score
+            if top_score is None or score > top_score:  # max(): the first of equal scores
+                top_label, top_score = label, score
+        record_id = f"{digest}-{index}"
+        record = {
+            "id": record_id,
+            "metadata": metadata,
+            "event_timestamp": event_ts,
+            "status": "Default",
+            "prediction": {"agent": agent, "labels": predicted},
+            "annotation": None,
+            "vectors": None,
+            "metrics": {},
+            "search_keywords": None,
+            "inputs": {"text": inputs},
+            "multi_label": total > _SINGLE_LABEL_MAX_SUM,
+            "explanation": None,
+        }
+        rows.append(
+            (
+                record_id,
+                line.ts_micros,
+                "TextClassification",
+                orjson.dumps(record),
+                line.path,
+                line.status,
+                line.latency,
+                line.request_id,
+                inputs,
+                top_label,
+                top_score,
+                None,
+                None,
+                line.source,
+                line.number,
+            )
+        )
+    return rows
+
+
+def token_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None:
+    """Rows for a line of spaCy-style ``{"text", "entities"}`` answers to text inputs.
+
+    Accepted: a text that neither starts nor ends with whitespace, entities with integer
+    offsets inside it that still span something once trimmed, labels of 1 to 128
+    characters, scores absent or floats in [0, 1], and no tokens in the response. For such
+    a record the mapper's tokens (cut at every entity boundary) are where the server finds
+    them, so every span is aligned: validation has nothing left to refuse.
+    """
+    rows = []
+    digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
+    for index, (text, outputs) in enumerate(pairs):
+        if type(text) is not str or not text or type(outputs) is not dict:
+            return None
+        found = outputs.get("entities")
+        if type(found) is not list or outputs.get("tokens") or text[0].isspace() or text[-1].isspace():
+            return None
+        size = len(text)
+        entities = []
+        boundaries = set()
+        for entity in found:
+            if type(entity) is not dict:
+                return None
+            start = entity.get("start")
+            end = entity.get("end")
+            label = entity.get("label")
+            score = entity.get("score")
+            if (
+                type(start) is not int
+                or type(end) is not int
+                or not 0 <= start < end <= size
+                or type(label) is not str
+                or not 0 < len(label) <= _MAX_LABEL
+            ):
+                return None
+            if score is None:
+                score = 0.0
+            elif type(score) is not float or not 0.0 <= score <= 1.0:
+                return None
+            # mappers.tokens.trim_span, inline
+            while start < end and text[start].isspace():
+                start += 1
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            if start == end:
+                return None
+            boundaries.add(start)
+            boundaries.add(end)
+            entities.append({"start": start, "end": end, "label": label, "score": score})
+        record_id = f"{digest}-{index}"
+        record = {
+            "id": record_id,
+            "metadata": metadata,
+            "event_timestamp": event_ts,
+            "status": "Default",
+            "prediction": {"agent": agent, "entities": entities, "score": None},
+            "annotation": None,
+            "vectors": None,
+            "metrics": {},
+            "search_keywords": None,
+            "tokens": tokenize(text, boundaries),
+            "text": text,
+        }
+        rows.append(
+            (
+                record_id,
+                line.ts_micros,
+                "TokenClassification",
+                orjson.dumps(record),
+                line.path,
+                line.status,
+                line.latency,
+                line.request_id,
+                text,
+                None,
+                None,
+                len(entities),
+                None,
+                line.source,
+                line.number,
+            )
+        )
+    return rows
+
+
+def _sentence(item: Any) -> dict[str, Any] | None:
+    """mappers.text2text._sentence for the values that need no check, else None."""
+    if type(item) is str:
+        return {"text": item, "score": 1.0}
+    if type(item) is dict:
+        for key in _T2T_KEYS:
+            value = item.get(key)
+            if isinstance(value, str):
+                if type(value) is not str:
+                    return None
+                score = item.get("score")
+                if score is None:
+                    return {"text": value, "score": 1.0}
+                if type(score) is float and 0.0 <= score <= 1.0:
+                    return {"text": value, "score": score}
+                return None
+    return None
+
+
+def text2text(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None:
+    """Rows for a line of generated, translated or summarized texts."""
+    rows = []
+    digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
+    for index, (inputs, outputs) in enumerate(pairs):
+        if type(inputs) is str:
+            text = inputs
+        elif type(inputs) is dict and type(inputs.get("text")) is str:
+            text = inputs["text"]
+        else:
+            return None
+        sentences = []
+        for candidate in outputs if type(outputs) is list else (outputs,):
+            sentence = _sentence(candidate)
+            if sentence is None:
+                return None
+            sentences.append(sentence)
+        record_id = f"{digest}-{index}"
+        record = {
+            "id": record_id,
+            "metadata": metadata,
+            "event_timestamp": event_ts,
+            "status": "Default",
+            "prediction": {"agent": agent, "sentences": sentences},
+            "annotation": None,
+            "vectors": None,
+            "metrics": {},
+            "search_keywords": None,
+            "text": text,
+        }
+        rows.append(
+            (
+                record_id,
+                line.ts_micros,
+                "Text2Text",
+                orjson.dumps(record),
+                line.path,
+                line.status,
+                line.latency,
+                line.request_id,
+                text,
+                None,
+                None,
+                None,
+                sentences[0]["text"] if sentences else None,
+                line.source,
+                line.number,
+            )
+        )
+    return rows
+
+
+# The fast path of each built-in mapper, by the mapper function itself (not its name): a
+# route whose mapper is anything else has none.
+_BY_MAPPER: tuple[tuple[Any, FastMap, str], ...] = (
+    (_tc.text_classification, text_classification, _tc.TASK),
+    (_tok.token_classification, token_classification, _tok.TASK),
+    (_t2t.text2text, text2text, _t2t.TASK),
+)
+
+
+def for_mapper(mapper: Any) -> tuple[FastMap, str] | None:
+    """The fast path of a built-in mapper function and its task; None for any other mapper
+    (compared by identity: a custom mapper object need not even be hashable)."""
+    for builtin, fast_map, task in _BY_MAPPER:
+        if mapper is builtin:
+            return fast_map, task
+    return None
