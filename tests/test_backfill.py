@@ -326,3 +326,26 @@ def test_store_in_s3_through_moto(
     assert len(fs.cat_file("backfills/store/_runs.jsonl").splitlines()) == 1
     again = backfill(ingest, cluster, *args, env=moto_s3.env())  # the manifest is in S3 too
     assert again["backfill"]["resumed"] == again["backfill"]["tasks"] and again["lines_read"] == 0
+
+
+def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """SageMaker data capture (issue 15) cut into ranges gives what a single-machine run gives;
+    a format that joins two events per pair needs one process and is refused."""
+    from tests import format_samples as samples
+
+    key = "cap/sentiment/AllTraffic/2026/11/24/12/00-00-000-a.jsonl"
+    lines = samples.sagemaker_lines()  # the pitfalls, then many ordinary lines
+    answer = json.dumps([{"label": "POSITIVE", "score": 0.5}])
+    for i in range(3000):
+        lines.append(samples.capture(json.dumps({"inputs": f"text number {i}"}), answer, event_id=f"b-{i}"))
+    samples._dump(ingest.cwd / key, lines)
+    one = ingest.json("cap", "--store", "one")
+    many = backfill(ingest, cluster, "cap", "--store", "many", "--split-bytes", "128KB")
+    assert many["backfill"]["tasks"] > 3
+    assert many["formats"] == {"sagemaker": "1 file, detected"}
+    assert comparable(many) == comparable(one)
+    assert one["endpoints"]["sentiment"]["written"] == 3008
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+    proc = ingest("backfill", "cap", "--format", "kserve", "--scheduler", cluster.address, check=False)
+    assert proc.returncode == 2 and "format kserve joins two events" in proc.stderr.decode()

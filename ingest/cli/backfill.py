@@ -79,6 +79,13 @@ def _store(value: str) -> Path | str:
 @click.option("--since", type=TimeParam(), help="Only requests at or after this time (ISO-8601 or 7d ago).")
 @click.option("--until", type=TimeParam(), help="Only requests before this time.")
 @config_option
+@click.option(
+    "--format",
+    "log_format",
+    metavar="NAME",
+    help="Log format (as for ingest run; formats that join two events per pair need ingest run) "
+    "[default: detected from each input's first lines, else access-log].",
+)
 @click.option("--dataset", help="Dataset for the single --endpoint given.")
 @click.option(
     "--mapper",
@@ -106,6 +113,7 @@ def backfill_command(
     since: datetime | None,
     until: datetime | None,
     config_path: Path | None,
+    log_format: str | None,
     dataset: str | None,
     mapper: str | None,
     store: str | None,
@@ -145,7 +153,15 @@ def backfill_command(
 
     request = BackfillRequest(
         paths=list(paths),
-        spec=TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until),
+        spec=TransformSpec(
+            routes=routes,
+            selected=frozenset(endpoints) or None,
+            since=since,
+            until=until,
+            profiles=settings.profiles(config, log_format),
+        ),
+        log_format=log_format or config.format,
+        input_formats=config.inputs,
         store=_store(settings.pick("store", store, None, config.store)),
         rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),
         server=server,

@@ -28,7 +28,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 @dataclass(frozen=True)
 class Source:
     name: str  # what the user sees in summaries and rejects
-    path: Path | None  # None for stdin
+    path: Path | None  # None for stdin and object storage
+    url: str | None = None  # an object in object storage (s3://, gs://, az://), read through fsspec
 
 
 @dataclass(slots=True)
@@ -93,6 +94,15 @@ def expand(inputs: list[str]) -> list[Source]:
 
 
 def open_source(source: Source) -> BinaryIO:
+    if source.url is not None:
+        from ingest.sources import objectstore
+
+        stream = objectstore.open_url(source.url)
+        head = stream.read(2)
+        stream.seek(0)
+        if head == _GZIP_MAGIC:
+            return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return stream
     if source.path is None:
         raw: BinaryIO = sys.stdin.buffer
     else:

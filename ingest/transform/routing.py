@@ -22,6 +22,7 @@ class Route:
     workspace: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     metadata_fields: tuple[str, ...] = ()
+    format: str | None = None  # a log format for this endpoint's lines (ingest.sources.formats)
 
 
 def dataset_for_endpoint(path: str) -> str:

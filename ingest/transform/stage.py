@@ -7,7 +7,9 @@ records, skipped for a counted reason, or rejected with its file, line and reaso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +20,8 @@ import mappers
 from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
 from ingest.accesslog.redact import redact_raw, redact_value
 from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, Reject
+from ingest.sources.formats.join import Joiner
+from ingest.sources.formats.profile import Bad, Half, Item, Profile, Skip
 from ingest.sources.read import Chunk
 from ingest.transform import records as rec
 from ingest.transform.logline import (
@@ -53,6 +57,15 @@ class TransformSpec:
     selected: frozenset[str] | None
     since: datetime | None = None
     until: datetime | None = None
+    # Log formats other than the access log: profiles by name, and each source's format
+    # (sources not listed are access logs, read by the original fast path).
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def joins(self) -> bool:
+        """True when a format in use joins two events into a pair (state across chunks)."""
+        return any(self.profiles[name].joins for name in set(self.formats.values()) if name in self.profiles)
 
 
 class _Columns:
@@ -75,21 +88,27 @@ class Transformer:
     def __init__(self, spec: TransformSpec):
         self.spec = spec
         self.router = Router(spec.routes, spec.selected)
-        self._mappers: dict[str, tuple[mappers.Mapper, str | None]] = {}
+        self._mappers: dict[tuple[str, str], tuple[mappers.Mapper, str | None]] = {}
+        self.joiner = Joiner()
+        self._sub_routes: dict[tuple[str, str], Route] = {}
 
     def _mapper_for(self, route: Route, outputs: Any) -> tuple[mappers.Mapper, str | None]:
         """The route's mapper; for auto routes the first recognizable response fixes it."""
-        found = self._mappers.get(route.endpoint)
+        found = self._mappers.get((route.endpoint, route.dataset))
         if found is None:
             name = route.mapper or mappers.detect(outputs)
             if name is None:
                 raise ValueError(
                     "cannot tell the task from the response shape; set a mapper for this endpoint"
                 )
-            found = self._mappers[route.endpoint] = mappers.resolve(name)
+            found = self._mappers[(route.endpoint, route.dataset)] = mappers.resolve(name)
         return found
 
     def process(self, chunk: Chunk) -> ChunkResult:
+        name = self.spec.formats.get(chunk.source)
+        profile = self.spec.profiles.get(name) if name is not None else None
+        if profile is not None and not profile.native:
+            return self._process_profile(chunk, profile)
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
         columns: dict[tuple[str, str | None, str], _Columns] = {}
@@ -152,6 +171,116 @@ class Transformer:
             rejects=rejects,
             counts=counts,
         )
+
+    def _process_profile(self, chunk: Chunk, profile: Profile) -> ChunkResult:
+        """``process`` for a log read through a profile (another platform's format)."""
+        counts: dict[str, Counts] = {}
+        rejects: list[Reject] = []
+        columns: dict[tuple[str, str | None, str], _Columns] = {}
+        offset = chunk.offset
+        lines = chunk.data.split(b"\n")
+        lines.pop()  # the chunk ends with a newline
+        for number, raw in enumerate(lines, chunk.first_line):
+            line_offset = offset
+            offset += len(raw) + 1
+            reject = _rejecter(rejects, chunk.source, number, line_offset, raw)
+            if not raw.strip():
+                _counts(counts, NO_ENDPOINT).skipped["blank_line"] += 1
+                continue
+            try:
+                items = self._parse_with(profile, raw, chunk.source)
+            except BadLine as exc:
+                _counts(counts, NO_ENDPOINT).rejected += 1
+                reject(str(exc), NO_ENDPOINT, "parse")
+                continue
+            for i, item in enumerate(items):
+                try:
+                    self._handle(item, profile, chunk.source, number, i == 0, counts, columns, reject)
+                except BadLine as exc:
+                    _counts(counts, item.endpoint).rejected += 1
+                    reject(str(exc), item.endpoint, "pair")
+        for half, reason in self.joiner.expired(self.spec.profiles):
+            _counts(counts, half.endpoint).skipped[reason] += 1
+        return ChunkResult(
+            source=chunk.source,
+            first_line=chunk.first_line,
+            lines=len(lines),
+            end_offset=offset,
+            size=len(chunk.data),
+            batches=[c.to_batch() for c in columns.values()],
+            rejects=rejects,
+            counts=counts,
+        )
+
+    def _parse_with(self, profile: Profile, raw: bytes, source: str) -> list[Item]:
+        """The line's items; an endpoint whose route names another format is read with that one."""
+        items = profile.parse(raw, source)
+        if items and items[0].endpoint != NO_ENDPOINT:
+            route = self.router.route(items[0].endpoint)
+            other = route.format if route is not None else None
+            if other and other != profile.name and other in self.spec.profiles:
+                return self.spec.profiles[other].parse(raw, source)
+        return items
+
+    def _handle(
+        self,
+        item: Item,
+        profile: Profile,
+        source: str,
+        number: int,
+        first: bool,
+        counts: dict[str, Counts],
+        columns: dict[tuple[str, str | None, str], _Columns],
+        reject: Any,
+    ) -> None:
+        count = _counts(counts, item.endpoint)
+        if item.endpoint == NO_ENDPOINT:  # a line that says nothing of a request
+            count.lines += first
+            count.skipped[item.reason if isinstance(item, Skip) else "not_a_request"] += 1
+            return
+        if first:
+            count.lines += 1
+            if item.ts is not None:
+                count.by_hour[(int(item.ts.timestamp()) // 3600, item.status or 200)] += 1
+        route = self.router.route(item.endpoint)
+        if route is None:
+            count.skipped["endpoint_not_selected"] += 1
+            return
+        if item.ts is not None and (
+            (self.spec.since is not None and item.ts < self.spec.since)
+            or (self.spec.until is not None and item.ts >= self.spec.until)
+        ):
+            count.skipped["outside_time_window"] += 1
+            return
+        if isinstance(item, Skip):
+            count.skipped[item.reason] += 1
+            return
+        if isinstance(item, Bad):
+            count.rejected += 1
+            reject(item.reason, item.endpoint, "pair")
+            return
+        if isinstance(item, Half):
+            for joined in self.joiner.add(profile, item, source, number) or ():
+                self._handle(joined, profile, source, number, False, counts, columns, reject)
+            return
+        if item.status >= 400:
+            count.skipped["error_status"] += 1
+            return
+        if item.dataset_suffix:
+            route = self._sub_route(route, item.dataset_suffix)
+        entry = LogEntry(item.ts, item.endpoint, item.status, None, None, item.fields)
+        self._map_line(entry, route, item.pairs, item.digest_bytes, source, number, count, columns, reject)
+
+    def _sub_route(self, route: Route, suffix: str) -> Route:
+        """One line, several tasks (BentoML prediction columns): each task to its own dataset."""
+        key = (route.endpoint, suffix)
+        found = self._sub_routes.get(key)
+        if found is None:
+            slug = re.sub(r"[^a-z0-9-]+", "_", suffix.lower()).strip("_") or "prediction"
+            found = self._sub_routes[key] = dataclasses.replace(
+                route, dataset=f"{route.dataset}_{slug}", mapper=None
+            )
+        return found
 
     def _skip_reason(self, entry: LogEntry, route: Route | None) -> str | None:
         if route is None:
@@ -253,6 +382,26 @@ class Transformer:
                     number,
                 )
             )
+
+
+def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw: bytes) -> Any:
+    """A function filing one reject of this line (file, line, offset, reason, redacted raw line)."""
+
+    def reject(reason: str, endpoint: str, stage: str, index: int | None = None) -> None:
+        rejects.append(
+            {
+                "file": source,
+                "line": number,
+                "offset": offset,
+                "record": index,
+                "endpoint": endpoint,
+                "stage": stage,
+                "reason": reason,
+                "raw": redact_raw(raw[:RAW_CAP]).decode("utf-8", "replace"),
+            }
+        )
+
+    return reject
 
 
 def _counts(counts: dict[str, Counts], endpoint: str) -> Counts:
