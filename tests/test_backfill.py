@@ -289,7 +289,7 @@ def test_small_files_go_many_to_a_task(tmp_path: Path, ingest: Ingest, cluster: 
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
 
 
-def test_store_in_s3_through_moto(
+def test_inputs_and_store_in_s3_through_moto(
     tmp_path: Path, ingest: Ingest, cluster: DaskCluster, moto_s3: MotoS3, monkeypatch
 ):
     import pyarrow.dataset as ds
@@ -305,8 +305,9 @@ def test_store_in_s3_through_moto(
     with open(logs / "repeats.log", "wb") as out:
         out.write(b'{"ts": "2026-11-24T10:00:00Z", "path": "/health", "status": 200}\n')
         out.writelines(big.read_bytes().splitlines(keepends=True)[500:700])
-    one = ingest.json("logs", "--store", "one")
-    args = ("logs", "--store", "s3://backfills/store", "--split-bytes", "400KB")
+    fs.put(str(logs), "backfills/logs", recursive=True)  # inputs in S3 too (issue 15's sources)
+    one = ingest.json("s3://backfills/logs/", "--store", "one", env=moto_s3.env())
+    args = ("s3://backfills/logs/", "--store", "s3://backfills/store", "--split-bytes", "400KB")
     many = backfill(ingest, cluster, *args, env=moto_s3.env())
     assert many["target"] == "store s3://backfills/store" and many["backfill"]["tasks"] >= 5
     assert comparable(many) == comparable(one)
