@@ -127,7 +127,7 @@ def mutate(line: dict[str, Any], rng: random.Random) -> dict[str, Any] | str | b
     elif choice == 12 and isinstance(output, dict) and path == "/transformers/":
         output["scores"] = [rng.uniform(0.5, 1) for _ in output["scores"]]  # multi-label sums
     elif choice == 13 and isinstance(output, dict) and path == "/transformers/":
-        output["labels"] = [rng.choice(ODD_VALUES + ["z" * 129, "ok"]) for _ in output["labels"]]
+        output["labels"] = [rng.choice([*ODD_VALUES, "z" * 129, "ok"]) for _ in output["labels"]]
     elif choice == 14 and isinstance(output, dict) and path == "/transformers/":
         output["scores"] = output["scores"][:-1]
     elif choice == 15 and isinstance(output, dict) and path == "/transformers/":
