@@ -34,7 +34,6 @@ import orjson
 from mappers import text2text as _t2t
 from mappers import text_classification as _tc
 from mappers import token_classification as _tok
-from mappers.tokens import tokenize
 
 ENV = "RUBRIX_INGEST_FAST_PATH"
 
@@ -174,7 +173,7 @@ def token_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | Non
             return None
         size = len(text)
         entities = []
-        boundaries = set()
+        cuts = None  # entity edges inside a word, where the mapper cuts its tokens
         for entity in found:
             if type(entity) is not dict:
                 return None
@@ -201,9 +200,22 @@ def token_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | Non
                 end -= 1
             if start == end:
                 return None
-            boundaries.add(start)
-            boundaries.add(end)
+            # mappers.tokens.tokenize cuts where an edge has no whitespace on either side
+            # (the edges themselves are not whitespace once trimmed)
+            if start and not text[start - 1].isspace():
+                cuts = {start} if cuts is None else cuts | {start}
+            if end < size and not text[end].isspace():
+                cuts = {end} if cuts is None else cuts | {end}
             entities.append({"start": start, "end": end, "label": label, "score": score})
+        if cuts is None:
+            tokens = text.split()  # whitespace_split, for a text with no whitespace at its ends
+        else:
+            tokens = []
+            at = 0
+            for cut in sorted(cuts):
+                tokens += text[at:cut].split()
+                at = cut
+            tokens += text[at:].split()
         record_id = f"{digest}-{index}"
         record = {
             "id": record_id,
@@ -215,7 +227,7 @@ def token_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | Non
             "vectors": None,
             "metrics": {},
             "search_keywords": None,
-            "tokens": tokenize(text, boundaries),
+            "tokens": tokens,
             "text": text,
         }
         rows.append(
