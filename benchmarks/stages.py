@@ -42,6 +42,7 @@ def main() -> None:
     if args.general:
         os.environ["RUBRIX_INGEST_FAST_PATH"] = "0"
 
+    import pandas  # noqa: F401 (pyarrow imports it at the first conversion: ingest does it before forking)
     import pyarrow as pa
 
     from ingest.sinks.local.store import LocalStore

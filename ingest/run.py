@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.errors import DeliveryError, UsageError, WorkerDied
 from ingest.model import Delivery, Reject
@@ -303,7 +304,7 @@ def run(
                     summary.datasets[batch.route.endpoint] = ", ".join(
                         sorted(filter(None, [*(shown or "").split(", "), batch.route.dataset]))
                     )
-                for endpoint in set(batch.table["endpoint"].to_pylist()):
+                for endpoint in pc.unique(batch.table["endpoint"]).to_pylist():
                     summary.datasets.setdefault(endpoint, batch.route.dataset)
                 deliver(sink.add(batch))
             if options.progress is not None:
