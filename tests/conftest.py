@@ -49,6 +49,7 @@ class Ingest:
     def __init__(self, cwd: Path):
         self.cwd = cwd
         self.store = cwd / "rubrix-store"
+        self.prefix: list[str] = []  # e.g. a command that drops privileges, for permission tests
 
     def __call__(
         self,
@@ -61,7 +62,7 @@ class Ingest:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RUBRIX_", "ARGILLA_"))}
         full_env = {**inherited, **(env or {})}
         proc = subprocess.run(
-            [sys.executable, "-m", "ingest", *args],
+            [*self.prefix, sys.executable, "-m", "ingest", *args],
             cwd=self.cwd,
             input=input,
             capture_output=True,

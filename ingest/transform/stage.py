@@ -7,7 +7,9 @@ records, skipped for a counted reason, or rejected with its file, line and reaso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +19,7 @@ import pyarrow as pa
 import mappers
 from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
 from ingest.accesslog.redact import redact_raw, redact_value
-from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, Reject
+from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, FileCounts, Reject
 from ingest.sources.read import Chunk
 from ingest.transform import records as rec
 from ingest.transform.logline import (
@@ -43,6 +45,7 @@ class ChunkResult:
     batches: list[Batch]
     rejects: list[Reject]
     counts: dict[str, Counts]
+    file_counts: FileCounts = field(default_factory=FileCounts)
 
 
 @dataclass(frozen=True)
@@ -90,68 +93,69 @@ class Transformer:
         return found
 
     def process(self, chunk: Chunk) -> ChunkResult:
+        """Every line of the chunk parsed, routed, mapped and validated.
+
+        The one rule of this stage: any exception while handling a line rejects that line
+        (or, in the per-record steps, that record) with the exception's type and message;
+        nothing a line holds can stop the chunk. Only exceptions that are not ``Exception``
+        (``SystemExit`` from a mapper, say) get out.
+        """
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
         columns: dict[tuple[str, str | None, str], _Columns] = {}
-        offset = chunk.offset
-        lines = chunk.data.split(b"\n")
-        lines.pop()  # the chunk ends with a newline
-        for number, raw in enumerate(lines, chunk.first_line):
-            line_offset = offset
-            offset += len(raw) + 1
-
-            def reject(reason: str, endpoint: str, stage: str, index: int | None = None) -> None:
-                rejects.append(
-                    {
-                        "file": chunk.source,
-                        "line": number,  # noqa: B023 (called within this iteration only)
-                        "offset": line_offset,  # noqa: B023
-                        "record": index,
-                        "endpoint": endpoint,
-                        "stage": stage,
-                        "reason": reason,
-                        "raw": redact_raw(raw[:RAW_CAP]).decode("utf-8", "replace"),  # noqa: B023
-                    }
-                )
-
-            if not raw.strip():
-                _counts(counts, NO_ENDPOINT).skipped["blank_line"] += 1
-                continue
+        files = FileCounts()
+        for number, line_offset, raw in _lines(chunk, files):
+            line = _Line(chunk.source, number, line_offset, raw)
             try:
-                entry = parse_line(raw)
-            except BadLine as exc:
-                _counts(counts, NO_ENDPOINT).rejected += 1
-                reject(str(exc), NO_ENDPOINT, "parse")
-                continue
-            count = _counts(counts, entry.path)
-            count.lines += 1
-            count.by_hour[(int(entry.ts.timestamp()) // 3600, entry.status)] += 1
-            route = self.router.route(entry.path)
-            skip = self._skip_reason(entry, route)
-            if skip:
-                count.skipped[skip] += 1
-                continue
-            try:
-                pairs = _pairs(decode_body(entry.request), decode_body(entry.response))
-            except NotJson:
-                count.skipped["non_json_body"] += 1
-                continue
-            except BadLine as exc:
-                count.rejected += 1
-                reject(str(exc), entry.path, "pair")
-                continue
-            assert route is not None
-            self._map_line(entry, route, pairs, raw, chunk.source, number, count, columns, reject)
+                self._line(line)
+            except Exception as exc:
+                line.fail(exc)
+            files.lines += 1
+            outcome = line.commit(counts, rejects, columns)
+            if outcome == "records":
+                files.gave_records += 1
+            elif outcome == "rejected":
+                files.rejected += 1
+            else:
+                files.skipped += 1
+        size = len(chunk.data)
         return ChunkResult(
             source=chunk.source,
             first_line=chunk.first_line,
-            lines=len(lines),
-            end_offset=offset,
-            size=len(chunk.data),
+            lines=chunk.data.count(b"\n"),
+            end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
+            size=size,
             batches=[c.to_batch() for c in columns.values()],
             rejects=rejects,
             counts=counts,
+            file_counts=files,
         )
+
+    def _line(self, line: _Line) -> None:
+        raw = line.raw
+        if not raw.strip():
+            line.skipped = "blank_line"
+            return
+        entry = parse_line(raw)
+        line.endpoint = entry.path
+        line.hour = (int(entry.ts.timestamp()) // 3600, entry.status)
+        route = self.router.route(entry.path)
+        skip = self._skip_reason(entry, route)
+        if skip:
+            line.skipped = skip
+            return
+        line.stage = "pair"
+        try:
+            pairs = _pairs(decode_body(entry.request), decode_body(entry.response))
+        except NotJson:
+            line.skipped = "non_json_body"
+            return
+        if not pairs:
+            line.skipped = "empty_batch"
+            return
+        assert route is not None
+        line.stage = "map"
+        self._map_line(entry, route, pairs, line)
 
     def _skip_reason(self, entry: LogEntry, route: Route | None) -> str | None:
         if route is None:
@@ -169,28 +173,14 @@ class Transformer:
             return "non_json_body"
         return None
 
-    def _map_line(
-        self,
-        entry: LogEntry,
-        route: Route,
-        pairs: list[tuple[Any, Any]],
-        raw: bytes,
-        source: str,
-        number: int,
-        count: Counts,
-        columns: dict[tuple[str, str | None, str], _Columns],
-        reject: Any,
-    ) -> None:
+    def _map_line(self, entry: LogEntry, route: Route, pairs: list[tuple[Any, Any]], line: _Line) -> None:
         fields = entry.fields
-        digest = rec.line_digest(raw)
+        digest = rec.line_digest(line.raw)
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
         url = fields.get(URL)
         agent = url if isinstance(url, str) and url else entry.path
-        latency = fields.get(LATENCY_MS)
-        latency = (
-            float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
-        )
+        latency = _finite(fields.get(LATENCY_MS))
         request_id = fields.get(REQUEST_ID)
         request_id = str(request_id) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
@@ -206,36 +196,30 @@ class Transformer:
                 mapper, task = self._mapper_for(route, outputs)
                 result = mapper(inputs, outputs)
                 if result is None:
-                    count.skipped["mapper_returned_none"] += 1
+                    line.record_skips.append("mapper_returned_none")
                     continue
                 task, body = rec.normalize_mapper_output(result, task, agent)
             except Exception as exc:  # a mapper is user code: any failure rejects the pair
-                count.rejected += 1
-                reject(f"mapper failed: {type(exc).__name__}: {exc}", entry.path, "map", index)
+                line.reject(f"mapper failed: {_reason(exc)}", "map", index)
                 continue
-            record = rec.complete(
-                task,
-                body,
-                id=rec.record_id(digest, index),
-                event_timestamp=event_ts,
-                agent=agent,
-                metadata=metadata,  # shared by the line's records, never changed
-            )
-            error = validate(task, record)
-            if error:
-                count.rejected += 1
-                reject(error, entry.path, "validate", index)
-                continue
-            count.records += 1
-            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
-            key = (route.dataset, route.workspace, task)
-            target = columns.get(key)
-            if target is None:
-                target = columns[key] = _Columns(route, task)
-            text, label, score, n_entities, output_text = rec.flat_columns(task, record)
-            record_id = record["id"]
-            target.rows.append(
-                (
+            try:
+                record = rec.complete(
+                    task,
+                    body,
+                    id=rec.record_id(digest, index),
+                    event_timestamp=event_ts,
+                    agent=agent,
+                    metadata=metadata,  # shared by the line's records, never changed
+                )
+                error = validate(task, record)
+                if error:
+                    line.reject(error, "validate", index)
+                    continue
+                text, label, score, n_entities, output_text = rec.flat_columns(task, record)
+                record_id = record["id"]
+                # orjson refuses what JSON cannot carry (a lone surrogate in a text, say):
+                # that record alone is rejected, the line's other records are fine.
+                row = (
                     record_id if isinstance(record_id, str) else str(record_id),
                     ts_micros,
                     task,
@@ -249,10 +233,142 @@ class Transformer:
                     float(score) if score is not None else None,
                     n_entities,
                     output_text,
-                    source,
-                    number,
+                    line.source,
+                    line.number,
                 )
-            )
+            except Exception as exc:
+                line.reject(f"record failed: {_reason(exc)}", "record", index)
+                continue
+            line.rows.append((route, task, row))
+
+
+REASON_CAP = 500  # characters of an exception's message kept in a reject's reason
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a reject reason: its type and message, bounded, always valid UTF-8."""
+    text = str(exc) if isinstance(exc, BadLine) else f"{type(exc).__name__}: {exc}"
+    if len(text) > REASON_CAP:
+        text = text[:REASON_CAP] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _finite(value: Any) -> float | None:
+    """An optional number (latency) as a float, or None when it is not one a float can hold."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+_NULS = re.compile(rb"\0+")
+
+
+def _lines(chunk: Chunk, files: FileCounts) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, bytes) of each line of the chunk, without its newline.
+
+    A run of NUL bytes (what a crash or copytruncate leaves: the writer goes on at its old
+    offset in a file that was cut) ends a line and is not a line itself: the bytes after it
+    are read as a line of their own, with the physical line's number and their own offset.
+    """
+    offset = chunk.offset
+    lines = chunk.data.split(b"\n")
+    lines.pop()  # the chunk ends with a newline
+    zeros = b"\0" in chunk.data
+    for number, raw in enumerate(lines, chunk.first_line):
+        if zeros and b"\0" in raw:
+            start = 0
+            for run in _NULS.finditer(raw):
+                if raw[start : run.start()].strip():
+                    yield number, offset + start, raw[start : run.start()]
+                files.nul_bytes += run.end() - run.start()
+                start = run.end()
+            if raw[start:].strip():
+                yield number, offset + start, raw[start:]
+        else:
+            yield number, offset, raw
+        offset += len(raw) + 1
+
+
+class _Line:
+    """One line's outcome, built up while it is handled and counted only once it is done."""
+
+    __slots__ = (
+        "endpoint",
+        "hour",
+        "number",
+        "offset",
+        "raw",
+        "record_skips",
+        "rejects",
+        "rows",
+        "skipped",
+        "source",
+        "stage",
+    )
+
+    def __init__(self, source: str, number: int, offset: int, raw: bytes):
+        self.source, self.number, self.offset, self.raw = source, number, offset, raw
+        self.endpoint: str | None = None  # known once the line parsed
+        self.hour: tuple[int, int] | None = None
+        self.stage = "parse"
+        self.skipped: str | None = None  # the line was skipped whole, for this reason
+        self.record_skips: list[str] = []
+        self.rejects: list[Reject] = []
+        self.rows: list[tuple[Route, str, tuple[Any, ...]]] = []
+
+    def reject(self, reason: str, stage: str, index: int | None = None) -> None:
+        self.rejects.append(
+            {
+                "file": self.source,
+                "line": self.number,
+                "offset": self.offset,
+                "record": index,
+                "endpoint": self.endpoint or NO_ENDPOINT,
+                "stage": stage,
+                "reason": reason,
+                "raw": redact_raw(self.raw[:RAW_CAP]).decode("utf-8", "replace"),
+            }
+        )
+
+    def fail(self, exc: Exception) -> None:
+        """The line as a whole is rejected: whatever it had produced so far is dropped."""
+        self.skipped = None
+        self.record_skips.clear()
+        self.rejects.clear()
+        self.rows.clear()
+        self.reject(_reason(exc), self.stage)
+
+    def commit(
+        self,
+        counts: dict[str, Counts],
+        rejects: list[Reject],
+        columns: dict[tuple[str, str | None, str], _Columns],
+    ) -> str:
+        """Count the line and hand on its rows and rejects; returns its outcome."""
+        count = _counts(counts, self.endpoint or NO_ENDPOINT)
+        if self.endpoint is not None:
+            count.lines += 1
+            if self.hour is not None:
+                count.by_hour[self.hour] += 1
+        if self.skipped:
+            count.skipped[self.skipped] += 1
+        count.skipped.update(self.record_skips)
+        count.rejected += len(self.rejects)
+        count.records += len(self.rows)
+        rejects.extend(self.rejects)
+        for route, task, row in self.rows:
+            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
+            key = (route.dataset, route.workspace, task)
+            target = columns.get(key)
+            if target is None:
+                target = columns[key] = _Columns(route, task)
+            target.rows.append(row)
+        if self.rows:
+            return "records"
+        return "rejected" if self.rejects else "skipped"
 
 
 def _counts(counts: dict[str, Counts], endpoint: str) -> Counts:
