@@ -89,7 +89,8 @@ class Ingest:
     def rejects(self) -> list[dict]:
         found = []
         for path in sorted((self.store / "_rejects").glob("*.jsonl")):
-            found.extend(json.loads(line) for line in path.read_text().splitlines())
+            # split on newlines only: splitlines() also cuts at U+2028 or U+0085 inside a raw line
+            found.extend(json.loads(line) for line in path.read_text().split("\n")[:-1])
         return found
 
 

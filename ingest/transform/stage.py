@@ -81,15 +81,18 @@ class Transformer:
         self._mappers: dict[str, tuple[mappers.Mapper, str | None]] = {}
 
     def _mapper_for(self, route: Route, outputs: Any) -> tuple[mappers.Mapper, str | None]:
-        """The route's mapper; for auto routes the first recognizable response fixes it."""
-        found = self._mappers.get(route.endpoint)
+        """The route's mapper; for auto routes, the one this response's shape calls for.
+
+        Detected for each response on its own, never fixed by the first one seen: which
+        response comes first depends on file order, chunking and worker processes, and the
+        outcome must not.
+        """
+        name = route.mapper or mappers.detect(outputs)
+        if name is None:
+            raise ValueError("cannot tell the task from the response shape; set a mapper for this endpoint")
+        found = self._mappers.get(name)
         if found is None:
-            name = route.mapper or mappers.detect(outputs)
-            if name is None:
-                raise ValueError(
-                    "cannot tell the task from the response shape; set a mapper for this endpoint"
-                )
-            found = self._mappers[route.endpoint] = mappers.resolve(name)
+            found = self._mappers[name] = mappers.resolve(name)
         return found
 
     def process(self, chunk: Chunk) -> ChunkResult:
