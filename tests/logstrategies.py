@@ -84,7 +84,10 @@ def valid_entries(draw: Any, index: int) -> dict:
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=draw_ascii(obj)).encode()
+    try:
+        return json.dumps(obj, ensure_ascii=draw_ascii(obj)).encode()
+    except UnicodeEncodeError:  # a lone surrogate can only be written as an escape
+        return json.dumps(obj).encode()
 
 
 def draw_ascii(obj: Any) -> bool:

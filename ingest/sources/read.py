@@ -356,21 +356,24 @@ _SNIFF_BYTES = 4096
 
 
 def not_jsonl(head: bytes) -> str | None:
-    """Why the start of a file shows it is not JSONL, or None when it may be."""
+    """Why the start of a file shows it is not JSONL, or None when it may be.
+
+    Binary: more than 1 in 20 bytes of its first 4 KB (NULs aside) are control bytes or
+    invalid UTF-8, which JSON text never holds. A JSON document over several lines: its
+    first line is only ``{`` or ``[`` and the next one is indented or closes it, as
+    pretty-printers write; a JSONL line cut short to ``{`` is followed by a line of its own.
+    """
     sample = head[:_SNIFF_BYTES].replace(b"\0", b"")
     if not sample.strip():
         return None
-    controls = len(_CONTROL.findall(sample))
-    try:
-        sample.decode("utf-8")
-        invalid = False
-    except UnicodeDecodeError as exc:
-        # a multi-byte character cut by the sample's end is not invalid
-        invalid = exc.start < len(sample) - 4
-    if controls * 20 > len(sample) or (invalid and controls):
+    text = sample.decode("utf-8", "replace")
+    if len(sample) == _SNIFF_BYTES and text.endswith("\ufffd"):  # a character cut by the sample's end
+        text = text.rstrip("\ufffd")
+    bad = len(_CONTROL.findall(sample)) + text.count("\ufffd")
+    if bad >= 8 and bad * 20 > len(sample):
         return "not JSONL: binary data (control bytes or invalid UTF-8 at its start)"
-    first = sample.lstrip().split(b"\n", 1)[0].strip()
-    if first in (b"{", b"[", b"[{") and b"\n" in sample.lstrip():
+    lines = [line.rstrip() for line in sample.lstrip().split(b"\n")[:2]]
+    if len(lines) == 2 and lines[0] in (b"{", b"[") and lines[1][:1] in (b" ", b"\t", b"}", b"]"):
         return "not JSONL: a JSON document over several lines (pretty-printed?), not one object per line"
     return None
 
