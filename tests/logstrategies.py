@@ -28,6 +28,7 @@ def examples(ci: int, long: int) -> settings:
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30)
 EPOCH = 1_764_000_000  # 2025-11-24
+SECRET = "sk-fuzz"  # in Authorization headers: must never reach a rejects file or the output
 
 
 @st.composite
@@ -71,7 +72,11 @@ def valid_entries(draw: Any, index: int) -> dict:
     else:
         path, outputs = "/translate/", [{"translation_text": draw(TEXT)} for _ in texts]
     single = len(texts) == 1 and draw(st.booleans())
+    extra = {}
+    if draw(st.integers(0, 3)) == 0:  # a producer that logs credentials: never to be copied
+        extra["headers"] = {"Authorization": f"Bearer {SECRET}-{index:06d}", "accept": "*/*"}
     return {
+        **extra,
         "ts": draw(timestamps()),
         "method": "POST",
         "path": path,

@@ -332,7 +332,7 @@ class _Line:
                 "endpoint": self.endpoint or NO_ENDPOINT,
                 "stage": stage,
                 "reason": reason,
-                "raw": redact_raw(self.raw[:RAW_CAP]).decode("utf-8", "replace"),
+                "raw": redact_raw(self.raw, RAW_CAP).decode("utf-8", "replace"),
             }
         )
 
