@@ -59,7 +59,8 @@ class InputsUnreadable(IngestError):
 
     def __init__(self, failed: dict[str, str]):
         first, reason = next(iter(failed.items()))
-        more = f" and {len(failed) - 1} more (see the summary)" if len(failed) > 1 else ""
+        more = f", and {len(failed) - 1} more (named in the summary, and in --json's files_failed)"
+        more = more if len(failed) > 1 else ""
         super().__init__(f"could not read {first}: {reason}{more}")
         self.failed = failed
 
