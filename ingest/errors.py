@@ -87,6 +87,11 @@ class DeliveryError(IngestError):
         self.delivery: Any = Delivery()
 
 
+class TargetFailed(DeliveryError):
+    """The local target cannot be written (the store, its state or lock file, the rejects
+    file): the OS's reason, in one line. The run stops; checkpoints stay where they were."""
+
+
 class WorkerDied(IngestError):
     """A worker process ended without returning its chunk: the run cannot go on."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from ingest.errors import DeliveryError, InputsUnreadable, TransformFailed, UsageError, WorkerDied
+from ingest.errors import (
+    DeliveryError,
+    InputsUnreadable,
+    TargetFailed,
+    TransformFailed,
+    UsageError,
+    WorkerDied,
+)
 from ingest.model import Delivery, Reject
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
@@ -123,7 +131,10 @@ def run_ingest(
     runner = get_runner(request.runner)
     from_start = request.from_start
     result = None
-    with RunLock(request.state_path, request.wait) if not request.dry_run else contextlib.nullcontext():
+    with (
+        _target_failures(),
+        RunLock(request.state_path, request.wait) if not request.dry_run else contextlib.nullcontext(),
+    ):
         # a dry run reads from the checkpoints, if any, and never creates or moves them
         state = (
             State(request.state_path)
@@ -172,7 +183,7 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
     started = datetime.now(UTC)
     total = known_bytes(options.sources)
     bar = progress(total) if progress is not None else contextlib.nullcontext()
-    with _summary_on_failure(summary, request.quiet), bar as update:
+    with _summary_on_failure(summary, request.quiet), bar as update, _target_failures():
         options.progress = update
         run(options, sink, rejects, summary)
     if not request.dry_run:
@@ -185,12 +196,23 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
 
 
 @contextlib.contextmanager
+def _target_failures() -> Iterator[None]:
+    """What cannot be written (the store, the state file, the lock, the rejects file) stops
+    the run as a TargetFailed, with the OS's reason. Files that cannot be read never get
+    here: each stops alone (``run``)."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise TargetFailed(f"the target cannot be written: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
 def _summary_on_failure(summary: Summary, quiet: bool) -> Iterator[None]:
     """A delivery failure (or a dead worker) carries the table of what was done, to be
     printed before its message."""
     try:
         yield
-    except (DeliveryError, WorkerDied, TransformFailed) as exc:
+    except (DeliveryError, WorkerDied, TransformFailed) as exc:  # TargetFailed is a DeliveryError
         exc.summary_text = None if quiet else summary.render()
         raise
 

@@ -348,3 +348,13 @@ def test_a_mapper_exception_in_a_worker_rejects_the_record(tmp_path: Path, inges
         "mapper failed: KeyError: 'Paris 0'",
         "mapper failed: KeyError: 'Paris 1'",
     }
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_with_one_line(tmp_path: Path, ingest: Ingest):
+    unprivileged(ingest)
+    log = write_log(tmp_path / "a.jsonl", [line(0)])
+    (ingest.cwd / "locked-store").mkdir(mode=0o555)
+    proc = ingest(str(log), "--store", "locked-store", check=False)
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert "ingest: error: the target cannot be written: PermissionError" in proc.stderr.decode()
