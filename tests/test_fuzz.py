@@ -97,7 +97,7 @@ def mutated_line(draw: Any, index: int) -> bytes:
 
 
 FILE_KINDS = ["plain"] * 4 + ["gzip", "gzip_damaged", "unterminated", "old_unterminated", "bom", "binary"]
-EXTRA_KINDS = ["symlink", "dangling", "unreadable", "removed"]
+EXTRA_KINDS = ["symlink", "dangling", "unreadable", "removed", "odd_name"]
 
 
 @st.composite
@@ -262,6 +262,11 @@ def test_fuzz_no_traceback_documented_exit_every_line_counted_once(case: dict):
                 locked.write_bytes(b'{"ts": 1}\n')
                 locked.chmod(0)
                 must_fail.add(str(locked))
+            elif extra == "odd_name":  # not UTF-8, and a newline: shown escaped, read as any other
+                odd = os.fsencode(logs) + b"/odd\xff\nname.jsonl"
+                good = {"ts": 1, "path": "/odd/", "status": 200, "request": "a", "response": "b"}
+                with open(odd, "wb") as fh:
+                    fh.write(dumps(good) + b"\n")
             elif extra == "removed":
                 remove = logs / "removed.jsonl"
                 remove.write_bytes(dumps({"ts": 1, "path": "/x/"}) + b"\n")
