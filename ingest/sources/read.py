@@ -23,7 +23,7 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, SupportsIndex
 
@@ -51,7 +51,9 @@ def chunk_bytes() -> int:
 class Source:
     name: str  # what the user sees in summaries and rejects
     path: Path | None  # None for stdin
-    final: bool = False  # cannot grow any more: an unterminated last line is read as a line
+    # cannot grow any more: an unterminated last line is read as a line (keyword only: other
+    # fields may come before it)
+    final: bool = field(default=False, kw_only=True)
 
 
 @dataclass(slots=True)
