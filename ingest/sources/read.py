@@ -166,6 +166,14 @@ def known_bytes(sources: list[Source]) -> int:
     return total
 
 
+def stale(path: Path, now: float | None = None) -> bool:
+    """Unmodified for longer than ``GRACE_SECONDS``: no write can be in progress in it."""
+    try:
+        return (time.time() if now is None else now) - path.stat().st_mtime > GRACE_SECONDS
+    except OSError:
+        return False
+
+
 def describe(exc: BaseException, source: Source | None = None) -> str:
     """The reason a file could not be read, for the summary: short, and the OS's words."""
     if isinstance(exc, FileFault):
