@@ -10,6 +10,7 @@ in file order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sqlite3
 import threading
@@ -41,8 +42,10 @@ from ingest.sinks.local.layout import StoreLayout
 from ingest.sinks.rejects import RejectsFile, RejectsPreview
 from ingest.sources import expand
 from ingest.sources.checkpoint import Plan, RunLock, State
+from ingest.sources.formats.choose import Choice
+from ingest.sources.formats.choose import choose as choose_formats
 from ingest.sources.read import Chunk, LineChunks, Source, chunk_bytes, describe, known_bytes
-from ingest.transform.stage import TransformSpec
+from ingest.transform.stage import Transformer, TransformSpec
 
 CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
 
@@ -69,6 +72,8 @@ class RunRequest:
     every: float | None = None  # seconds between runs, until stopped
     runner: str = "local"
     quiet: bool = False  # a delivery failure carries no summary table to print
+    log_format: str | None = None  # every input's format (--format, config); None: detected per input
+    input_formats: dict[str, str] = field(default_factory=dict)  # input prefix or glob -> format
 
 
 @dataclass
@@ -92,6 +97,8 @@ class RunOptions:
     stop: threading.Event | None = None  # set by SIGTERM/SIGINT: finish the chunk, checkpoint, return
     rereads: bool = False  # --from-start or a time window: these lines may have been read before
     runner: Runner | None = None  # None: the local runner
+    formats_used: dict[str, str] = field(default_factory=dict)  # format -> how it was chosen
+    not_logs: dict[str, str] = field(default_factory=dict)  # inputs that are not logs (schema files)
 
 
 @contextlib.contextmanager
@@ -124,10 +131,9 @@ def run_ingest(
     (no ``every``) is done and reported, InputsUnreadable when some file could not be read.
     """
     stop = stop or threading.Event()
-    sources = expand(request.paths)
-    spec = request.spec
+    sources, spec, choice = _inputs(request)
     windowed = spec.since is not None or spec.until is not None
-    checkpointed = not windowed and not all(s.path is None for s in sources)
+    checkpointed = not windowed and not all(s.path is None and s.url is None for s in sources)
     runner = get_runner(request.runner)
     from_start = request.from_start
     result = None
@@ -150,6 +156,8 @@ def run_ingest(
                 state=None if request.dry_run else state,
                 rereads=from_start or windowed,
                 runner=runner,
+                formats_used=choice.how,
+                not_logs=choice.not_read,
             )
             if state is not None:
                 options.plans = state.plan(sources, from_start or windowed)
@@ -162,11 +170,18 @@ def run_ingest(
             if stop.is_set():
                 break
             from_start = False
-            sources = expand(request.paths)
+            sources, spec, choice = _inputs(request)
     if result is not None and result.summary.failed_files and request.every is None:
         # the summary names each file and why; the exit code says some input was not read
         raise InputsUnreadable(result.summary.failed_files)
     return result
+
+
+def _inputs(request: RunRequest) -> tuple[list[Source], TransformSpec, Choice]:
+    """The sources the paths name, each with its log format (ingest/sources/formats)."""
+    sources = expand(request.paths)
+    choice = choose_formats(sources, request.spec.profiles, request.log_format, request.input_formats)
+    return choice.sources, dataclasses.replace(request.spec, formats=choice.formats), choice
 
 
 def _run_once(request: RunRequest, options: RunOptions, progress: Progress | None) -> RunResult:
@@ -271,8 +286,12 @@ def run(
     size = chunk_bytes()
     readers = [LineChunks(p.source, p.offset, p.line, size) for p in plans if p.skip is None]
     fingerprints = {p.source.name: p.fingerprint for p in plans if p.fingerprint}
-    summary.skipped_files = {p.source.name: p.skip for p in plans if p.skip and not p.error}
+    summary.skipped_files = {
+        **options.not_logs,
+        **{p.source.name: p.skip for p in plans if p.skip and not p.error},
+    }
     summary.failed_files = {p.source.name: p.error for p in plans if p.error}
+    summary.formats = dict(options.formats_used)
     progress: dict[str, tuple[int, int, str]] = {}  # fingerprint -> (offset, next line, name)
     unsaved_bytes = 0
 
@@ -292,22 +311,39 @@ def run(
     def deliver(delivery: Delivery) -> None:
         record_delivery(delivery, summary, rejects)
 
+    # A format that joins two events into a pair keeps the waiting halves in this process,
+    # across chunks, and in the state file across runs (ingest/sources/formats/join.py).
+    transformer = Transformer(options.spec) if options.spec.joins else None
+    joining = sorted({n for n in options.spec.formats.values() if options.spec.profiles[n].joins})
+    if transformer is not None and options.state is not None:
+        transformer.joiner.load(options.state.pending(), options.spec.profiles)
+
     def checkpoint() -> None:
         """Flush the sink, make rejects durable, then move the checkpoints: in that order."""
         deliver(sink.flush())
         rejects.sync()
         if options.state is not None and progress:
-            options.state.save(progress)
+            pending = (joining, transformer.joiner.rows()) if transformer is not None else None
+            options.state.save(progress, pending)
 
     try:
-        runner = options.runner or get_runner()
-        for result in runner.results(chunks(), options.spec, options.jobs):
+        if transformer is not None:
+            results: Iterator[Any] = (transformer.process(chunk) for chunk in chunks())
+        else:
+            runner = options.runner or get_runner()
+            results = runner.results(chunks(), options.spec, options.jobs)
+        for result in results:
             for endpoint, counts in result.counts.items():
                 summary.counts_for(endpoint).add(counts)
             summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
             for batch in result.batches:
-                summary.datasets[batch.route.endpoint] = batch.route.dataset
+                # one endpoint, several tasks (a line with several prediction columns): several datasets
+                shown = summary.datasets.get(batch.route.endpoint)
+                if shown is None or batch.route.dataset not in shown.split(", "):
+                    summary.datasets[batch.route.endpoint] = ", ".join(
+                        sorted(filter(None, [*(shown or "").split(", "), batch.route.dataset]))
+                    )
                 for endpoint in set(batch.table["endpoint"].to_pylist()):
                     summary.datasets.setdefault(endpoint, batch.route.dataset)
                 deliver(sink.add(batch))
@@ -323,6 +359,8 @@ def run(
             if options.stop is not None and options.stop.is_set():
                 summary.interrupted = True
                 break
+        if transformer is not None:
+            _settle_halves(transformer, options, summary)
         checkpoint()
     except Exception as exc:
         record_acknowledged(exc, summary, rejects)
@@ -340,6 +378,16 @@ def run(
             summary.rejects_file = str(rejects.path)
         summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summary) -> None:
+    """At the end of a pass, halves past their window are counted; the others wait in the
+    state file for the next run or, with no state to keep them in, are counted now."""
+    keep = options.state is not None
+    for half, reason in transformer.joiner.expired(options.spec.profiles, flush=not keep):
+        summary.counts_for(half.endpoint).skipped[reason] += 1
+    if transformer.joiner.pending:
+        summary.notes.append(f"unjoined events kept for the next run: {len(transformer.joiner.pending)}")
 
 
 def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile | RejectsPreview) -> None:

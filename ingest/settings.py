@@ -27,10 +27,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import ConfigError, UsageError
 from ingest.transform.routing import Route, check_dataset_name, dataset_for_endpoint
+
+if TYPE_CHECKING:
+    from ingest.sources.formats import Profile
 
 DEFAULT_STORE = "rubrix-store"
 
@@ -83,7 +86,12 @@ def _shown(value: Any) -> str:
     return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
 
 
-_TOP: dict[str, _Type] = {"store": _Type(str), "state": _Type(str), "rejects": _Type(str)}
+_TOP: dict[str, _Type] = {
+    "store": _Type(str),
+    "state": _Type(str),
+    "rejects": _Type(str),
+    "format": _Type(str),  # the log format of every input (ingest.sources.formats)
+}
 _RUBRIX: dict[str, _Type] = {
     "url": _Type(str),
     "api_key": _Type(str),
@@ -93,8 +101,8 @@ _RUBRIX: dict[str, _Type] = {
     "retry_for": _Type(float, 0),
     "timeout": _Type(float, 0.1),
 }
-_TOP_KEYS = {*_TOP, "rubrix", "endpoints"}
-_ENDPOINT_KEYS = {"dataset", "mapper", "workspace", "tags", "metadata"}
+_TOP_KEYS = {*_TOP, "rubrix", "endpoints", "formats", "inputs"}
+_ENDPOINT_KEYS = {"dataset", "mapper", "workspace", "tags", "metadata", "format"}
 
 
 @dataclass
@@ -107,6 +115,9 @@ class Config:
     rejects: str | None = None
     rubrix: dict[str, Any] = field(default_factory=dict)  # keys of _RUBRIX, values checked
     path: Path | None = None
+    format: str | None = None  # the log format of every input (default: detected per input)
+    formats: dict[str, Any] = field(default_factory=dict)  # user-defined profiles, [formats.NAME]
+    inputs: dict[str, str] = field(default_factory=dict)  # input prefix or glob -> format
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,7 @@ def _route(endpoint: str, table: Any) -> Route:
     metadata = table.get("metadata", [])
     if not isinstance(metadata, list) or not all(isinstance(m, str) for m in metadata):
         raise ConfigError(f"{where}: metadata must be a list of field names")
-    for key in ("mapper", "workspace"):
+    for key in ("mapper", "workspace", "format"):
         if key in table and not isinstance(table[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
 
@@ -158,6 +169,7 @@ def _route(endpoint: str, table: Any) -> Route:
         workspace=table.get("workspace"),
         tags=dict(tags),
         metadata_fields=tuple(metadata),
+        format=table.get("format"),
     )
 
 
@@ -179,7 +191,17 @@ def load(path: Path) -> Config:
     _unknown(set(rubrix), set(_RUBRIX), "[rubrix]")
     rubrix = {key: _RUBRIX[key].check(value, f"[rubrix] {key}") for key, value in rubrix.items()}
     top = {key: _TOP[key].check(data[key], f"{path}: {key}") for key in _TOP if key in data}
+    formats, inputs = data.get("formats", {}), data.get("inputs", {})
+    if not isinstance(formats, dict) or not all(isinstance(t, dict) for t in formats.values()):
+        raise ConfigError(f"{path}: [formats.NAME] must be tables")
+    if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+        raise ConfigError(
+            f'{path}: [inputs] maps inputs to format names: "s3://bucket/capture/" = "sagemaker"'
+        )
     return Config(
+        format=top.get("format"),
+        formats=formats,
+        inputs=inputs,
         routes={ep: _route(ep, table) for ep, table in endpoints.items()},
         store=top.get("store"),
         state=top.get("state"),
@@ -263,7 +285,30 @@ def routes(
             workspace=base.workspace,
             tags=base.tags,
             metadata_fields=base.metadata_fields,
+            format=base.format,
         )
+    return found
+
+
+def profiles(config: Config, forced: str | None = None) -> dict[str, Profile]:
+    """The log formats: built-in profiles and the config's ``[formats]``. Raises ConfigError
+    (exit 2) for a bad profile, or a format named by --format, ``format``, ``[inputs]`` or an
+    endpoint that does not exist."""
+    from ingest.sources import formats
+
+    try:
+        found = formats.registry(config.formats)
+    except formats.FormatError as exc:
+        raise ConfigError(str(exc)) from None
+    named = [
+        ("--format", forced),
+        ("format", config.format),
+        *(("[inputs]", v) for v in config.inputs.values()),
+    ]
+    named += [(f"[endpoints.{r.endpoint!r}] format", r.format) for r in config.routes.values()]
+    for where, name in named:
+        if name is not None and name not in found:
+            raise ConfigError(f"{where}: unknown format {name!r} (known: {', '.join(found)})")
     return found
 
 

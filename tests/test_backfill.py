@@ -278,3 +278,26 @@ def test_small_files_go_many_to_a_task(tmp_path: Path, ingest: Ingest, cluster: 
     assert comparable(many) == comparable(one)
     assert one["incomplete_last_lines"] and one["records_written"] == 600
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+
+def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """SageMaker data capture (issue 15) cut into ranges gives what a single-machine run gives;
+    a format that joins two events per pair needs one process and is refused."""
+    from tests import format_samples as samples
+
+    key = "cap/sentiment/AllTraffic/2026/11/24/12/00-00-000-a.jsonl"
+    lines = samples.sagemaker_lines()  # the pitfalls, then many ordinary lines
+    answer = json.dumps([{"label": "POSITIVE", "score": 0.5}])
+    for i in range(3000):
+        lines.append(samples.capture(json.dumps({"inputs": f"text number {i}"}), answer, event_id=f"b-{i}"))
+    samples._dump(ingest.cwd / key, lines)
+    one = ingest.json("cap", "--store", "one")
+    many = backfill(ingest, cluster, "cap", "--store", "many", "--split-bytes", "128KB")
+    assert many["backfill"]["tasks"] > 3
+    assert many["formats"] == {"sagemaker": "1 file, detected"}
+    assert comparable(many) == comparable(one)
+    assert one["endpoints"]["sentiment"]["written"] == 3008
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+    proc = ingest("backfill", "cap", "--format", "kserve", "--scheduler", cluster.address, check=False)
+    assert proc.returncode == 2 and "format kserve joins two events" in proc.stderr.decode()

@@ -73,6 +73,13 @@ def _size(value: str) -> int:
 @click.option("--since", type=TimeParam(), help="Only requests at or after this time (ISO-8601 or 7d ago).")
 @click.option("--until", type=TimeParam(), help="Only requests before this time.")
 @config_option
+@click.option(
+    "--format",
+    "log_format",
+    metavar="NAME",
+    help="Log format (as for ingest run; formats that join two events per pair need ingest run) "
+    "[default: detected from each input's first lines, else access-log].",
+)
 @click.option("--dataset", help="Dataset for the single --endpoint given.")
 @click.option(
     "--mapper",
@@ -95,6 +102,7 @@ def backfill_command(
     since: datetime | None,
     until: datetime | None,
     config_path: Path | None,
+    log_format: str | None,
     dataset: str | None,
     mapper: str | None,
     store: Path | None,
@@ -134,7 +142,15 @@ def backfill_command(
 
     request = BackfillRequest(
         paths=list(paths),
-        spec=TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until),
+        spec=TransformSpec(
+            routes=routes,
+            selected=frozenset(endpoints) or None,
+            since=since,
+            until=until,
+            profiles=settings.profiles(config, log_format),
+        ),
+        log_format=log_format or config.format,
+        input_formats=config.inputs,
         store=settings.store_dir(store, config),
         rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),
         server=server,

@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 )
 @click.option("--until", type=TimeParam(), help="Only requests before this time.")
 @config_option
+@click.option(
+    "--format",
+    "log_format",
+    metavar="NAME",
+    help="Log format: access-log, sagemaker, kserve, bentoml, azureml, structlog, loguru, or a "
+    "[formats.NAME] of the config [default: detected from each input's first lines, else access-log].",
+)
 @click.option("--dataset", help="Dataset for the single --endpoint given.")
 @click.option(
     "--mapper",
@@ -76,6 +83,7 @@ def run_command(
     since: datetime | None,
     until: datetime | None,
     config_path: Path | None,
+    log_format: str | None,
     dataset: str | None,
     mapper: str | None,
     store: Path | None,
@@ -110,9 +118,18 @@ def run_command(
     if since and until and since >= until:
         raise click.BadParameter("--since must be before --until", param_hint="--since")
     store_dir = settings.store_dir(store, config)
+    profiles = settings.profiles(config, log_format)
     request = RunRequest(
         paths=list(paths),
-        spec=TransformSpec(routes=routes, selected=frozenset(endpoints) or None, since=since, until=until),
+        spec=TransformSpec(
+            routes=routes,
+            selected=frozenset(endpoints) or None,
+            since=since,
+            until=until,
+            profiles=profiles,
+        ),
+        log_format=log_format or config.format,
+        input_formats=config.inputs,
         store=store_dir,
         state_path=state_path or (Path(config.state) if config.state else StoreLayout(store_dir).state_file),
         rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),

@@ -22,6 +22,8 @@ class Summary:
     interrupted: bool = False  # stopped early by a signal, after a checkpoint
     dry_run: bool = False
     seconds: float = 0.0
+    formats: dict[str, str] = field(default_factory=dict)  # format -> how chosen, e.g. "3 files, detected"
+    notes: list[str] = field(default_factory=list)
 
     def counts_for(self, endpoint: str) -> Counts:
         found = self.counts.get(endpoint)
@@ -77,6 +79,8 @@ class Summary:
                 for name, c in self.by_file.items()
             },
             "interrupted": self.interrupted,
+            "formats": self.formats,
+            "notes": self.notes,
             "endpoints": {
                 endpoint: {
                     "dataset": self.datasets.get(endpoint),
@@ -116,7 +120,10 @@ class Summary:
             lines.append("  ".join(cells).rstrip())
         total = self.totals()
         verb = "would go to" if self.dry_run else "target"
-        out = [f"{verb}: {self.target}", *lines]
+        out = [f"{verb}: {self.target}"]
+        if self.formats and set(self.formats) != {"access-log"}:
+            out.append("format: " + ", ".join(f"{name} ({how})" for name, how in self.formats.items()))
+        out.extend(lines)
         if total.skipped:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(total.skipped.items()))
             out.append(f"skipped: {reasons}")
@@ -131,6 +138,7 @@ class Summary:
             )
         for name, reason in self.failed_files.items():
             out.append(f"could not read {name}: {reason}")
+        out.extend(self.notes)
         if self.interrupted:
             out.append("stopped by a signal: progress up to here is saved, the next run goes on from it")
         for name, size in self.incomplete.items():

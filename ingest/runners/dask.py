@@ -76,6 +76,7 @@ from ingest.sinks.local.store import DICTIONARY_COLUMNS, LocalStore, _OpenPart
 from ingest.sinks.rejects import RejectsFile
 from ingest.sources import expand
 from ingest.sources.checkpoint import fingerprint
+from ingest.sources.formats.choose import choose as choose_formats
 from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source, stale
 from ingest.transform.routing import Route
 from ingest.transform.stage import Transformer, TransformSpec
@@ -277,7 +278,7 @@ class _Files:
         for name, location in self.files:
             # read exactly as on one machine (gzip included)
             if "://" in location:
-                reader = LineChunks(Source(name, None, location))  # type: ignore[call-arg]
+                reader = LineChunks(Source(name, None, location, final=True))
             else:
                 # a file unmodified past the grace period has its unterminated last line read,
                 # as on one machine (the rotated-series rule needs the whole input list)
@@ -596,7 +597,8 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     from distributed import Semaphore, as_completed
 
     started = time.perf_counter()
-    tasks, summary.skipped_files = plan(options.sources, options.split_bytes)
+    tasks, skipped = plan(options.sources, options.split_bytes)
+    summary.skipped_files = {**summary.skipped_files, **skipped}
     summary.files = [s.name for s in options.sources]
     target_name = options.server.url if options.server else str(options.store.resolve())
     run = run_id(tasks, options.spec, target_name)
@@ -675,6 +677,8 @@ class BackfillRequest:
     split_bytes: int = SPLIT_BYTES
     retries: int = RETRIES
     quiet: bool = False  # no summary table travels with a failure
+    log_format: str | None = None  # every input's format (--format, config); None: detected per input
+    input_formats: dict[str, str] = field(default_factory=dict)  # input prefix or glob -> format
 
 
 @dataclass
@@ -701,6 +705,16 @@ def run_backfill(
     sources = expand(request.paths)
     if any(s.path is None and getattr(s, "url", None) is None for s in sources):
         raise UsageError("a backfill reads files, not stdin")
+    # each input's log format (ingest/sources/formats), as for ``ingest run``
+    choice = choose_formats(sources, request.spec.profiles, request.log_format, request.input_formats)
+    spec = replace(request.spec, formats=choice.formats)
+    joining = sorted({name for name in choice.formats.values() if spec.profiles[name].joins})
+    if joining:
+        raise UsageError(
+            f"format {joining[0]} joins two events into each pair, which needs the events in one "
+            "process: use ingest run (with --jobs 1) for these inputs"
+        )
+    sources = choice.sources
     description = f"local store {request.store}"
     if request.server is not None:
         where = Target(store=request.store, server=request.server)
@@ -709,10 +723,10 @@ def run_backfill(
         sink.close()
     layout = StoreLayout(request.store)
     rejects = RejectsFile(request.rejects_path or layout.rejects_file(layout.rejects_stamp()))
-    summary = Summary(target=description)
+    summary = Summary(target=description, formats=choice.how, skipped_files=dict(choice.not_read))
     options = BackfillOptions(
         sources=sources,
-        spec=request.spec,
+        spec=spec,
         store=request.store,
         server=request.server,
         split_bytes=request.split_bytes,

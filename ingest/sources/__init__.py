@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 
-SCHEMES: dict[str, str] = {}  # scheme -> "module:expand"; none built in
+# scheme -> "module:expand"; object storage through fsspec (extras s3, gcs, azure)
+SCHEMES: dict[str, str] = {
+    scheme: "ingest.sources.objectstore:expand_inputs"
+    for scheme in ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+}
 
 
 def expand(inputs: list[str]) -> list[Source]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from ingest.errors import LockHeld
+from ingest.sources import objectstore
 from ingest.sources.read import GzipStream, Source, describe, open_source
 
 FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
@@ -84,6 +85,8 @@ def fingerprint(source: Source) -> str | None:
     The last line of a source that cannot grow is complete without its newline. Raises
     OSError or FileFault for a file that cannot be read.
     """
+    if source.url is not None:  # one range request, never a download
+        return objectstore.first_line_fingerprint(source.url, FINGERPRINT_BYTES)
     with open_source(source) as stream:
         try:
             first = stream.readline(FINGERPRINT_BYTES)
@@ -96,11 +99,15 @@ def fingerprint(source: Source) -> str | None:
 
 
 def known_size(source: Source) -> tuple[int | None, bool]:
-    """(the decompressed size when it is cheap to know, whether it is gzip).
+    """(the decompressed size when it is cheap to know, whether it may be gzip).
 
     Plain files: their size. Gzip: its trailer's size modulo 2**32, which is the last
-    member's only, so for gzip it can say "read to the end" but never "shorter".
+    member's only, so for gzip it can say "read to the end" but never "shorter". An object
+    in object storage is never rewritten in place (a new version is a new object), so it
+    is never taken as "shorter" either.
     """
+    if source.url is not None:
+        return objectstore.known_size(source.url), True
     assert source.path is not None
     with open(source.path, "rb") as fh:
         if fh.read(2) != b"\x1f\x8b":
@@ -136,7 +143,20 @@ class State:
             "CREATE TABLE IF NOT EXISTS files (fingerprint TEXT PRIMARY KEY, offset INTEGER NOT NULL,"
             " line INTEGER NOT NULL, name TEXT, updated REAL)"
         )
+        # Halves of pairs logged as two events (KServe, Azure ML, start/finish lines) that
+        # wait for their other half: saved with the checkpoints, in the same transaction.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS pending_halves (profile TEXT NOT NULL, key TEXT NOT NULL,"
+            " side TEXT NOT NULL, ts REAL, source TEXT, line INTEGER, raw BLOB NOT NULL,"
+            " PRIMARY KEY (profile, key, side))"
+        )
         self._db.commit()
+
+    def pending(self) -> list[tuple[str, str, str, float, str, int, bytes]]:
+        """Every saved waiting half: (profile, key, side, ts, source, line, raw line)."""
+        return self._db.execute(
+            "SELECT profile, key, side, ts, source, line, raw FROM pending_halves ORDER BY ts"
+        ).fetchall()
 
     def get(self, fp: str) -> tuple[int, int] | None:
         row = self._db.execute("SELECT offset, line FROM files WHERE fingerprint = ?", (fp,)).fetchone()
@@ -145,7 +165,7 @@ class State:
     def plan(self, sources: list[Source], from_start: bool) -> list[Plan]:
         plans, seen = [], set()
         for source in sources:
-            if source.path is None:
+            if source.path is None and source.url is None:
                 plans.append(Plan(source, None))
                 continue
             try:
@@ -177,10 +197,24 @@ class State:
                 plans.append(Plan(source, fp, offset, line))
         return plans
 
-    def save(self, progress: dict[str, tuple[int, int, str]]) -> None:
-        """Record (offset, next line, name) per fingerprint, durably, in one transaction."""
+    def save(
+        self,
+        progress: dict[str, tuple[int, int, str]],
+        pending: tuple[list[str], list[tuple[str, str, str, float, str, int, bytes]]] | None = None,
+    ) -> None:
+        """Record (offset, next line, name) per fingerprint, durably, in one transaction.
+
+        ``pending`` is (profiles in use, their waiting halves): those profiles' saved
+        halves are replaced by these, in the same transaction.
+        """
         now = time.time()
         with self._db:
+            if pending is not None:
+                profiles, rows = pending
+                self._db.executemany("DELETE FROM pending_halves WHERE profile = ?", [(p,) for p in profiles])
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO pending_halves VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
             self._db.executemany(
                 "INSERT INTO files (fingerprint, offset, line, name, updated) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT(fingerprint) DO UPDATE SET offset = excluded.offset, line = excluded.line,"

@@ -50,7 +50,8 @@ def chunk_bytes() -> int:
 @dataclass(frozen=True)
 class Source:
     name: str  # what the user sees in summaries and rejects
-    path: Path | None  # None for stdin
+    path: Path | None  # None for stdin and object storage
+    url: str | None = None  # an object in object storage (s3://, gs://, az://), read through fsspec
     # cannot grow any more: an unterminated last line is read as a line (keyword only: other
     # fields may come before it)
     final: bool = field(default=False, kw_only=True)
@@ -189,6 +190,15 @@ def describe(exc: BaseException, source: Source | None = None) -> str:
 
 def open_source(source: Source) -> BinaryIO:
     """The source's bytes, decompressed if they are gzip; OSError if it cannot be opened."""
+    if source.url is not None:
+        from ingest.sources import objectstore
+
+        stream = objectstore.open_url(source.url)
+        head = stream.read(2)
+        stream.seek(0)
+        if head == _GZIP_MAGIC:
+            return GzipStream(stream)  # type: ignore[return-value]
+        return stream
     if source.path is None:
         raw: BinaryIO = sys.stdin.buffer
     else:
@@ -233,19 +243,28 @@ class GzipStream:
             self._raw.close()
 
     def read(self, n: int = -1) -> bytes:
-        while not self._out:
-            if self._fault is not None:
-                raise self._fault
-            if self._done:
-                return b""
-            try:
-                self._step()
-            except (FileFault, EOFError) as exc:
-                self._fault, self._done = exc, True
-        size = len(self._out) if n < 0 else min(n, len(self._out))
-        out = self._out[:size].tobytes()
-        self._out = self._out[size:]
-        return out
+        """Up to ``n`` bytes (all, when negative), fewer only at the end of the stream or
+        before a fault, which the next call raises."""
+        parts: list[bytes] = []
+        got = 0
+        while n < 0 or got < n:
+            if not self._out:
+                if self._fault is not None:
+                    if parts:
+                        break
+                    raise self._fault
+                if self._done:
+                    break
+                try:
+                    self._step()
+                except (FileFault, EOFError) as exc:
+                    self._fault, self._done = exc, True
+                continue
+            size = len(self._out) if n < 0 else min(n - got, len(self._out))
+            parts.append(self._out[:size].tobytes())
+            self._out = self._out[size:]
+            got += size
+        return b"".join(parts)
 
     def readline(self, limit: int = -1) -> bytes:
         parts: list[bytes] = []

@@ -23,6 +23,7 @@ class Route:
     workspace: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     metadata_fields: tuple[str, ...] = ()
+    format: str | None = None  # a log format for this endpoint's lines (ingest.sources.formats)
 
 
 # Dataset names become directory names (255 bytes at most on common file systems) and URL

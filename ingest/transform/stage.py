@@ -7,6 +7,7 @@ records, skipped for a counted reason, or rejected with its file, line and reaso
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import mappers
 from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
 from ingest.accesslog.redact import redact_raw, redact_value
 from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, FileCounts, Reject
+from ingest.sources.formats.join import Joiner
+from ingest.sources.formats.profile import Bad, Half, Item, Profile, Skip
 from ingest.sources.read import Chunk
 from ingest.transform import records as rec
 from ingest.transform.logline import (
@@ -56,6 +59,15 @@ class TransformSpec:
     selected: frozenset[str] | None
     since: datetime | None = None
     until: datetime | None = None
+    # Log formats other than the access log: profiles by name, and each source's format
+    # (sources not listed are access logs, read by the original fast path).
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def joins(self) -> bool:
+        """True when a format in use joins two events into a pair (state across chunks)."""
+        return any(self.profiles[name].joins for name in set(self.formats.values()) if name in self.profiles)
 
 
 class _Columns:
@@ -79,6 +91,8 @@ class Transformer:
         self.spec = spec
         self.router = Router(spec.routes, spec.selected)
         self._mappers: dict[str, tuple[mappers.Mapper, str | None]] = {}
+        self.joiner = Joiner()
+        self._sub_routes: dict[tuple[str, str], Route] = {}
 
     def _mapper_for(self, route: Route, outputs: Any) -> tuple[mappers.Mapper, str | None]:
         """The route's mapper; for auto routes, the one this response's shape calls for.
@@ -103,6 +117,10 @@ class Transformer:
         nothing a line holds can stop the chunk. Only exceptions that are not ``Exception``
         (``SystemExit`` from a mapper, say) get out.
         """
+        name = self.spec.formats.get(chunk.source)
+        profile = self.spec.profiles.get(name) if name is not None else None
+        if profile is not None and not profile.native:
+            return self._process_profile(chunk, profile)
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
         columns: dict[tuple[str, str | None, str], _Columns] = {}
@@ -160,6 +178,135 @@ class Transformer:
         line.stage = "map"
         self._map_line(entry, route, pairs, line)
 
+    def _process_profile(self, chunk: Chunk, profile: Profile) -> ChunkResult:
+        """``process`` for a log read through a profile (another platform's format)."""
+        counts: dict[str, Counts] = {}
+        rejects: list[Reject] = []
+        columns: dict[tuple[str, str | None, str], _Columns] = {}
+        files = FileCounts()
+        for number, line_offset, raw in _lines(chunk, files):
+            reject = _rejecter(rejects, chunk.source, number, line_offset, raw)
+            files.lines += 1
+            # the line's outcome, from what it added (a line's items may name several endpoints)
+            before = (sum(len(c.rows) for c in columns.values()), len(rejects))
+            if not raw.strip():
+                _counts(counts, NO_ENDPOINT).skipped["blank_line"] += 1
+                files.skipped += 1
+                continue
+            try:
+                items = self._parse_with(profile, raw, chunk.source)
+            except Exception as exc:  # the stage's rule: whatever a line does, it is that line's reject
+                _counts(counts, NO_ENDPOINT).rejected += 1
+                reject(_reason(exc), NO_ENDPOINT, "parse")
+                files.rejected += 1
+                continue
+            for i, item in enumerate(items):
+                try:
+                    where = (chunk.source, number, line_offset, raw)
+                    self._handle(item, profile, where, i == 0, counts, columns, reject)
+                except Exception as exc:
+                    _counts(counts, item.endpoint).rejected += 1
+                    reject(_reason(exc), item.endpoint, "pair")
+            if sum(len(c.rows) for c in columns.values()) > before[0]:
+                files.gave_records += 1
+            elif len(rejects) > before[1]:
+                files.rejected += 1
+            else:
+                files.skipped += 1
+        for half, reason in self.joiner.expired(self.spec.profiles):
+            _counts(counts, half.endpoint).skipped[reason] += 1
+        size = len(chunk.data)
+        return ChunkResult(
+            source=chunk.source,
+            first_line=chunk.first_line,
+            lines=chunk.data.count(b"\n"),
+            end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
+            size=size,
+            batches=[c.to_batch() for c in columns.values()],
+            rejects=rejects,
+            counts=counts,
+            file_counts=files,
+        )
+
+    def _parse_with(self, profile: Profile, raw: bytes, source: str) -> list[Item]:
+        """The line's items; an endpoint whose route names another format is read with that one."""
+        items = profile.parse(raw, source)
+        if items and items[0].endpoint != NO_ENDPOINT:
+            route = self.router.route(items[0].endpoint)
+            other = route.format if route is not None else None
+            if other and other != profile.name and other in self.spec.profiles:
+                return self.spec.profiles[other].parse(raw, source)
+        return items
+
+    def _handle(
+        self,
+        item: Item,
+        profile: Profile,
+        where: tuple[str, int, int, bytes],  # the line's file, number, offset and bytes
+        first: bool,
+        counts: dict[str, Counts],
+        columns: dict[tuple[str, str | None, str], _Columns],
+        reject: Any,
+    ) -> None:
+        source, number, offset, raw = where
+        count = _counts(counts, item.endpoint)
+        if item.endpoint == NO_ENDPOINT:  # a line that says nothing of a request
+            count.lines += first
+            count.skipped[item.reason if isinstance(item, Skip) else "not_a_request"] += 1
+            return
+        if first:
+            count.lines += 1
+            if item.ts is not None:
+                count.by_hour[(int(item.ts.timestamp()) // 3600, item.status or 200)] += 1
+        route = self.router.route(item.endpoint)
+        if route is None:
+            count.skipped["endpoint_not_selected"] += 1
+            return
+        if item.ts is not None and (
+            (self.spec.since is not None and item.ts < self.spec.since)
+            or (self.spec.until is not None and item.ts >= self.spec.until)
+        ):
+            count.skipped["outside_time_window"] += 1
+            return
+        if isinstance(item, Skip):
+            count.skipped[item.reason] += 1
+            return
+        if isinstance(item, Bad):
+            count.rejected += 1
+            reject(item.reason, item.endpoint, "pair")
+            return
+        if isinstance(item, Half):
+            for joined in self.joiner.add(profile, item, source, number) or ():
+                self._handle(joined, profile, where, False, counts, columns, reject)
+            return
+        if item.status >= 400:
+            count.skipped["error_status"] += 1
+            return
+        if item.dataset_suffix:
+            route = self._sub_route(route, item.dataset_suffix)
+        entry = LogEntry(item.ts, item.endpoint, item.status, None, None, item.fields)
+        # mapped as an access-log line's pairs are, then counted at once (a line may hold several)
+        line = _Line(source, number, offset, raw, digest_raw=item.digest_bytes)
+        line.endpoint = entry.path
+        self._map_line(entry, route, item.pairs, line)
+        count.skipped.update(line.record_skips)
+        count.records += len(line.rows)
+        line.commit_rows(columns)
+        for one in line.rejects:
+            count.rejected += 1
+            reject(one["reason"], one["endpoint"], one["stage"], one["record"])
+
+    def _sub_route(self, route: Route, suffix: str) -> Route:
+        """One line, several tasks (BentoML prediction columns): each task to its own dataset."""
+        key = (route.endpoint, suffix)
+        found = self._sub_routes.get(key)
+        if found is None:
+            slug = re.sub(r"[^a-z0-9-]+", "_", suffix.lower()).strip("_") or "prediction"
+            found = self._sub_routes[key] = dataclasses.replace(
+                route, dataset=f"{route.dataset}_{slug}", mapper=None
+            )
+        return found
+
     def _skip_reason(self, entry: LogEntry, route: Route | None) -> str | None:
         if route is None:
             return "endpoint_not_selected"
@@ -178,7 +325,7 @@ class Transformer:
 
     def _map_line(self, entry: LogEntry, route: Route, pairs: list[tuple[Any, Any]], line: _Line) -> None:
         fields = entry.fields
-        digest = rec.line_digest(line.raw)
+        digest = rec.line_digest(line.digest_raw)
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
         url = fields.get(URL)
@@ -299,6 +446,7 @@ class _Line:
     """One line's outcome, built up while it is handled and counted only once it is done."""
 
     __slots__ = (
+        "digest_raw",
         "endpoint",
         "hour",
         "number",
@@ -312,8 +460,9 @@ class _Line:
         "stage",
     )
 
-    def __init__(self, source: str, number: int, offset: int, raw: bytes):
+    def __init__(self, source: str, number: int, offset: int, raw: bytes, digest_raw: bytes | None = None):
         self.source, self.number, self.offset, self.raw = source, number, offset, raw
+        self.digest_raw = raw if digest_raw is None else digest_raw  # what record ids hash
         self.endpoint: str | None = None  # known once the line parsed
         self.hour: tuple[int, int] | None = None
         self.stage = "parse"
@@ -335,6 +484,16 @@ class _Line:
                 "raw": redact_raw(self.raw, RAW_CAP).decode("utf-8", "replace"),
             }
         )
+
+    def commit_rows(self, columns: dict[tuple[str, str | None, str], _Columns]) -> None:
+        """Hand the line's valid records to their datasets' columns."""
+        for route, task, row in self.rows:
+            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
+            key = (route.dataset, route.workspace, task)
+            target = columns.get(key)
+            if target is None:
+                target = columns[key] = _Columns(route, task)
+            target.rows.append(row)
 
     def fail(self, exc: Exception) -> None:
         """The line as a whole is rejected: whatever it had produced so far is dropped."""
@@ -362,16 +521,30 @@ class _Line:
         count.rejected += len(self.rejects)
         count.records += len(self.rows)
         rejects.extend(self.rejects)
-        for route, task, row in self.rows:
-            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
-            key = (route.dataset, route.workspace, task)
-            target = columns.get(key)
-            if target is None:
-                target = columns[key] = _Columns(route, task)
-            target.rows.append(row)
+        self.commit_rows(columns)
         if self.rows:
             return "records"
         return "rejected" if self.rejects else "skipped"
+
+
+def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw: bytes) -> Any:
+    """A function filing one reject of this line (file, line, offset, reason, redacted raw line)."""
+
+    def reject(reason: str, endpoint: str, stage: str, index: int | None = None) -> None:
+        rejects.append(
+            {
+                "file": source,
+                "line": number,
+                "offset": offset,
+                "record": index,
+                "endpoint": endpoint,
+                "stage": stage,
+                "reason": reason,
+                "raw": redact_raw(raw, RAW_CAP).decode("utf-8", "replace"),
+            }
+        )
+
+    return reject
 
 
 def _counts(counts: dict[str, Counts], endpoint: str) -> Counts:

@@ -1,0 +1,126 @@
+"""Which format each input is read with, and what a format needs before reading (schemas)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from ingest.sources import objectstore
+from ingest.sources.formats import DEFAULT, SCHEMA, FormatError, detect
+from ingest.sources.formats.builtin import BentoML
+from ingest.sources.formats.profile import Profile
+from ingest.sources.read import Source, open_source
+
+HEAD_BYTES = 64 << 10
+
+
+@dataclass
+class Choice:
+    formats: dict[str, str] = field(default_factory=dict)  # source name -> format
+    how: dict[str, str] = field(default_factory=dict)  # format -> "2 files, detected"
+    not_read: dict[str, str] = field(default_factory=dict)  # source name -> why it is not a log
+    sources: list[Source] = field(default_factory=list)  # the sources to read
+
+
+def _head(source: Source) -> list[bytes]:
+    """The source's first whole lines; none when it cannot be read (reading it says why)."""
+    try:
+        if source.url is not None:
+            data = objectstore.head(source.url, HEAD_BYTES)
+        else:
+            with open_source(source) as stream:
+                data = stream.read(HEAD_BYTES)
+    except Exception:  # unreadable, removed, damaged gzip: reported by the read stage, per file
+        data = b""
+    lines = data.split(b"\n")
+    return lines[:-1] if len(lines) > 1 else []  # whole lines only
+
+
+def _configured(name: str, inputs: dict[str, str]) -> str | None:
+    for pattern, fmt in inputs.items():
+        if name.startswith(pattern) or fnmatch.fnmatchcase(name, pattern):
+            return fmt
+    return None
+
+
+def choose(
+    sources: list[Source],
+    profiles: dict[str, Profile],
+    forced: str | None = None,
+    inputs: dict[str, str] | None = None,
+    default: str | None = None,
+) -> Choice:
+    """Each source's format: --format, else the config's [inputs], else its format key, else
+    detected from the first lines, else the access log. Raises FormatError for an unknown name."""
+    for name in [forced, default, *(inputs or {}).values()]:
+        if name is not None and name not in profiles:
+            raise FormatError(f"unknown format {name!r} (known: {', '.join(profiles)})")
+    choice = Choice()
+    how: Counter[tuple[str, str]] = Counter()
+    for source in sources:
+        fmt = forced or _configured(source.name, inputs or {}) or default
+        reason = "given" if fmt else ""
+        if fmt is None and source.path is None and source.url is None:
+            fmt, reason = DEFAULT, "default"  # stdin cannot be peeked at without reading it
+        if fmt is None:
+            found, candidates = detect(_head(source), profiles)
+            if found == SCHEMA:
+                choice.not_read[source.name] = "a BentoML schema file, read for its columns"
+                continue
+            if found is None:
+                fmt, reason = (
+                    DEFAULT,
+                    ("default" if len(candidates) < 2 else "ambiguous: " + "/".join(candidates)),
+                )
+            else:
+                fmt, reason = found, "detected"
+        choice.formats[source.name] = fmt
+        choice.sources.append(source)
+        how[(fmt, reason)] += 1
+    for (fmt, reason), n in sorted(how.items()):
+        text = f"{n} file{'s' if n > 1 else ''}, {reason}"
+        choice.how[fmt] = f"{choice.how[fmt]}; {text}" if fmt in choice.how else text
+    for source in choice.sources:
+        profile = profiles[choice.formats[source.name]]
+        if isinstance(profile, BentoML):
+            columns = bentoml_schema(source)
+            if columns is not None:
+                profile.schemas[source.name] = columns
+    return choice
+
+
+_BENTOML_DATA = re.compile(r"/data/data\.(\d+)\.log(\.[^/]*)?$")
+
+
+def bentoml_schema(source: Source) -> list[dict[str, object]] | None:
+    """The columns of a BentoML data file, from its worker's schema file (the last start's)."""
+    match = _BENTOML_DATA.search(source.name)
+    if not match:
+        return None
+    folder = source.name[: match.start()] + "/schema/"
+    candidates = [folder + f"schema.{match.group(1)}.log"]
+    if source.url is None:
+        candidates += sorted(str(p) for p in Path(folder).glob("schema.*.log"))
+    for location in candidates:
+        try:
+            text = objectstore.read_text(location)
+        except (OSError, objectstore.StorageError, UnicodeDecodeError):
+            continue
+        except Exception:  # a store's "not found" is not always an OSError
+            continue
+        for line in reversed(text.splitlines()):
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("columns"), list):
+                return [c for c in obj["columns"] if isinstance(c, dict) and "name" in c]
+    return None
+
+
+__all__ = ["Choice", "FormatError", "choose"]

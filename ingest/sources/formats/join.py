@@ -1,0 +1,91 @@
+"""Joining the two halves of a pair logged as two events, across chunks, files and runs.
+
+KServe logs a request and its response as two CloudEvents with one id, in either order;
+Azure ML writes inputs and outputs to two collections joined by correlation id; apps log
+``request_started`` and ``request_finished`` with one request id. ``Joiner`` holds each
+half until its other half arrives. A half waits ``join_window`` seconds of *event* time
+(the newest event time seen, not the clock, so a backfill of last year's logs joins as a
+live tail does): past that, a request without its response is counted as
+``missing_output`` (KServe sends no response event for a non-200 answer) and a response
+without its request as ``response_without_request``. Halves still waiting when a run ends
+are saved in the state file with the checkpoint, in one transaction, and loaded by the
+next run, so a pair split by a run boundary is joined, exactly once.
+
+Records of a joined pair hash both lines, request first: the ids do not depend on the
+order the events came in, nor on which run joined them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ingest.sources.formats.profile import Half, Item, Profile
+
+
+@dataclass(slots=True)
+class Waiting:
+    profile: str
+    half: Half
+    source: str
+    line: int
+
+
+class Joiner:
+    """Pending halves of every joining profile, keyed by (profile, key, side)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, str, str], Waiting] = {}
+        self.newest: dict[str, datetime] = {}  # per profile: the newest event time seen
+
+    def add(self, profile: Profile, half: Half, source: str, line: int) -> list[Item] | None:
+        """The joined pair's items when ``half`` completes one, else None (it waits)."""
+        other_side = "response" if half.side == "request" else "request"
+        newest = self.newest.get(profile.name)
+        if newest is None or half.ts > newest:
+            self.newest[profile.name] = half.ts
+        other = self.pending.pop((profile.name, half.key, other_side), None)
+        if other is None:
+            # the same half read again (a re-read) replaces the waiting one
+            self.pending[(profile.name, half.key, half.side)] = Waiting(profile.name, half, source, line)
+            return None
+        request, response = (half, other.half) if half.side == "request" else (other.half, half)
+        return profile.join(request, response)
+
+    def expired(self, profiles: dict[str, Profile], flush: bool = False) -> list[tuple[Half, str]]:
+        """Halves whose window has passed (all of them with ``flush``), with their skip reason."""
+        out = []
+        for key, waiting in list(self.pending.items()):
+            profile = profiles.get(waiting.profile)
+            newest = self.newest.get(waiting.profile)
+            window = profile.join_window if profile is not None else 0.0
+            late = newest is not None and (newest - waiting.half.ts).total_seconds() > window
+            if flush or late or profile is None:
+                del self.pending[key]
+                reason = "missing_output" if waiting.half.side == "request" else "response_without_request"
+                out.append((waiting.half, reason))
+        return out
+
+    def rows(self) -> list[tuple[str, str, str, float, str, int, bytes]]:
+        """The waiting halves as state rows: (profile, key, side, ts, source, line, raw line)."""
+        return [
+            (w.profile, w.half.key, w.half.side, w.half.ts.timestamp(), w.source, w.line, w.half.raw)
+            for w in self.pending.values()
+        ]
+
+    def load(self, rows: list[tuple[Any, ...]], profiles: dict[str, Profile]) -> int:
+        """Waiting halves saved by an earlier run, parsed again from their lines; returns how many."""
+        loaded = 0
+        for name, _key, _side, _ts, source, line, raw in rows:
+            profile = profiles.get(name)
+            if profile is None:
+                continue  # that profile is not in use in this run: its halves stay saved
+            for item in profile.parse(bytes(raw), source):
+                if isinstance(item, Half):
+                    self.pending[(name, item.key, item.side)] = Waiting(name, item, source, line)
+                    newest = self.newest.get(name)
+                    if newest is None or item.ts > newest:
+                        self.newest[name] = item.ts
+                    loaded += 1
+        return loaded

@@ -1,0 +1,427 @@
+"""Other platforms' logs: field maps, decoders, times, profiles, joins; through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from ingest.sources.formats.decode import CsvRows, Lines, NotDecodable, decode
+from ingest.sources.formats.fieldmap import MISSING, FieldMap, compile_path, get
+from ingest.sources.formats.times import TimeError, parse_time, zone
+from tests import format_samples as samples
+from tests.conftest import Ingest, entry, write_log
+
+# --- times ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-24T12:00:16Z", datetime(2026, 11, 24, 12, 0, 16, tzinfo=UTC)),
+        (
+            "2026-11-24T12:00:16.420961234Z",
+            datetime(2026, 11, 24, 12, 0, 16, 420961, tzinfo=UTC),
+        ),  # Go, 9 digits
+        ("2026-11-24T12:00:16.42Z", datetime(2026, 11, 24, 12, 0, 16, 420000, tzinfo=UTC)),
+        ("2026-11-24T12:00:16.Z", datetime(2026, 11, 24, 12, 0, 16, tzinfo=UTC)),
+        ("2026-11-24 13:00:16.420961+01:00", datetime(2026, 11, 24, 12, 0, 16, 420961, tzinfo=UTC)),
+        ("2026-11-24T07:00:16-0500", datetime(2026, 11, 24, 12, 0, 16, tzinfo=UTC)),
+        ("2026-11-24 12:00:16.420961 UTC", datetime(2026, 11, 24, 12, 0, 16, 420961, tzinfo=UTC)),  # BigQuery
+        ("2026-11-24T12:00:16", datetime(2026, 11, 24, 12, 0, 16, tzinfo=UTC)),  # naive: the zone, UTC
+        ("1795521616", datetime(2026, 11, 24, 12, 0, 16, tzinfo=UTC)),  # a number written as a string
+        ("1795521616.5", datetime(2026, 11, 24, 12, 0, 16, 500000, tzinfo=UTC)),
+    ],
+)
+def test_times_as_platforms_write_them(text: str, expected: datetime) -> None:
+    assert parse_time(text) == expected
+
+
+def test_epoch_units_by_magnitude_or_configured() -> None:
+    second = datetime(2026, 11, 24, 12, 0, 16, tzinfo=UTC)
+    assert parse_time(1795521616) == second
+    assert parse_time(1795521616123) == second + timedelta(milliseconds=123)
+    assert parse_time(1795521616123456) == second + timedelta(microseconds=123456)
+    assert parse_time(1795521616123456789) == second + timedelta(microseconds=123456)  # ns, no float rounding
+    assert parse_time(1795521616, unit="ms") == datetime(1970, 1, 21, 18, 45, 21, 616000, tzinfo=UTC)
+
+
+def test_naive_times_in_a_configured_zone() -> None:
+    paris = zone("Europe/Paris")
+    assert parse_time("2026-11-24T13:00:16.420961", paris) == datetime(
+        2026, 11, 24, 12, 0, 16, 420961, tzinfo=UTC
+    )
+    assert parse_time("2026-07-01T13:00:00", paris) == datetime(2026, 7, 1, 11, 0, tzinfo=UTC)  # summer time
+    assert parse_time("2026-11-24T13:00:16+05:30", paris).utcoffset() == timedelta(0)  # an offset wins
+    with pytest.raises(TimeError, match="unknown time zone"):
+        zone("Mars/Olympus")
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-13-01T00:00:00Z", "", True, None, [1]])
+def test_bad_times_say_why(bad: object) -> None:
+    with pytest.raises(TimeError):
+        parse_time(bad)
+
+
+# --- field paths and decoders --------------------------------------------------------------
+
+
+def test_field_paths_with_indexes_quotes_and_fallbacks() -> None:
+    line = {"a": {"b": [{"c": 1}, {"c": 2}]}, "extra": {"http.path": "/x"}, "id2": "second"}
+    assert get(line, compile_path("a.b[1].c")) == 2
+    assert get(line, compile_path("a.b[-1].c")) == 2
+    assert get(line, compile_path('extra."http.path"')) == "/x"
+    assert get(line, compile_path("a.b[5].c")) is MISSING
+    fields = FieldMap.from_config({"request_id": ["id1", "id2"]}, "test")
+    assert fields.get(line, "request_id") == "second"
+    with pytest.raises(ValueError, match="unknown field 'tim'"):
+        FieldMap.from_config({"tim": "ts"}, "test")
+
+
+def test_decoders_chain_until_a_json_value() -> None:
+    assert decode({"inputs": "x"}) == {"inputs": "x"}  # a JSON value
+    assert decode('{"inputs": "x"}\n') == {"inputs": "x"}  # JSON text, trailing newline
+    assert decode("plain text") == "plain text"  # a JSON string body
+    lines = decode('{"a": 1}\n{"a": 2}\n')
+    assert isinstance(lines, Lines) and lines == [{"a": 1}, {"a": 2}]
+    assert decode("eyJhIjogMX0=", ("json", "base64")) == {"a": 1}  # base64 of JSON text, when configured
+    assert decode("eyJhIjogMX0=") == "eyJhIjogMX0="  # not guessed otherwise: short words are base64 too
+    rows = decode("POSITIVE,0.9\n", encoding="CSV")
+    assert isinstance(rows, CsvRows) and rows == [["POSITIVE", "0.9"]]
+    assert decode("YSxi", encoding="BASE64", content_type="text/csv") == [["a", "b"]]
+    with pytest.raises(NotDecodable, match="non_json_body"):
+        decode('{"inputs": "cut sh')
+    with pytest.raises(NotDecodable, match="streamed_response"):
+        decode('data: {"token": 1}\n\ndata: [DONE]\n\n')
+
+
+# --- SageMaker -----------------------------------------------------------------------------
+
+
+def _counts(summary: dict, endpoint: str) -> dict:
+    return summary["endpoints"][endpoint]
+
+
+def test_sagemaker_data_capture(ingest: Ingest) -> None:
+    samples.write_sagemaker(ingest.cwd / "capture")
+    summary = ingest.json("capture/")
+    assert summary["formats"] == {"sagemaker": "1 file, detected"}
+    ep = _counts(summary, "nlp-sentiment-prod")  # the endpoint comes from the S3 key's layout
+    assert ep["lines"] == 9
+    assert ep["written"] == 8  # 1 + 2 + 1 + 1 + 1 + 2 + 0 + 0 + 0
+    assert ep["skipped"] == {"input_only": 1, "response_without_request": 1}
+    assert ep["rejected"] == 1
+    [reject] = ingest.rejects()
+    assert reject["line"] == 8 and reject["endpoint"] == "nlp-sentiment-prod"
+    assert reject["reason"] == "batch size mismatch: request has 3 inputs, response 1 outputs"
+
+    df = ingest.dataset("monitoring_nlp-sentiment-prod").sort_values(["source_line", "id"])
+    got = list(zip(df["text"], df["predicted_label"], df["predicted_score"], strict=True))
+    assert got == [
+        ("I love this phone", "POSITIVE", 0.998),
+        ("great", "POSITIVE", 0.9),
+        ("awful", "NEGATIVE", 0.8),
+        ("fast delivery", "POSITIVE", 0.97),  # CSV "label,score"
+        ("arrived broken", "NEGATIVE", 0.91),  # base64 text/plain
+        ("so-so", "NEUTRAL", 0.6),  # base64 JSON both ways
+        ("first", "POSITIVE", 0.7),  # JSON Lines
+        ("second", "NEGATIVE", 0.65),
+    ]
+    by_text = {r["inputs"]["text"]: r for r in ingest.records("monitoring_nlp-sentiment-prod")}
+    assert by_text["I love this phone"]["metadata"]["request_id"] == "order-1"  # inferenceId
+    assert by_text["great"]["metadata"]["request_id"] == "e-2"  # else eventId
+    assert by_text["great"]["event_timestamp"] == "2026-11-24T12:00:16.000000"
+
+    again = ingest.json("capture/")  # checkpointed: nothing new
+    assert again["lines_read"] == 0
+    reread = ingest.json("capture/", "--from-start")  # same ids: nothing twice
+    assert _counts(reread, "nlp-sentiment-prod")["skipped"]["already_stored"] == 8
+    assert _counts(reread, "nlp-sentiment-prod")["written"] == 0
+
+
+def test_sagemaker_ids_are_stable_per_line_content(ingest: Ingest, tmp_path: Path) -> None:
+    first = samples.write_sagemaker(ingest.cwd / "a")
+    copy = ingest.cwd / "b" / "nlp-sentiment-prod/AllTraffic/2026/11/25/00/x.jsonl"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(first.read_bytes())
+    summary = ingest.json("a/", "b/", "--format", "sagemaker")
+    assert summary["formats"] == {"sagemaker": "2 files, given"}
+    # the copy has the same content: the same ids, so it is not read twice
+    assert summary["files_not_read"] == {
+        str(Path("b") / copy.relative_to(ingest.cwd / "b")): "same content as another input"
+    }
+
+
+# --- KServe --------------------------------------------------------------------------------
+
+
+KSERVE_CONFIG = """
+[formats.kserve]
+labels = ["NEGATIVE", "POSITIVE"]
+"""
+
+
+def test_kserve_events_joined_in_either_order(ingest: Ingest) -> None:
+    write_log(ingest.cwd / "events.jsonl", samples.kserve_lines())
+    (ingest.cwd / "ingest.toml").write_text(KSERVE_CONFIG)
+    summary = ingest.json("events.jsonl", "--config", "ingest.toml")
+    assert summary["formats"] == {"kserve": "1 file, detected"}
+    ep = _counts(summary, "sentiment")
+    assert ep["lines"] == 12
+    assert ep["skipped"] == {"missing_output": 1, "response_without_request": 1, "streamed_response": 1}
+    assert ep["written"] == 5  # id-1 (2), id-2, id-5, id-7
+    records = ingest.records("monitoring_sentiment")
+    labels = {r["inputs"]["text"]: r["prediction"]["labels"] for r in records}
+    assert labels["good film"] == [{"class": "POSITIVE", "score": 1.0}]  # index 1, named by the config
+    assert labels["bad film"] == [{"class": "NEGATIVE", "score": 1.0}]
+    assert labels["dull"] == [{"class": "NEGATIVE", "score": 1.0}]  # the response came first
+    assert labels["superb"] == [{"class": "NEGATIVE", "score": 0.1}, {"class": "POSITIVE", "score": 0.9}]
+    by_text = {r["inputs"]["text"]: r for r in records}
+    assert by_text["good film"]["event_timestamp"] == "2026-11-24T12:00:16.420961"  # the request's time
+    assert by_text["good film"]["metadata"]["request_id"] == "id-1"
+
+
+def test_kserve_class_indices_without_names_keep_the_index(ingest: Ingest) -> None:
+    write_log(ingest.cwd / "events.jsonl", samples.kserve_lines()[:2])
+    ingest("events.jsonl")
+    labels = {
+        r["inputs"]["text"]: r["prediction"]["labels"][0]["class"]
+        for r in ingest.records("monitoring_sentiment")
+    }
+    assert labels == {"good film": "1", "bad film": "0"}
+
+
+def test_kserve_pair_split_across_cron_runs_is_joined_once(ingest: Ingest, tmp_path: Path) -> None:
+    events = samples.kserve_lines()
+    log = ingest.cwd / "events.jsonl"
+    # run 1 sees the request of id-2 only (its response came first in the sample: swap)
+    first, later = [events[3]], [events[2], *events[:2]]
+    write_log(log, first)
+    one = ingest.json(str(log), "--format", "kserve")
+    assert _counts(one, "sentiment")["written"] == 0
+    assert one["notes"] == ["unjoined events kept for the next run: 1"]
+    with log.open("a") as fh:
+        for e in later:
+            fh.write(json.dumps(e) + "\n")
+    two = ingest.json(str(log), "--format", "kserve")
+    assert _counts(two, "sentiment")["lines"] == 3  # only the new lines were read
+    assert _counts(two, "sentiment")["written"] == 3  # id-2 joined across the runs, and id-1
+    assert two["notes"] == []
+
+    # The same pairs read in one run get the same ids: the join does not depend on run boundaries.
+    other = Ingest(tmp_path / "other")
+    other.cwd.mkdir()
+    write_log(other.cwd / "events.jsonl", first + later)
+    other("events.jsonl", "--format", "kserve")
+    ids = sorted(ingest.dataset("monitoring_sentiment")["id"])
+    assert ids == sorted(other.dataset("monitoring_sentiment")["id"])
+
+
+def test_kserve_halves_flushed_when_no_state_keeps_them(ingest: Ingest) -> None:
+    write_log(ingest.cwd / "events.jsonl", [samples.kserve_lines()[0]])
+    summary = ingest.json("events.jsonl", "--dry-run")
+    assert _counts(summary, "sentiment")["skipped"] == {"missing_output": 1}
+
+
+# --- Azure ML ------------------------------------------------------------------------------
+
+
+def test_azureml_inputs_and_outputs_joined_by_correlation_id(ingest: Ingest) -> None:
+    blob = ingest.cwd / "blobs" / "c-3.json"
+    blob.parent.mkdir()
+    blob.write_text(json.dumps([{"ticket": "big payload ticket"}]))
+    folder = ingest.cwd / "modelDataCollector" / "tickets" / "blue"
+    lines = samples.azure_lines(str(blob), str(ingest.cwd / "blobs" / "gone.json"))
+    samples._dump(folder / "model_inputs" / "2026" / "11" / "24" / "12" / "0.jsonl", lines)
+    summary = ingest.json("modelDataCollector/")
+    assert summary["formats"] == {"azureml": "1 file, detected"}
+    assert _counts(summary, "tickets-ner")["written"] == 1
+    ep = _counts(summary, "tickets")
+    assert ep["lines"] == 11
+    assert ep["skipped"] == {"blob_unreadable": 1, "missing_output": 1}
+    tc = {r["inputs"]["text"]: r["prediction"]["labels"][0] for r in ingest.records("monitoring_tickets")
+          if "inputs" in r}  # fmt: skip
+    assert tc == {
+        "charged twice": {"class": "billing", "score": 0.9},  # a merged batch, row by row
+        "app crashes": {"class": "bug", "score": 0.7},
+        "big payload ticket": {"class": "billing", "score": 0.8},  # read from its blob
+        "refund please": {"class": "billing", "score": 0.95},  # payload logging
+        "late one": {"class": "bug", "score": 0.6},
+    }
+
+
+def test_azureml_entity_rows_grouped_by_row_key(ingest: Ingest) -> None:
+    lines = samples.azure_lines("/nonexistent", "/nonexistent")[2:4]
+    samples._dump(
+        ingest.cwd / "tickets" / "blue" / "model_outputs" / "2026" / "11" / "24" / "12" / "0.jsonl", lines
+    )
+    summary = ingest.json("tickets/", "--format", "azureml")
+    assert _counts(summary, "tickets-ner")["written"] == 1
+    [record] = ingest.records("monitoring_tickets-ner")
+    assert record["text"] == "Ana from Paris called"
+    assert [(e["label"], e["start"], e["end"]) for e in record["prediction"]["entities"]] == [
+        ("PER", 0, 3),
+        ("LOC", 9, 14),
+    ]
+
+
+# --- BentoML -------------------------------------------------------------------------------
+
+
+def test_bentoml_schema_routes_each_prediction_column_to_its_dataset(ingest: Ingest) -> None:
+    samples.write_bentoml(ingest.cwd)
+    (ingest.cwd / "ingest.toml").write_text('[formats.bentoml]\ntime_zone = "Europe/Paris"\n')
+    summary = ingest.json("monitoring/", "--config", "ingest.toml")
+    assert summary["formats"] == {"bentoml": "1 file, detected"}
+    assert list(summary["files_not_read"].values()) == ["a BentoML schema file, read for its columns"]
+    ep = _counts(summary, "ticket_triage")
+    assert ep["lines"] == 6
+    assert ep["skipped"] == {"input_only": 1}
+    assert ep["written"] == 15  # 5 lines with predictions x 3 tasks
+
+    sentiment = {r["inputs"]["text"]: r for r in ingest.records("monitoring_ticket_triage_sentiment")}
+    assert sentiment["Ana loves Paris"]["prediction"]["labels"] == [{"class": "positive", "score": 0.9974}]
+    assert sentiment["Charged twice"]["event_timestamp"] == "2026-11-24T12:00:16.420961"  # Paris -> UTC
+    assert sentiment["Charged twice"]["metadata"]["request_id"] == "14642743634293743168"
+    assert "request_id" not in sentiment["caf\u00e9 \U0001f600"]["metadata"]  # "None": outside a request
+    entities = {r["text"]: r for r in ingest.records("monitoring_ticket_triage_entities")}
+    assert entities["Ana loves Paris"]["prediction"]["entities"] == [
+        {"start": 0, "end": 3, "label": "PER", "score": 0.99}
+    ]
+    replies = {
+        r["text"]: r["prediction"]["sentences"][0]["text"]
+        for r in ingest.records("monitoring_ticket_triage_reply")
+    }
+    assert replies["one"] == "ok" and replies["two"] == "ko"  # log_batch: one record per line
+
+
+# --- structlog and loguru ------------------------------------------------------------------
+
+
+def test_structlog_bodies_and_start_finish_events(ingest: Ingest) -> None:
+    write_log(ingest.cwd / "app.log", samples.structlog_lines())
+    summary = ingest.json("app.log")
+    assert summary["formats"] == {"structlog": "1 file, detected"}
+    gen = _counts(summary, "/generate")
+    assert gen["skipped"] == {"error_status": 1, "streamed_response": 1, "non_json_body": 1}
+    assert gen["written"] == 2  # r1, and r4 joined from its two events
+    assert _counts(summary, "/classify")["written"] == 1  # status written as a string "200"
+    assert summary["endpoints"]["-"]["skipped"] == {"not_a_request": 1}
+    texts = {
+        r["text"]: r["prediction"]["sentences"][0]["text"] for r in ingest.records("monitoring_generate")
+    }
+    assert texts == {"Write a haiku": "Autumn moonlight", "Say done": "Done"}
+
+
+def test_loguru_nested_fields(ingest: Ingest) -> None:
+    write_log(ingest.cwd / "app.jsonl", samples.loguru_lines())
+    summary = ingest.json("app.jsonl")
+    assert summary["formats"] == {"loguru": "1 file, detected"}
+    assert _counts(summary, "/classify")["written"] == 3
+    assert _counts(summary, "/generate")["skipped"] == {"error_status": 1}
+    record = next(r for r in ingest.records("monitoring_classify") if r["inputs"]["text"] == "Great support")
+    assert record["event_timestamp"] == "2026-11-24T12:00:16.420961"  # +01:00 -> UTC
+    assert record["metadata"]["request_id"] == "l1"
+
+
+# --- user-defined profiles, per-endpoint formats, detection --------------------------------
+
+
+CUSTOM = """
+[formats.my-app]
+time_zone = "Europe/Paris"
+labels = ["NEGATIVE", "POSITIVE"]
+decoders = ["json", "base64"]
+[formats.my-app.fields]
+time = "when"
+endpoint = "http.route"
+status = "http.status"
+request = "body.in"
+response = "body.out"
+request_id = ["ids[0]", "trace"]
+latency = "took_ms"
+"""
+
+
+def test_user_defined_profile_without_code(ingest: Ingest) -> None:
+    import base64
+
+    lines = [
+        {"when": "2026-11-24 13:00:16", "http": {"route": "/sentiment", "status": "200"}, "took_ms": "12.5",
+         "ids": ["req-1"], "body": {"in": base64.b64encode(b'{"instances": ["nice"]}').decode(),
+                                    "out": {"predictions": [1]}}},
+        {"when": 1795521617000, "http": {"route": "/sentiment", "status": 200}, "trace": "t-2",
+         "body": {"in": "[\"bad\"]", "out": "[0]"}},
+        {"when": "2026-11-24 13:00:18", "http": {"route": "/sentiment"}, "body": {"in": "[\"x\"]"}},
+        {"http": {"route": "/sentiment"}, "body": {"in": "[\"x\"]", "out": "[0]"}},
+    ]  # fmt: skip
+    write_log(ingest.cwd / "custom.jsonl", lines)
+    (ingest.cwd / "ingest.toml").write_text('format = "my-app"\n' + CUSTOM)
+    summary = ingest.json("custom.jsonl", "--config", "ingest.toml")
+    assert summary["formats"] == {"my-app": "1 file, given"}
+    ep = _counts(summary, "/sentiment")
+    assert (ep["written"], ep["skipped"]) == (2, {"input_only": 1})
+    assert [r["reason"] for r in ingest.rejects()] == ["missing time (when)"]
+    records = {r["inputs"]["text"]: r for r in ingest.records("monitoring_sentiment")}
+    assert records["nice"]["prediction"]["labels"] == [{"class": "POSITIVE", "score": 1.0}]
+    assert records["nice"]["metadata"]["latency_ms"] == 12.5
+    assert records["nice"]["metadata"]["request_id"] == "req-1"
+    assert records["nice"]["event_timestamp"] == "2026-11-24T12:00:16.000000"
+    assert records["bad"]["metadata"]["request_id"] == "t-2"
+
+
+def test_config_errors_name_the_problem(ingest: Ingest) -> None:
+    write_log(ingest.cwd / "a.jsonl", [entry()])
+    (ingest.cwd / "bad.toml").write_text('[formats.x]\n[formats.x.fields]\ntime = "a..b"\n')
+    proc = ingest("a.jsonl", "--config", "bad.toml", check=False)
+    assert proc.returncode == 2
+    assert "[formats.x].fields: time: cannot read field path 'a..b'" in proc.stderr.decode()
+    proc = ingest("a.jsonl", "--format", "nope", check=False)
+    assert proc.returncode == 2 and "unknown format 'nope'" in proc.stderr.decode()
+
+
+def test_access_log_stays_the_default_and_undetected_lines_are_rejected(ingest: Ingest) -> None:
+    # the issue's example: another team's field names are not guessed, they are rejected line by line
+    write_log(
+        ingest.cwd / "a.jsonl", [entry(), {"timestamp": "2026-11-24T10:00:00Z", "endpoint": "/x", "input": 1}]
+    )
+    write_log(ingest.cwd / "b.jsonl", [{"timestamp": "2026-11-24T10:00:00Z", "endpoint": "/x", "input": 1}])
+    summary = ingest.json("a.jsonl", "b.jsonl")
+    assert summary["formats"] == {"access-log": "2 files, default"}
+    assert summary["records_written"] == 1 and summary["rejected"] == 2
+
+
+def test_per_endpoint_format(ingest: Ingest) -> None:
+    # one structlog file; /legacy logs its bodies under other names
+    lines = [
+        {"event": "http_request", "level": "info", "timestamp": "2026-11-24T12:00:16Z", "path": "/legacy",
+         "status_code": 200, "payload": "[\"hello\"]", "answer": "[{\"generated_text\": \"hi\"}]"},
+        {"event": "http_request", "level": "info", "timestamp": "2026-11-24T12:00:17Z", "path": "/generate",
+         "status_code": 200, "request_body": "{\"inputs\": \"yo\"}",
+         "response_body": "[{\"generated_text\": \"hey\"}]"},
+    ]  # fmt: skip
+    write_log(ingest.cwd / "app.log", lines)
+    config = """
+[formats.legacy]
+base = "structlog"
+[formats.legacy.fields]
+request = "payload"
+response = "answer"
+
+[endpoints."/legacy"]
+format = "legacy"
+[endpoints."/generate"]
+"""
+    (ingest.cwd / "ingest.toml").write_text(config)
+    summary = ingest.json("app.log", "--config", "ingest.toml")
+    assert _counts(summary, "/legacy")["written"] == 1
+    assert _counts(summary, "/generate")["written"] == 1
+
+
+def test_offsets_in_time_keep_records_in_utc() -> None:
+    assert parse_time("2026-11-24T13:00:16+01:00").tzinfo == UTC
+    assert parse_time("2026-11-24T13:00:16", timezone(timedelta(hours=1))) == datetime(
+        2026, 11, 24, 12, 0, 16, tzinfo=UTC
+    )

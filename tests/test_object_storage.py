@@ -1,0 +1,194 @@
+"""Inputs in S3, against moto's S3 server on 127.0.0.1, through the real CLI.
+
+A small recording proxy sits between ingest and moto, so that the tests can see which
+requests a run makes: an object read before must cost a range request for its first
+line and a metadata request, never a download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import http.server
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import format_samples as samples
+from tests.conftest import Ingest, free_port
+
+pytest.importorskip("s3fs")
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto")
+
+
+class Recorder(http.server.ThreadingHTTPServer):
+    def __init__(self, upstream: str):
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.upstream = upstream
+        self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Range, bytes sent
+
+
+class _Forward(http.server.BaseHTTPRequestHandler):
+    server: Recorder
+    protocol_version = "HTTP/1.1"
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        host, port = self.server.upstream.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        conn.request(self.command, self.path, body=body or None, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.server.requests.append((self.command, self.path, self.headers.get("Range"), len(data)))
+        self.send_response(resp.status)
+        for key, value in resp.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        recorder = Recorder(f"127.0.0.1:{port}")
+        thread = threading.Thread(target=recorder.serve_forever, daemon=True)
+        thread.start()
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{recorder.server_address[1]}",
+        }
+        yield {**env, "_recorder": recorder}  # type: ignore[dict-item]
+        recorder.shutdown()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _client(env: dict) -> object:
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+def _lines(objs: list[dict]) -> bytes:
+    return "".join(json.dumps(o) + "\n" for o in objs).encode()
+
+
+def _hour(hour: int, first_id: int, n: int) -> list[dict]:
+    return [
+        samples.capture(
+            json.dumps({"inputs": f"text {i}"}),
+            json.dumps([{"label": "POSITIVE", "score": 0.5}]),
+            event_id=f"e-{i}",
+            time=f"2026-11-24T{hour:02d}:00:{i % 60:02d}Z",
+        )
+        for i in range(first_id, first_id + n)
+    ]
+
+
+def test_s3_prefix_growing_across_cron_runs(ingest: Ingest, s3: dict) -> None:
+    env = {k: v for k, v in s3.items() if not k.startswith("_")}
+    recorder: Recorder = s3["_recorder"]
+    client = _client(env)
+    client.create_bucket(Bucket="captures")
+    prefix = "data-capture/nlp-sentiment-prod/AllTraffic/2026/11/24"
+    client.put_object(Bucket="captures", Key=f"{prefix}/12/00-00-000-a.jsonl", Body=_lines(_hour(12, 0, 40)))
+    # a gzip object (as a lifecycle job might leave it) and a file that is not a log
+    client.put_object(
+        Bucket="captures",
+        Key=f"{prefix}/12/30-00-000-b.jsonl.gz",
+        Body=gzip.compress(_lines(_hour(12, 40, 10))),
+    )
+    client.put_object(Bucket="captures", Key="data-capture/README.txt", Body=b"not a log\n")
+
+    one = ingest.json("s3://captures/data-capture/", env=env)
+    assert one["formats"] == {"sagemaker": "2 files, detected"}
+    assert one["endpoints"]["nlp-sentiment-prod"]["written"] == 50
+    assert sorted(one["files"]) == [
+        f"s3://captures/{prefix}/12/00-00-000-a.jsonl",
+        f"s3://captures/{prefix}/12/30-00-000-b.jsonl.gz",
+    ]
+
+    # an hour later, the prefix has grown by one object
+    client.put_object(Bucket="captures", Key=f"{prefix}/13/00-00-000-c.jsonl", Body=_lines(_hour(13, 50, 5)))
+    recorder.requests.clear()
+    two = ingest.json("s3://captures/data-capture/", env=env)
+    assert two["lines_read"] == 5
+    assert two["endpoints"]["nlp-sentiment-prod"]["written"] == 5
+    assert set(two["files_not_read"].values()) == {"already read"}
+    # objects read before: range requests of their start (and gzip trailer), never whole
+    old = [r for r in recorder.requests if r[0] == "GET" and "/12/" in r[1] and "list-type" not in r[1]]
+    assert old and all(r[2] is not None and r[2].startswith("bytes=") for r in old)
+    assert sum(r[3] for r in old) < 70_000 * 3
+
+    three = ingest.json("s3://captures/data-capture/", env=env)
+    assert three["lines_read"] == 0
+    assert len(ingest.dataset("monitoring_nlp-sentiment-prod")) == 55
+
+    # a glob picks objects by pattern; the checkpoints are the same (by content)
+    four = ingest.json(
+        "s3://captures/data-capture/*/AllTraffic/2026/11/24/1[23]/*.jsonl", "--from-start", env=env
+    )
+    assert four["endpoints"]["nlp-sentiment-prod"]["skipped"]["already_stored"] == 45
+
+
+def test_s3_errors_stop_before_reading(ingest: Ingest, s3: dict) -> None:
+    env = {k: v for k, v in s3.items() if not k.startswith("_")}
+    _client(env).create_bucket(Bucket="empty-one")
+    proc = ingest("s3://empty-one/nothing-here", env=env, check=False)
+    assert proc.returncode == 2
+    assert "no such object or prefix: s3://empty-one/nothing-here" in proc.stderr.decode()
+    proc = ingest("s3://empty-one/*.jsonl", env=env, check=False)
+    assert proc.returncode == 2 and "no object matches" in proc.stderr.decode()
+
+
+def test_blob_reference_in_s3_is_read(ingest: Ingest, s3: dict, tmp_path: Path) -> None:
+    env = {k: v for k, v in s3.items() if not k.startswith("_")}
+    client = _client(env)
+    client.create_bucket(Bucket="mdc")
+    client.put_object(Bucket="mdc", Key="blobs/c-3.json", Body=json.dumps([{"ticket": "from s3"}]).encode())
+    lines = samples.azure_lines("s3://mdc/blobs/c-3.json", "s3://mdc/blobs/missing.json")[4:8]
+    key = "modelDataCollector/tickets/blue/model_inputs/2026/11/24/12/0.jsonl"
+    client.put_object(Bucket="mdc", Key=key, Body=_lines(lines))
+    summary = ingest.json("s3://mdc/modelDataCollector/", env=env)
+    ep = summary["endpoints"]["tickets"]
+    assert (ep["written"], ep["skipped"]) == (1, {"blob_unreadable": 1})
