@@ -28,9 +28,9 @@ def _bin(name: str) -> str:
     return found
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # Workers import ingest (and a test's mappers) from the checkout, as the CLI does.
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.pop("DASK_SCHEDULER_ADDRESS", None)
     return env
@@ -39,8 +39,11 @@ def _env() -> dict[str, str]:
 class DaskCluster:
     """``dask scheduler`` and ``workers`` x ``dask worker --nthreads 1`` on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, workers: int = 2, memory_limit: str = "1GiB"):
+    def __init__(
+        self, workdir: Path, workers: int = 2, memory_limit: str = "1GiB", env: dict[str, str] | None = None
+    ):
         self.workdir = workdir
+        self.env = env  # added to every process's environment (object-store credentials)
         self.n_workers = workers
         self.memory_limit = memory_limit
         self.port = free_port()
@@ -52,7 +55,7 @@ class DaskCluster:
     def _spawn(self, args: list[str], log: str) -> subprocess.Popen:
         with open(self.workdir / log, "ab") as out:
             return subprocess.Popen(
-                args, cwd=self.workdir, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                args, cwd=self.workdir, env=_env(self.env), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,  # so that stop() can signal the nanny and its worker together
             )  # fmt: skip
 

@@ -19,7 +19,6 @@ from ingest.cli.options import (
     rejects_option,
     rubrix_options,
     server_flags,
-    store_option,
 )
 
 
@@ -33,6 +32,13 @@ def _size(value: str) -> int:
         raise click.BadParameter(
             f"{value!r} is not a size like 64MiB: {exc}", param_hint="--split-bytes"
         ) from None
+
+
+def _store(value: str) -> Path | str:
+    """An object-store URL stays a URL; anything else is a directory."""
+    from ingest.runners.dask_objectstore import is_url
+
+    return value if is_url(value) else Path(value)
 
 
 @click.command("backfill")
@@ -85,7 +91,12 @@ def _size(value: str) -> int:
     "--mapper",
     help="Mapper for the single --endpoint: a built-in, package.module:function or ./file.py:function.",
 )
-@store_option
+@click.option(
+    "--store",
+    metavar="DIR|URL",
+    help="The store: a directory every worker sees, or an object-store URL such as s3://bucket/prefix "
+    "(env RUBRIX_INGEST_STORE) [default: ./rubrix-store].",
+)
 @rejects_option("<store>/_rejects/<time>.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table or progress bar on stderr.")
@@ -105,7 +116,7 @@ def backfill_command(
     log_format: str | None,
     dataset: str | None,
     mapper: str | None,
-    store: Path | None,
+    store: str | None,
     rejects_path: Path | None,
     as_json: bool,
     quiet: bool,
@@ -151,7 +162,7 @@ def backfill_command(
         ),
         log_format=log_format or config.format,
         input_formats=config.inputs,
-        store=settings.store_dir(store, config),
+        store=_store(settings.pick("store", store, None, config.store)),
         rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),
         server=server,
         scheduler=scheduler,

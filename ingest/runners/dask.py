@@ -68,10 +68,18 @@ from ingest.model import SCHEMA, Counts
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
 from ingest.run import record_delivery
+from ingest.runners.dask_objectstore import (
+    ObjectLayout,
+    ObjectManifest,
+    ObjectTaskStore,
+    append_line,
+    is_url,
+)
+from ingest.runners.dask_objectstore import dedupe_partition as dedupe_object_partition
 from ingest.settings import ServerSettings
 from ingest.sinks import Target, choose, open_sink
 from ingest.sinks.local.known_ids import KnownIds
-from ingest.sinks.local.layout import StoreLayout, fsync_dir
+from ingest.sinks.local.layout import RUNS_FILE, StoreLayout, fsync_dir
 from ingest.sinks.local.store import DICTIONARY_COLUMNS, LocalStore, _OpenPart
 from ingest.sinks.rejects import RejectsFile
 from ingest.sources import expand
@@ -389,6 +397,8 @@ def _open_task_sink(task: Task, target: StoreTarget | ServerTarget) -> Any:
     """The task's sink: its own part files in the store, or the server's sink from the
     sink registry with every request bounded by the cluster's semaphore."""
     if isinstance(target, StoreTarget):
+        if is_url(target.root):
+            return ObjectTaskStore(target.root, target.run, task.key)
         return TaskStore(Path(target.root), target.run, task.key)
     where = Target(store=Path(target.store), server=target.settings)
     sink = open_sink(choose(where), where)  # connects: two GETs, not bounded
@@ -535,6 +545,7 @@ class Manifest:
         self.path = StoreLayout(store).backfill_manifest(run)
         self.done: set[str] = set()
         self.finished = False
+        self.started = self.path.exists()
         if self.path.exists():
             for raw in self.path.read_bytes().splitlines():
                 with contextlib.suppress(orjson.JSONDecodeError):  # a line cut short by a crash
@@ -560,7 +571,8 @@ class Manifest:
 class BackfillOptions:
     sources: list[Source]
     spec: TransformSpec
-    store: Path  # the local store: the target, or where rejects and the manifest go
+    store: Path | str  # the store (a path, or an object-store URL): the target, or where the
+    # rejects and the manifest go
     server: ServerSettings | None = None  # send to this server instead of the store
     split_bytes: int = SPLIT_BYTES
     retries: int = RETRIES
@@ -595,22 +607,25 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     tasks, skipped = plan(options.sources, options.split_bytes)
     summary.skipped_files = {**summary.skipped_files, **skipped}
     summary.files = [s.name for s in options.sources]
-    target_name = options.server.url if options.server else str(options.store.resolve())
+    store = options.store if is_url(options.store) else str(Path(options.store).resolve())
+    target_name = options.server.url if options.server else store
     run = run_id(tasks, options.spec, target_name)
-    manifest = Manifest(options.store, run)
+    manifest: Manifest | ObjectManifest = (
+        ObjectManifest(store, run) if is_url(store) else Manifest(Path(store), run)
+    )
     report = BackfillReport(run=run, tasks=len(tasks))
     pending = [t for t in tasks if t.key not in manifest.done]
     report.resumed = len(tasks) - len(pending)
-    if not manifest.path.exists():
+    if not manifest.started:
         manifest.append({"run": run, "target": target_name, "tasks": len(tasks), "files": summary.files})
 
     pending = _count_lines_before(client, tasks, pending, options.retries)
     target: StoreTarget | ServerTarget
     if options.server is not None:
         semaphore = Semaphore(max_leases=options.server.concurrency, name=f"ingest-rubrix-{run}")
-        target = ServerTarget(str(options.store.resolve()), options.server, semaphore)
+        target = ServerTarget(store, options.server, semaphore)
     else:
-        target = StoreTarget(str(options.store.resolve()), run)
+        target = StoreTarget(store, run)
     spec = client.scatter(options.spec, broadcast=True) if pending else options.spec
     futures = [
         client.submit(run_task, task, spec, target, key=f"ingest-task-{run}-{task.key}",
@@ -643,7 +658,7 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
         if bar is not None:
             bar.join(2)
     if report.failed is None and isinstance(target, StoreTarget):
-        _commit(client, options.store, run, tasks, ran, summary)
+        _commit(client, store, run, tasks, ran, summary)
         manifest.append({"finished": True, "lines": summary.lines, "written": summary.totals().written})
     rejects.close()
     if rejects.path is not None and rejects.count:
@@ -663,7 +678,7 @@ class BackfillRequest:
 
     paths: list[str]
     spec: TransformSpec
-    store: Path
+    store: Path | str  # a path, or an object-store URL (s3://bucket/prefix)
     rejects_path: Path | None = None  # None: <store>/_rejects/<time>.jsonl
     server: ServerSettings | None = None
     scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster here
@@ -710,14 +725,21 @@ def run_backfill(
             "process: use ingest run (with --jobs 1) for these inputs"
         )
     sources = choice.sources
-    description = f"local store {request.store}"
+    description = f"store {request.store}" if is_url(request.store) else f"local store {request.store}"
     if request.server is not None:
-        where = Target(store=request.store, server=request.server)
+        where = Target(store=Path(str(request.store)), server=request.server)
         sink = open_sink(choose(where), where)  # a bad URL or key stops here, before any task
         description = sink.description
         sink.close()
-    layout = StoreLayout(request.store)
-    rejects = RejectsFile(request.rejects_path or layout.rejects_file(layout.rejects_stamp()))
+    stamp = StoreLayout.rejects_stamp()
+    uploads = None  # object storage: the rejects file is written here, uploaded at the end
+    if request.rejects_path is not None:
+        rejects = RejectsFile(request.rejects_path)
+    elif is_url(request.store):
+        uploads = Path(tempfile.mkdtemp(prefix="ingest-backfill-"))
+        rejects = RejectsFile(uploads / f"{stamp}.jsonl")
+    else:
+        rejects = RejectsFile(StoreLayout(Path(request.store)).rejects_file(stamp))
     summary = Summary(target=description, formats=choice.how, skipped_files=dict(choice.not_read))
     options = BackfillOptions(
         sources=sources,
@@ -741,6 +763,13 @@ def run_backfill(
             report = backfill(client, options, rejects, summary)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if uploads is not None:
+            if rejects.count:
+                layout = ObjectLayout.of(str(request.store))
+                target = layout.rejects_file(stamp)
+                layout.fs.put_file(str(rejects.path), target)
+                summary.rejects_file = layout.url(target)
+            shutil.rmtree(uploads, ignore_errors=True)
     if report.failed is not None:
         done = report.resumed + sum(report.workers.values())
         error = BackfillStopped(
@@ -756,7 +785,14 @@ def run_backfill(
         "runner": "dask",
         "backfill": report.run,
     }
-    append_run(request.store, summary, started, flags)
+    if is_url(request.store):
+        with tempfile.TemporaryDirectory() as tmp:  # the run log's line, as append_run makes it
+            append_run(Path(tmp), summary, started, flags)
+            line = (Path(tmp) / RUNS_FILE).read_bytes()
+        layout = ObjectLayout.of(str(request.store))
+        append_line(str(request.store), layout.runs_file, line)
+    else:
+        append_run(Path(request.store), summary, started, flags)
     return BackfillResult(summary, report, dashboard)
 
 
@@ -843,19 +879,26 @@ def _release(
     )
 
 
-def _commit(
-    client: Client, store: Path, run: str, tasks: list[Task], ran: set[str], summary: Summary
-) -> None:
+def _commit(client: Client, store: str, run: str, tasks: list[Task], ran: set[str], summary: Summary) -> None:
     """Drop ids two of the run's tasks both wrote (identical lines), keeping the first."""
-    by_dir: dict[Path, set[str]] = {}
     prefix = StoreLayout.task_prefix(run)
-    for path in StoreLayout(store.resolve()).task_parts(prefix):  # absolute: workers open them
-        by_dir.setdefault(path.parent, set()).add(path.name[len(prefix) :].split("-")[0])
-    shared = sorted(str(d) for d, keys in by_dir.items() if len(keys) > 1)
+    if is_url(store):
+        paths = ObjectLayout.of(store).task_parts(prefix)
+    else:
+        paths = [str(p) for p in StoreLayout(Path(store)).task_parts(prefix)]  # absolute: workers open them
+    by_dir: dict[str, set[str]] = {}
+    for path in paths:
+        directory, name = path.rsplit("/", 1)
+        by_dir.setdefault(directory, set()).add(name[len(prefix) :].split("-")[0])
+    shared = sorted(d for d, keys in by_dir.items() if len(keys) > 1)
     if not shared:
         return
     order = {t.key: t.index for t in tasks}
-    futures = client.map(dedupe_partition, shared, run=run, order=order, pure=False)
+    if is_url(store):
+        futures = client.map(dedupe_object_partition, [store] * len(shared), shared, run=run, order=order,
+                             pure=False)  # fmt: skip
+    else:
+        futures = client.map(dedupe_partition, shared, run=run, order=order, pure=False)
     for removed in client.gather(futures):
         for key, endpoints in removed.items():
             if key not in ran:
