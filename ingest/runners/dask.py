@@ -64,7 +64,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.errors import IngestError, MissingExtra, UsageError
-from ingest.model import SCHEMA, Counts
+from ingest.model import SCHEMA, Counts, FileCounts
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
 from ingest.run import record_delivery
@@ -85,7 +85,7 @@ from ingest.sinks.rejects import RejectsFile
 from ingest.sources import expand
 from ingest.sources.checkpoint import fingerprint
 from ingest.sources.formats.choose import choose as choose_formats
-from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source
+from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source, stale
 from ingest.transform.routing import Route
 from ingest.transform.stage import Transformer, TransformSpec
 
@@ -286,9 +286,11 @@ class _Files:
         for name, location in self.files:
             # read exactly as on one machine (gzip included)
             if "://" in location:
-                reader = LineChunks(Source(name, None, location))  # type: ignore[call-arg]
+                reader = LineChunks(Source(name, None, location, final=True))
             else:
-                reader = LineChunks(Source(name, Path(location)))
+                # a file unmodified past the grace period has its unterminated last line read,
+                # as on one machine (the rotated-series rule needs the whole input list)
+                reader = LineChunks(Source(name, Path(location), final=stale(Path(location))))
             yield from reader
             if reader.incomplete_tail:
                 self.incomplete[name] = len(reader.incomplete_tail)
@@ -442,6 +444,7 @@ class TaskResult:
     size: int  # bytes read
     seconds: float
     worker: str = ""
+    by_file: dict[str, FileCounts] = field(default_factory=dict)  # file -> what its lines gave
 
 
 def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget) -> TaskResult:
@@ -463,6 +466,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
             result = transformer.process(chunk)
             for endpoint, counts in result.counts.items():
                 summary.counts_for(endpoint).add(counts)
+            summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
             for batch in result.batches:
                 summary.datasets[batch.route.endpoint] = batch.route.dataset
@@ -488,6 +492,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
         size=size,
         seconds=time.perf_counter() - started,
         worker=str(worker),
+        by_file=summary.by_file,
     )
 
 
@@ -871,6 +876,8 @@ def _release(
     for endpoint, dataset in result.datasets.items():
         summary.datasets.setdefault(endpoint, dataset)  # routes are fixed: every task agrees
     summary.incomplete.update(result.incomplete)
+    for name, file_counts in result.by_file.items():
+        summary.file_counts(name).add(file_counts)
     report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
     entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
              "end": task.end}  # fmt: skip

@@ -88,10 +88,14 @@ class Line:
 
 
 Rows = list[tuple[Any, ...]]
-FastMap = Callable[[list[tuple[Any, Any]], Line], "Rows | None"]
+# The line's pairs, what its records share, and ``mappers.detect`` when the route has no
+# mapper of its own (each output's shape picks its mapper: a fast function then takes only
+# pairs whose shape picks its own), else None.
+Detect = Callable[[Any], "str | None"] | None
+FastMap = Callable[[list[tuple[Any, Any]], Line, Detect], "Rows | None"]
 
 
-def text_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None:
+def text_classification(pairs: list[tuple[Any, Any]], line: Line, detect: Detect = None) -> Rows | None:
     """Rows for a line of ``{"labels": [...], "scores": [...]}`` answers to text inputs."""
     rows = []
     digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
@@ -100,6 +104,8 @@ def text_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None
             return None
         labels = outputs.get("labels")
         scores = outputs.get("scores")
+        if detect is not None and type(outputs.get("entities")) is list:  # detected as NER first
+            return None
         if type(labels) is not list or type(scores) is not list or len(labels) != len(scores) or not labels:
             return None
         predicted = []
@@ -154,14 +160,15 @@ def text_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None
     return rows
 
 
-def token_classification(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None:
+def token_classification(pairs: list[tuple[Any, Any]], line: Line, detect: Detect = None) -> Rows | None:
     """Rows for a line of spaCy-style ``{"text", "entities"}`` answers to text inputs.
 
     Accepted: a text that neither starts nor ends with whitespace, entities with integer
     offsets inside it that still span something once trimmed, labels of 1 to 128
     characters, scores absent or floats in [0, 1], and no tokens in the response. For such
     a record the mapper's tokens (cut at every entity boundary) are where the server finds
-    them, so every span is aligned: validation has nothing left to refuse.
+    them, so every span is aligned: validation has nothing left to refuse. (A dict with a
+    list of entities is detected as NER before any other shape: ``detect`` needs no call.)
     """
     rows = []
     digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
@@ -271,11 +278,13 @@ def _sentence(item: Any) -> dict[str, Any] | None:
     return None
 
 
-def text2text(pairs: list[tuple[Any, Any]], line: Line) -> Rows | None:
+def text2text(pairs: list[tuple[Any, Any]], line: Line, detect: Detect = None) -> Rows | None:
     """Rows for a line of generated, translated or summarized texts."""
     rows = []
     digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
     for index, (inputs, outputs) in enumerate(pairs):
+        if detect is not None and detect(outputs) != "text2text":
+            return None
         if type(inputs) is str:
             text = inputs
         elif type(inputs) is dict and type(inputs.get("text")) is str:
@@ -330,6 +339,14 @@ _BY_MAPPER: tuple[tuple[Any, FastMap, str], ...] = (
     (_tok.token_classification, token_classification, _tok.TASK),
     (_t2t.text2text, text2text, _t2t.TASK),
 )
+
+
+def for_name(name: str | None) -> tuple[FastMap, str] | None:
+    """The fast path of the built-in mapper of this name (as ``mappers.detect`` answers)."""
+    import mappers  # the package, which imports this module's mappers: no cycle at import time
+
+    builtin = mappers.BUILTIN.get(name) if name is not None else None
+    return None if builtin is None else for_mapper(builtin[0])
 
 
 def for_mapper(mapper: Any) -> tuple[FastMap, str] | None:
