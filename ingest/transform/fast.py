@@ -341,12 +341,16 @@ _BY_MAPPER: tuple[tuple[Any, FastMap, str], ...] = (
 )
 
 
+_NAMED: dict[str, tuple[FastMap, str]] = {}
+
+
 def for_name(name: str | None) -> tuple[FastMap, str] | None:
     """The fast path of the built-in mapper of this name (as ``mappers.detect`` answers)."""
-    import mappers  # the package, which imports this module's mappers: no cycle at import time
+    if not _NAMED:
+        import mappers  # the package imports this module's mappers: imported late, no cycle
 
-    builtin = mappers.BUILTIN.get(name) if name is not None else None
-    return None if builtin is None else for_mapper(builtin[0])
+        _NAMED.update((n, found) for n, (fn, _) in mappers.BUILTIN.items() if (found := for_mapper(fn)))
+    return _NAMED.get(name) if name is not None else None
 
 
 def for_mapper(mapper: Any) -> tuple[FastMap, str] | None:
