@@ -21,10 +21,20 @@ both paths with the real CLI and compares stores, rejects and summaries;
 
 Only the built-in mappers have a fast path, chosen by identity of the route's mapper
 function: a custom ``package.module:function`` always takes the general path.
+
+Each fast function is tied to the source of what it reproduces (its mapper, records.py,
+validate.py, the stage's ``_map_line``, ...) by a fingerprint. When any of that changes,
+the task's fast path turns itself off, so the output stays right whatever is edited, and
+tests/test_fast_path.py fails until the function has been checked against the change by
+the parity tests and ``FINGERPRINTS`` updated (``python -m ingest.transform.fast`` prints
+the current values).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -355,8 +365,74 @@ def for_name(name: str | None) -> tuple[FastMap, str] | None:
 
 def for_mapper(mapper: Any) -> tuple[FastMap, str] | None:
     """The fast path of a built-in mapper function and its task; None for any other mapper
-    (compared by identity: a custom mapper object need not even be hashable)."""
+    (compared by identity: a custom mapper object need not even be hashable) and for a
+    task whose general path changed since its fast function was checked against it."""
     for builtin, fast_map, task in _BY_MAPPER:
         if mapper is builtin:
-            return fast_map, task
+            return (fast_map, task) if current(task) else None
     return None
+
+
+# What each fast function reproduces, as module or module:attribute names.
+_SHARED = (
+    "ingest.transform.records",
+    "ingest.transform.validate",
+    "ingest.model:SCHEMA",
+    "ingest.transform.stage:Transformer._map_line",
+    "ingest.transform.stage:_Line.commit_rows",
+    "mappers:detect",
+    "mappers:_DETECTORS",
+)
+_DEPENDS = {
+    _tc.TASK: (*_SHARED, "mappers.text_classification"),
+    _tok.TASK: (*_SHARED, "mappers.token_classification", "mappers.tokens"),
+    _t2t.TASK: (*_SHARED, "mappers.text2text"),
+}
+# The fingerprints of the sources above when each fast function last passed the parity tests.
+FINGERPRINTS = {
+    _tc.TASK: "cd642b7dfcd2f9c3",
+    _tok.TASK: "cadb9eb8465a11a1",
+    _t2t.TASK: "c1f670cca3905354",
+}
+_CURRENT: dict[str, bool] = {}
+
+
+def fingerprint(task: str) -> str | None:
+    """A hash of the source the task's fast function reproduces; None if it cannot be read."""
+    digest = hashlib.blake2b(digest_size=8)
+    for name in _DEPENDS[task]:
+        module_name, _, attribute = name.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ():
+            obj = getattr(obj, part)
+        if isinstance(obj, tuple | list) or (not callable(obj) and not inspect.ismodule(obj)):
+            text = _describe(obj)  # data (a schema, the detectors' order): its value
+        else:
+            try:
+                text = inspect.getsource(obj)
+            except (OSError, TypeError):  # no source to compare (a frozen or compiled build)
+                return None
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _describe(value: Any) -> str:
+    """A value as text that is the same in every process (functions by name, not address)."""
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
+
+
+def current(task: str) -> bool:
+    """True when the general path of ``task`` is what its fast function was checked against."""
+    found = _CURRENT.get(task)
+    if found is None:
+        found = _CURRENT[task] = fingerprint(task) == FINGERPRINTS[task]
+    return found
+
+
+if __name__ == "__main__":
+    for name in FINGERPRINTS:
+        print(f"{name}: {fingerprint(name)!r}  (recorded {FINGERPRINTS[name]!r})")
