@@ -53,6 +53,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,6 +94,8 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
+PREFETCH = 16  # small objects of a task fetched at once
+PROBE_THREADS = 32  # inputs probed at once while planning (a first line and a size each)
 GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
 RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -141,18 +144,21 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
             tasks.append(Task(len(tasks), key, group[0][0], group[0][1], more=more))
             group.clear()
 
-    for source in sources:
-        if source.path is None and getattr(source, "url", None) is None:
-            raise ValueError("a backfill reads files, not stdin")
-        fp = fingerprint(source)
-        if fp is None:
+    if any(s.path is None and getattr(s, "url", None) is None for s in sources):
+        raise ValueError("a backfill reads files, not stdin")
+    # A first line and a size per input: for objects, two small requests each, which
+    # take longer than they cost, so they go PROBE_THREADS at a time (in input order).
+    with ThreadPoolExecutor(PROBE_THREADS) as pool:
+        probes = list(pool.map(_probe, sources))
+    for source, (fp, described) in zip(sources, probes, strict=True):
+        if fp is None or described is None:
             skipped[source.name] = "no complete line yet"
             continue
         if fp in seen:
             skipped[source.name] = "same content as another input"
             continue
         seen.add(fp)
-        path, size, version, compressed = _describe(source)
+        path, size, version, compressed = described
         identity = f"{path}\0{size}\0{version}\0{fp}"
         starts = [0] if compressed else list(range(0, max(size, 1), split_bytes))
         if len(starts) == 1 and group and group[-1][2] + size <= split_bytes and len(group) < GROUP_FILES:
@@ -168,6 +174,11 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
             tasks.append(Task(len(tasks), key, source.name, path, start, end))
     flush()
     return tasks, skipped
+
+
+def _probe(source: Source) -> tuple[str | None, tuple[str, int, str, bool] | None]:
+    fp = fingerprint(source)
+    return fp, (_describe(source) if fp is not None else None)
 
 
 def _describe(source: Source) -> tuple[str, int, str, bool]:
@@ -276,22 +287,59 @@ class RangeChunks:
 
 
 class _Files:
-    """The chunks of a task's whole files, one after the other, and their incomplete tails."""
+    """The chunks of a task's whole files, one after the other, and their incomplete tails.
+
+    Objects are fetched ``PREFETCH`` at a time, concurrently: a task of many small objects
+    (a capture per request) would otherwise wait out one request's latency per object.
+    """
 
     def __init__(self, files: list[tuple[str, str]]):
         self.files = files
         self.incomplete: dict[str, int] = {}
 
     def __iter__(self) -> Iterator[Chunk]:
+        objects: list[tuple[str, str]] = []
         for name, location in self.files:
-            # read exactly as on one machine (gzip included)
             if "://" in location:
-                reader = LineChunks(Source(name, None, location))  # type: ignore[call-arg]
-            else:
-                reader = LineChunks(Source(name, Path(location)))
-            yield from reader
-            if reader.incomplete_tail:
-                self.incomplete[name] = len(reader.incomplete_tail)
+                objects.append((name, location))
+                if len(objects) == PREFETCH:
+                    yield from self._objects(objects)
+                    objects = []
+                continue
+            yield from self._objects(objects)
+            objects = []
+            yield from self._read(LineChunks(Source(name, Path(location))))
+        yield from self._objects(objects)
+
+    def _read(self, reader: LineChunks) -> Iterator[Chunk]:
+        yield from reader  # exactly as on one machine (gzip included)
+        if reader.incomplete_tail:
+            self.incomplete[reader.source.name] = len(reader.incomplete_tail)
+
+    def _objects(self, objects: list[tuple[str, str]]) -> Iterator[Chunk]:
+        if not objects:
+            return
+        fs, _ = _fs(objects[0][1])
+        paths = [_fs(location)[1] for _, location in objects]
+        fetched = fs.cat(paths)  # concurrently, for the async filesystems (s3fs, gcsfs, adlfs)
+        for (name, location), path in zip(objects, paths, strict=True):
+            data = fetched[path]
+            if data[:2] == _GZIP_MAGIC:  # compressed: read as one machine reads it
+                yield from self._read(LineChunks(Source(name, None, location)))  # type: ignore[call-arg]
+                continue
+            offset, line = 0, 1
+            while True:
+                cut = data.rfind(b"\n", offset, offset + CHUNK_BYTES) + 1
+                if cut <= offset:  # no newline in a chunk's length: a long line, or the end
+                    cut = data.find(b"\n", offset + CHUNK_BYTES) + 1
+                    if cut == 0:
+                        break
+                whole = data[offset:cut]
+                yield Chunk(name, line, offset, whole)
+                line += whole.count(b"\n")
+                offset = cut
+            if offset < len(data):  # a last line without its newline: left for a later run
+                self.incomplete[name] = len(data) - offset
 
 
 class _Range:
