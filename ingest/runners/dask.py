@@ -408,6 +408,8 @@ class TaskStore(LocalStore):
         prefix, run_prefix = layout.task_prefix(run, task), layout.task_prefix(run)
         for old in layout.task_parts(prefix + "-"):
             old.unlink(missing_ok=True)
+        for unfinished in layout.task_unfinished_parts(prefix + "-"):  # a killed attempt's
+            unfinished.unlink(missing_ok=True)
 
         def other_task_of_the_run(name: str) -> bool:
             return name.startswith(run_prefix) and not name.startswith(prefix + "-")
