@@ -3,8 +3,9 @@
 The command line catches ``IngestError`` once, at the top (``ingest.cli.main``), prints
 ``ingest: error: <message>`` on stderr and exits with ``exit_code``; nothing below it
 calls ``sys.exit``. The codes are the README's: 1 the run failed while delivering, 2 a
-usage, input or configuration problem found before anything is written, 75 another run
-holds the lock (``EX_TEMPFAIL`` of BSD's sysexits.h: try again later).
+usage, input or configuration problem found before anything is written, 3 some input
+file could not be read (the rest was read and delivered), 75 another run holds the lock
+(``EX_TEMPFAIL`` of BSD's sysexits.h: try again later).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INPUT = 3  # some input could not be read; everything else was read and delivered
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, try again later
 
 
@@ -37,9 +39,30 @@ class ConfigError(IngestError, ValueError):
 
 
 class InputError(IngestError):
-    """An input that cannot be read: the run stops before anything is written."""
+    """Inputs given wrongly (no such path, a directory or glob with no log file): the run
+    stops before anything is written."""
 
     exit_code = EXIT_USAGE
+
+
+class FileFault(IngestError):
+    """One file cannot be read to its end (damaged gzip data, not JSONL at all). Raised while
+    reading it, caught by the run for that file alone: it never reaches the top."""
+
+    exit_code = EXIT_INPUT
+
+
+class InputsUnreadable(IngestError):
+    """The run is done, but some files could not be read: each is named in the summary."""
+
+    exit_code = EXIT_INPUT
+
+    def __init__(self, failed: dict[str, str]):
+        first, reason = next(iter(failed.items()))
+        more = f", and {len(failed) - 1} more (named in the summary, and in --json's files_failed)"
+        more = more if len(failed) > 1 else ""
+        super().__init__(f"could not read {first}: {reason}{more}")
+        self.failed = failed
 
 
 class LockHeld(IngestError):
@@ -64,8 +87,22 @@ class DeliveryError(IngestError):
         self.delivery: Any = Delivery()
 
 
+class TargetFailed(DeliveryError):
+    """The local target cannot be written (the store, its state or lock file, the rejects
+    file): the OS's reason, in one line. The run stops; checkpoints stay where they were."""
+
+
 class WorkerDied(IngestError):
     """A worker process ended without returning its chunk: the run cannot go on."""
+
+    exit_code = EXIT_FAILED
+
+
+class TransformFailed(IngestError):
+    """The transform raised outside any one line's handling (a bug, or a mapper's SystemExit).
+
+    Its message is the original exception's type and message, from whichever process it was.
+    """
 
     exit_code = EXIT_FAILED
 

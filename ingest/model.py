@@ -66,6 +66,24 @@ class Counts:
 
 
 @dataclass
+class FileCounts:
+    """What happened to one file's lines: each line read is exactly one of the three outcomes."""
+
+    lines: int = 0
+    gave_records: int = 0  # at least one valid record went to the sink
+    skipped: int = 0  # skipped whole, or every record skipped (mapper returned None)
+    rejected: int = 0  # rejected whole, or every record rejected
+    nul_bytes: int = 0  # NUL bytes skipped: runs of them end a line, and are not lines
+
+    def add(self, other: FileCounts) -> None:
+        self.lines += other.lines
+        self.gave_records += other.gave_records
+        self.skipped += other.skipped
+        self.rejected += other.rejected
+        self.nul_bytes += other.nul_bytes
+
+
+@dataclass
 class Batch:
     """Valid records of one route's dataset (its workspace and tags), as columns in SCHEMA."""
 
@@ -86,7 +104,7 @@ class Reject(TypedDict):
     offset: int | None
     record: int | None
     endpoint: str
-    stage: str  # parse, pair, map, validate, sink, server
+    stage: str  # parse, pair, map, record, validate, sink, server
     reason: str
     raw: str
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from ingest.errors import DeliveryError, UsageError, WorkerDied
+from ingest.errors import (
+    DeliveryError,
+    InputsUnreadable,
+    TargetFailed,
+    TransformFailed,
+    UsageError,
+    WorkerDied,
+)
 from ingest.model import Delivery, Reject
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
@@ -36,7 +44,7 @@ from ingest.sources import expand
 from ingest.sources.checkpoint import Plan, RunLock, State
 from ingest.sources.formats.choose import Choice
 from ingest.sources.formats.choose import choose as choose_formats
-from ingest.sources.read import Chunk, LineChunks, Source
+from ingest.sources.read import Chunk, LineChunks, Source, chunk_bytes, describe, known_bytes
 from ingest.transform.stage import Transformer, TransformSpec
 
 CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
@@ -117,9 +125,10 @@ def run_ingest(
     """Ingest the request's paths, once or every ``request.every`` seconds until ``stop``.
 
     Each pass's result goes to ``on_result`` as soon as it is done; the last one is
-    returned. Raises InputError (an input cannot be read), LockHeld (another run holds
-    the lock and ``wait`` is false), DeliveryError or WorkerDied (the run failed while
-    delivering; what was acknowledged is checkpointed and counted).
+    returned. Raises InputError (an input names nothing to read), LockHeld (another run
+    holds the lock and ``wait`` is false), DeliveryError, WorkerDied or TransformFailed (the
+    run failed; what was acknowledged is checkpointed and counted), and, once a single run
+    (no ``every``) is done and reported, InputsUnreadable when some file could not be read.
     """
     stop = stop or threading.Event()
     sources, spec, choice = _inputs(request)
@@ -128,7 +137,10 @@ def run_ingest(
     runner = get_runner(request.runner)
     from_start = request.from_start
     result = None
-    with RunLock(request.state_path, request.wait) if not request.dry_run else contextlib.nullcontext():
+    with (
+        _target_failures(),
+        RunLock(request.state_path, request.wait) if not request.dry_run else contextlib.nullcontext(),
+    ):
         # a dry run reads from the checkpoints, if any, and never creates or moves them
         state = (
             State(request.state_path)
@@ -159,6 +171,9 @@ def run_ingest(
                 break
             from_start = False
             sources, spec, choice = _inputs(request)
+    if result is not None and result.summary.failed_files and request.every is None:
+        # the summary names each file and why; the exit code says some input was not read
+        raise InputsUnreadable(result.summary.failed_files)
     return result
 
 
@@ -181,9 +196,9 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
         rejects = RejectsFile(request.rejects_path or layout.rejects_file(stamp))
     summary = Summary(target=sink.description, dry_run=request.dry_run)
     started = datetime.now(UTC)
-    total = sum(s.path.stat().st_size for s in options.sources if s.path is not None)
+    total = known_bytes(options.sources)
     bar = progress(total) if progress is not None else contextlib.nullcontext()
-    with _summary_on_failure(summary, request.quiet), bar as update:
+    with _summary_on_failure(summary, request.quiet), bar as update, _target_failures():
         options.progress = update
         run(options, sink, rejects, summary)
     if not request.dry_run:
@@ -196,12 +211,23 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
 
 
 @contextlib.contextmanager
+def _target_failures() -> Iterator[None]:
+    """What cannot be written (the store, the state file, the lock, the rejects file) stops
+    the run as a TargetFailed, with the OS's reason. Files that cannot be read never get
+    here: each stops alone (``run``)."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise TargetFailed(f"the target cannot be written: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
 def _summary_on_failure(summary: Summary, quiet: bool) -> Iterator[None]:
     """A delivery failure (or a dead worker) carries the table of what was done, to be
     printed before its message."""
     try:
         yield
-    except (DeliveryError, WorkerDied) as exc:
+    except (DeliveryError, WorkerDied, TransformFailed) as exc:  # TargetFailed is a DeliveryError
         exc.summary_text = None if quiet else summary.render()
         raise
 
@@ -257,16 +283,30 @@ def run(
     # stream of short-lived batches that costs a third more memory in every process.
     pa.set_memory_pool(pa.system_memory_pool())
     plans = options.plans or [Plan(source, None) for source in options.sources]
-    readers = [LineChunks(p.source, p.offset, p.line) for p in plans if p.skip is None]
+    size = chunk_bytes()
+    readers = [LineChunks(p.source, p.offset, p.line, size) for p in plans if p.skip is None]
     fingerprints = {p.source.name: p.fingerprint for p in plans if p.fingerprint}
-    summary.skipped_files = {**options.not_logs, **{p.source.name: p.skip for p in plans if p.skip}}
+    summary.skipped_files = {
+        **options.not_logs,
+        **{p.source.name: p.skip for p in plans if p.skip and not p.error},
+    }
+    summary.failed_files = {p.source.name: p.error for p in plans if p.error}
     summary.formats = dict(options.formats_used)
     progress: dict[str, tuple[int, int, str]] = {}  # fingerprint -> (offset, next line, name)
     unsaved_bytes = 0
 
     def chunks() -> Iterator[Chunk]:
+        # The one rule of the read stage: whatever goes wrong opening or reading a file stops
+        # that file alone. It is reported, its checkpoint stays, and the next file is read.
         for reader in readers:
-            yield from reader
+            try:
+                yield from reader
+            except Exception as exc:
+                name = reader.source.name
+                summary.failed_files[name] = describe(exc, reader.source)
+                fp = fingerprints.pop(name, None)
+                if fp is not None:
+                    progress.pop(fp, None)
 
     def deliver(delivery: Delivery) -> None:
         record_delivery(delivery, summary, rejects)
@@ -295,6 +335,7 @@ def run(
         for result in results:
             for endpoint, counts in result.counts.items():
                 summary.counts_for(endpoint).add(counts)
+            summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
             for batch in result.batches:
                 # one endpoint, several tasks (a line with several prediction columns): several datasets
@@ -328,7 +369,11 @@ def run(
         sink.close()
         rejects.close()
         summary.files = [s.name for s in options.sources]
-        summary.incomplete = {r.source.name: len(r.incomplete_tail) for r in readers if r.incomplete_tail}
+        summary.incomplete = {
+            r.source.name: len(r.incomplete_tail)
+            for r in readers
+            if r.incomplete_tail and r.source.name not in summary.failed_files
+        }
         if rejects.path is not None and rejects.count:
             summary.rejects_file = str(rejects.path)
         summary.seconds = time.perf_counter() - started

@@ -49,6 +49,7 @@ class Ingest:
     def __init__(self, cwd: Path):
         self.cwd = cwd
         self.store = cwd / "rubrix-store"
+        self.prefix: list[str] = []  # e.g. a command that drops privileges, for permission tests
 
     def __call__(
         self,
@@ -61,7 +62,7 @@ class Ingest:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RUBRIX_", "ARGILLA_"))}
         full_env = {**inherited, **(env or {})}
         proc = subprocess.run(
-            [sys.executable, "-m", "ingest", *args],
+            [*self.prefix, sys.executable, "-m", "ingest", *args],
             cwd=self.cwd,
             input=input,
             capture_output=True,
@@ -88,7 +89,8 @@ class Ingest:
     def rejects(self) -> list[dict]:
         found = []
         for path in sorted((self.store / "_rejects").glob("*.jsonl")):
-            found.extend(json.loads(line) for line in path.read_text().splitlines())
+            # split on newlines only: splitlines() also cuts at U+2028 or U+0085 inside a raw line
+            found.extend(json.loads(line) for line in path.read_text().split("\n")[:-1])
         return found
 
 

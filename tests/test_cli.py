@@ -399,13 +399,13 @@ def test_usage_errors_exit_2_before_writing(tmp_path: Path, ingest: Ingest, args
     assert not ingest.store.exists()
 
 
-def test_unreadable_input_exits_2(tmp_path: Path, ingest: Ingest):
+def test_unreadable_input_exits_3(tmp_path: Path, ingest: Ingest):
     log = write_log(tmp_path / "a.jsonl", [entry()])
     log.chmod(0)
     proc = ingest(str(log), check=False)
-    if proc.returncode == 0:  # root reads anything
+    if proc.returncode == 0:  # root reads anything (tests/test_faults.py drops that privilege)
         pytest.skip("running as root: permissions do not stop reads")
-    assert proc.returncode == 2 and "permission denied" in proc.stderr.decode()
+    assert proc.returncode == 3 and f"could not read {log}: Permission denied" in proc.stderr.decode()
 
 
 def test_stdin_glob_and_directory_inputs(tmp_path: Path, ingest: Ingest):

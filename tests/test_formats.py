@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -425,3 +426,63 @@ def test_offsets_in_time_keep_records_in_utc() -> None:
     assert parse_time("2026-11-24T13:00:16", timezone(timedelta(hours=1))) == datetime(
         2026, 11, 24, 12, 0, 16, tzinfo=UTC
     )
+
+
+def test_kserve_joins_exactly_once_through_kill_9(tmp_path: Path, ingest: Ingest) -> None:
+    """A run over a KServe log whose responses arrive far behind their requests is killed
+    (-9) right after its first checkpoint (32 MB): the waiting halves were saved with it, and
+    the rerun stores every pair exactly once."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    pairs, behind = 55_000, 3_000
+    base = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    events: list[str] = []
+    late: dict[int, list[str]] = {}
+    for i in range(pairs):
+        at = (base + timedelta(milliseconds=10 * i)).isoformat().replace("+00:00", "Z")
+        request = samples.cloudevent("request", f"id-{i}", {"instances": [f"text {i}"]}, time=at)
+        response = samples.cloudevent("response", f"id-{i}", {"predictions": [i % 2]}, time=at)
+        events.append(json.dumps(request))
+        # every 7th response comes thousands of events later: some wait at every checkpoint
+        (late.setdefault(i + behind, []) if i % 7 == 0 else events).append(json.dumps(response))
+        events.extend(late.pop(i, []))
+    events.extend(line for rest in late.values() for line in rest)
+    log = ingest.cwd / "events.jsonl"
+    log.write_text("\n".join(events) + "\n")
+    assert log.stat().st_size > 33 << 20  # more than one checkpoint's worth
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", str(log), "-q"],
+        cwd=ingest.cwd,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state, saved, deadline = ingest.store / "_state.sqlite", (0, 0), time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists():
+            # OperationalError: the tables are being created
+            with (
+                contextlib.closing(sqlite3.connect(state, timeout=5)) as db,
+                contextlib.suppress(sqlite3.OperationalError),
+            ):
+                saved = db.execute(
+                    "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM pending_halves)"
+                ).fetchone()
+            if saved[0]:
+                break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert saved[0] == 1 and saved[1] > 0, f"checkpoints and waiting halves when killed: {saved}"
+
+    summary = ingest.json(str(log))  # the rerun after the kill
+    df = ingest.dataset("monitoring_sentiment")
+    assert len(df) == df["id"].nunique() == pairs, f"{len(df)} rows, {df['id'].nunique()} distinct"
+    assert sorted(df["request_id"]) == sorted(f"id-{i}" for i in range(pairs))
+    assert summary["notes"] == [] and "missing_output" not in summary["skipped"]
+    assert summary["lines_read"] < len(events)  # it went on from the checkpoint

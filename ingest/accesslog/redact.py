@@ -14,16 +14,28 @@ SECRET_KEYS = re.compile(
     r"^(authorization|proxy-authorization|cookie|set-cookie|x-[a-z]+-api-key|x-api-key|api[-_]?key)$",
     re.IGNORECASE,
 )
-_SECRET_PAIR = re.compile(
-    rb'("(?:authorization|proxy-authorization|cookie|set-cookie|x-[a-z]+-api-key|x-api-key|api[-_]?key)"'
-    rb'\s*:\s*)"(?:[^"\\]|\\.)*"',
-    re.IGNORECASE,
+_SECRET_KEY = (
+    rb"(?:proxy-authorization|authorization|set-cookie|cookie|x-[a-z]+-api-key|x-api-key|api[-_]?key)"
 )
+# The key, then at most a few characters before its colon (a closing quote, or what a
+# damaged line has there), then the value: a string, closed or not (a line cut short), or a
+# bare word. Raw lines are the ones that did not parse, so their quoting cannot be trusted.
+_SECRET_PAIR = re.compile(
+    rb"(" + _SECRET_KEY + rb'[^:\n]{0,3}:\s*)(?:"(?:[^"\\]|\\.)*"?|[^\s,}\]]+)', re.IGNORECASE
+)
+# A credential after its scheme, wherever it is: what is left when even the key is damaged.
+_SCHEME_TOKEN = re.compile(rb"\b((?:bearer|basic|digest|token)\s+)[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 
-def redact_raw(raw: bytes) -> bytes:
-    return _SECRET_PAIR.sub(rb'\1"' + REDACTED.encode() + rb'"', raw)
+def redact_raw(raw: bytes, cap: int | None = None) -> bytes:
+    """The raw line with credentials replaced, then cut to ``cap`` bytes.
+
+    Redacted before the cut, so that a value the cut would leave unterminated is caught.
+    """
+    raw = _SECRET_PAIR.sub(rb'\1"' + REDACTED.encode() + rb'"', raw)
+    raw = _SCHEME_TOKEN.sub(rb"\1" + REDACTED.encode(), raw)
+    return raw if cap is None else raw[:cap]
 
 
 def redact_value(value: Any, also: frozenset[str] = frozenset()) -> Any:

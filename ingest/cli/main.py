@@ -5,7 +5,8 @@ shell, should not need a sub-command. Each command is a thin module (``ingest/cl
 ``push.py``, ``show.py``, ``report.py``): parse, resolve settings, call ``ingest.run`` or
 the store, report. Exit codes (ingest.errors): 0 success (rejects included: they are
 reported), 1 the run failed while delivering, 2 usage, input or configuration errors,
-found before anything is written, 75 another run holds the lock.
+found before anything is written, 3 some input file could not be read (each is named in
+the summary; everything else was read and delivered), 75 another run holds the lock.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.model import NO_ENDPOINT, Counts
+from ingest.model import NO_ENDPOINT, Counts, FileCounts
 
 
 @dataclass
@@ -17,6 +17,8 @@ class Summary:
     incomplete: dict[str, int] = field(default_factory=dict)  # file -> bytes left unread
     rejects_file: str | None = None
     skipped_files: dict[str, str] = field(default_factory=dict)  # file -> reason not read
+    failed_files: dict[str, str] = field(default_factory=dict)  # file -> why it could not be read
+    by_file: dict[str, FileCounts] = field(default_factory=dict)
     interrupted: bool = False  # stopped early by a signal, after a checkpoint
     dry_run: bool = False
     seconds: float = 0.0
@@ -28,6 +30,16 @@ class Summary:
         if found is None:
             found = self.counts[endpoint] = Counts()
         return found
+
+    def file_counts(self, name: str) -> FileCounts:
+        found = self.by_file.get(name)
+        if found is None:
+            found = self.by_file[name] = FileCounts()
+        return found
+
+    @property
+    def nul_bytes(self) -> int:
+        return sum(c.nul_bytes for c in self.by_file.values())
 
     def totals(self) -> Counts:
         total = Counts()
@@ -54,6 +66,18 @@ class Summary:
             "rejects_file": self.rejects_file,
             "incomplete_last_lines": self.incomplete,
             "files_not_read": self.skipped_files,
+            "files_failed": self.failed_files,
+            "nul_bytes": self.nul_bytes,
+            "by_file": {
+                name: {
+                    "lines": c.lines,
+                    "gave_records": c.gave_records,
+                    "skipped": c.skipped,
+                    "rejected": c.rejected,
+                    "nul_bytes": c.nul_bytes,
+                }
+                for name, c in self.by_file.items()
+            },
             "interrupted": self.interrupted,
             "formats": self.formats,
             "notes": self.notes,
@@ -108,6 +132,12 @@ class Summary:
             out.append(f"rejected: {total.rejected}{where}")
         for name, reason in self.skipped_files.items():
             out.append(f"not read: {name} ({reason})")
+        if self.nul_bytes:
+            out.append(
+                f"NUL bytes skipped: {self.nul_bytes} (runs of zeros, as a crash or copytruncate leaves)"
+            )
+        for name, reason in self.failed_files.items():
+            out.append(f"could not read {name}: {reason}")
         out.extend(self.notes)
         if self.interrupted:
             out.append("stopped by a signal: progress up to here is saved, the next run goes on from it")

@@ -65,7 +65,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.errors import IngestError, MissingExtra, UsageError
-from ingest.model import SCHEMA, Counts
+from ingest.model import SCHEMA, Counts, FileCounts
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
 from ingest.run import record_delivery
@@ -86,7 +86,7 @@ from ingest.sinks.rejects import RejectsFile
 from ingest.sources import expand
 from ingest.sources.checkpoint import fingerprint
 from ingest.sources.formats.choose import choose as choose_formats
-from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source
+from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source, stale
 from ingest.transform.routing import Route
 from ingest.transform.stage import Transformer, TransformSpec
 
@@ -94,7 +94,6 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
-PREFETCH = 16  # small objects of a task fetched at once
 PROBE_THREADS = 32  # inputs probed at once while planning (a first line and a size each)
 GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
 RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
@@ -287,59 +286,24 @@ class RangeChunks:
 
 
 class _Files:
-    """The chunks of a task's whole files, one after the other, and their incomplete tails.
-
-    Objects are fetched ``PREFETCH`` at a time, concurrently: a task of many small objects
-    (a capture per request) would otherwise wait out one request's latency per object.
-    """
+    """The chunks of a task's whole files, one after the other, and their incomplete tails."""
 
     def __init__(self, files: list[tuple[str, str]]):
         self.files = files
         self.incomplete: dict[str, int] = {}
 
     def __iter__(self) -> Iterator[Chunk]:
-        objects: list[tuple[str, str]] = []
         for name, location in self.files:
+            # read exactly as on one machine (gzip included)
             if "://" in location:
-                objects.append((name, location))
-                if len(objects) == PREFETCH:
-                    yield from self._objects(objects)
-                    objects = []
-                continue
-            yield from self._objects(objects)
-            objects = []
-            yield from self._read(LineChunks(Source(name, Path(location))))
-        yield from self._objects(objects)
-
-    def _read(self, reader: LineChunks) -> Iterator[Chunk]:
-        yield from reader  # exactly as on one machine (gzip included)
-        if reader.incomplete_tail:
-            self.incomplete[reader.source.name] = len(reader.incomplete_tail)
-
-    def _objects(self, objects: list[tuple[str, str]]) -> Iterator[Chunk]:
-        if not objects:
-            return
-        fs, _ = _fs(objects[0][1])
-        paths = [_fs(location)[1] for _, location in objects]
-        fetched = fs.cat(paths)  # concurrently, for the async filesystems (s3fs, gcsfs, adlfs)
-        for (name, location), path in zip(objects, paths, strict=True):
-            data = fetched[path]
-            if data[:2] == _GZIP_MAGIC:  # compressed: read as one machine reads it
-                yield from self._read(LineChunks(Source(name, None, location)))  # type: ignore[call-arg]
-                continue
-            offset, line = 0, 1
-            while True:
-                cut = data.rfind(b"\n", offset, offset + CHUNK_BYTES) + 1
-                if cut <= offset:  # no newline in a chunk's length: a long line, or the end
-                    cut = data.find(b"\n", offset + CHUNK_BYTES) + 1
-                    if cut == 0:
-                        break
-                whole = data[offset:cut]
-                yield Chunk(name, line, offset, whole)
-                line += whole.count(b"\n")
-                offset = cut
-            if offset < len(data):  # a last line without its newline: left for a later run
-                self.incomplete[name] = len(data) - offset
+                reader = LineChunks(Source(name, None, location, final=True))
+            else:
+                # a file unmodified past the grace period has its unterminated last line read,
+                # as on one machine (the rotated-series rule needs the whole input list)
+                reader = LineChunks(Source(name, Path(location), final=stale(Path(location))))
+            yield from reader
+            if reader.incomplete_tail:
+                self.incomplete[name] = len(reader.incomplete_tail)
 
 
 class _Range:
@@ -492,6 +456,7 @@ class TaskResult:
     size: int  # bytes read
     seconds: float
     worker: str = ""
+    by_file: dict[str, FileCounts] = field(default_factory=dict)  # file -> what its lines gave
 
 
 def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget) -> TaskResult:
@@ -513,6 +478,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
             result = transformer.process(chunk)
             for endpoint, counts in result.counts.items():
                 summary.counts_for(endpoint).add(counts)
+            summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
             for batch in result.batches:
                 summary.datasets[batch.route.endpoint] = batch.route.dataset
@@ -538,6 +504,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
         size=size,
         seconds=time.perf_counter() - started,
         worker=str(worker),
+        by_file=summary.by_file,
     )
 
 
@@ -921,6 +888,8 @@ def _release(
     for endpoint, dataset in result.datasets.items():
         summary.datasets.setdefault(endpoint, dataset)  # routes are fixed: every task agrees
     summary.incomplete.update(result.incomplete)
+    for name, file_counts in result.by_file.items():
+        summary.file_counts(name).add(file_counts)
     report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
     entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
              "end": task.end}  # fmt: skip

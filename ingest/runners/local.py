@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from ingest.sources.read import Chunk, Source
+from ingest.sources.read import Chunk, Source, known_bytes
 from ingest.transform.stage import ChunkResult, TransformSpec
 from ingest.transform.workers import ordered_results
 
@@ -17,7 +17,7 @@ class LocalRunner:
         """``jobs`` when given; else 1 for small inputs and stdin, up to 4 (or the cores)."""
         if jobs is not None:
             return max(1, jobs)
-        size = sum(s.path.stat().st_size for s in sources if s.path is not None)
+        size = known_bytes(sources)
         stdin = any(s.path is None for s in sources)
         return min(os.cpu_count() or 1, 4) if size >= PARALLEL_MIN_BYTES and not stdin else 1
 

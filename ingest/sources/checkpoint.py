@@ -26,7 +26,7 @@ from typing import IO
 
 from ingest.errors import LockHeld
 from ingest.sources import objectstore
-from ingest.sources.read import Source, open_source
+from ingest.sources.read import GzipStream, Source, describe, open_source
 
 FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
 
@@ -80,7 +80,11 @@ class RunLock:
 
 
 def fingerprint(source: Source) -> str | None:
-    """A hash of the file's first complete line, or None while it has none."""
+    """A hash of the file's first complete line, or None while it has none.
+
+    The last line of a source that cannot grow is complete without its newline. Raises
+    OSError or FileFault for a file that cannot be read.
+    """
     if source.url is not None:  # one range request, never a download
         return objectstore.first_line_fingerprint(source.url, FINGERPRINT_BYTES)
     with open_source(source) as stream:
@@ -88,21 +92,30 @@ def fingerprint(source: Source) -> str | None:
             first = stream.readline(FINGERPRINT_BYTES)
         except EOFError:  # a .gz still being written
             return None
-    if not first or (len(first) < FINGERPRINT_BYTES and not first.endswith(b"\n")):
+        final = source.final or isinstance(stream, GzipStream)
+    if not first or (len(first) < FINGERPRINT_BYTES and not first.endswith(b"\n") and not final):
         return None
     return blake2b(first.rstrip(b"\r\n"), digest_size=16).hexdigest()
 
 
-def known_size(source: Source) -> int | None:
-    """The decompressed size when it is cheap to know: plain files, and gzip's trailer."""
+def known_size(source: Source) -> tuple[int | None, bool]:
+    """(the decompressed size when it is cheap to know, whether it may be gzip).
+
+    Plain files: their size. Gzip: its trailer's size modulo 2**32, which is the last
+    member's only, so for gzip it can say "read to the end" but never "shorter". An object
+    in object storage is never rewritten in place (a new version is a new object), so it
+    is never taken as "shorter" either.
+    """
     if source.url is not None:
-        return objectstore.known_size(source.url)
+        return objectstore.known_size(source.url), True
     assert source.path is not None
     with open(source.path, "rb") as fh:
         if fh.read(2) != b"\x1f\x8b":
-            return os.fstat(fh.fileno()).st_size
+            return os.fstat(fh.fileno()).st_size, False
+        if os.fstat(fh.fileno()).st_size < 20:  # no room for a header, data and a trailer
+            return None, True
         fh.seek(-4, os.SEEK_END)
-        return struct.unpack("<I", fh.read(4))[0]  # size modulo 2**32
+        return struct.unpack("<I", fh.read(4))[0], True
 
 
 @dataclass
@@ -114,6 +127,7 @@ class Plan:
     offset: int = 0
     line: int = 1
     skip: str | None = None  # a reason not to read it at all
+    error: str | None = None  # it could not be read: why
 
 
 class State:
@@ -154,7 +168,12 @@ class State:
             if source.path is None and source.url is None:
                 plans.append(Plan(source, None))
                 continue
-            fp = fingerprint(source)
+            try:
+                fp = fingerprint(source)
+                size, compressed = known_size(source)
+            except Exception as exc:  # this file alone: the pipeline reports it, the others are read
+                plans.append(Plan(source, None, skip="could not be read", error=describe(exc, source)))
+                continue
             if fp is None:
                 plans.append(Plan(source, None, skip="no complete line yet"))
                 continue
@@ -167,8 +186,7 @@ class State:
                 plans.append(Plan(source, fp))
                 continue
             offset, line = saved
-            size = known_size(source)
-            if size is not None and size < offset and size != offset % 2**32:
+            if size is not None and not compressed and size < offset:
                 # shorter than what we had read: rewritten in place, start over
                 self._db.execute("DELETE FROM files WHERE fingerprint = ?", (fp,))
                 self._db.commit()

@@ -114,7 +114,7 @@ def expand_inputs(inputs: list[str]) -> list[Source]:
         for url in expand(given, _LOG_NAME):
             if url not in seen:
                 seen.add(url)
-                sources.append(Source(url, None, url))
+                sources.append(Source(url, None, url, final=True))  # objects are written whole
     return sources
 
 

@@ -8,6 +8,7 @@ docs/log-format.md for the full description.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,25 +63,41 @@ def parse_ts(value: Any) -> datetime:
         else:
             if parsed.tzinfo is None:
                 return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
+            try:  # year 1 or 9999 with an offset can fall outside datetime's range in UTC
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                raise BadLine(f"ts {value[:40]!r} is out of range in UTC") from None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
         try:
+            seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
-            raise BadLine(f"ts {value!r} is out of range") from None
+            raise BadLine(f"ts {str(value)[:40]} is out of range") from None
     raise BadLine(f"ts has type {type(value).__name__}, expected a string or a number")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_line(raw: bytes) -> LogEntry:
+    """The line as a log entry; raises BadLine, whose message is the reject reason."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         try:
-            raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise BadLine("invalid UTF-8") from None
-        raise BadLine(f"invalid JSON: {exc}") from None
+        if "surrogate" not in str(exc):
+            raise BadLine(f"invalid JSON: {exc}") from None
+        # A lone surrogate escape ("\ud800") is valid JSON text that no UTF-8 string can hold.
+        # orjson refuses the whole line; the standard parser keeps it, so that only the
+        # records whose texts hold one are rejected (when they are serialized).
+        try:
+            obj = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            raise BadLine(f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise BadLine(f"line is a JSON {type(obj).__name__}, expected an object")
     missing = [f for f in REQUIRED if f not in obj]
@@ -91,6 +108,12 @@ def parse_line(raw: bytes) -> LogEntry:
         raise BadLine(f"path has type {type(path).__name__}, expected a string")
     if not isinstance(status, int) or isinstance(status, bool):
         raise BadLine(f"status has type {type(status).__name__}, expected an integer")
+    if not 100 <= status <= 999:
+        raise BadLine(f"status {str(status)[:20]} is not an HTTP status code")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadLine("path holds a lone surrogate: not valid Unicode") from None
     return LogEntry(parse_ts(obj[TS]), path, status, obj[REQUEST], obj[RESPONSE], obj)
 
 

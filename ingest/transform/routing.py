@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from hashlib import blake2b
 
 DATASET_NAME = re.compile(r"^(?!-|_)[a-z0-9-_]+$")  # the server's rule
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
@@ -25,10 +26,23 @@ class Route:
     format: str | None = None  # a log format for this endpoint's lines (ingest.sources.formats)
 
 
+# Dataset names become directory names (255 bytes at most on common file systems) and URL
+# path segments; a name derived from a path is kept well below both.
+MAX_DERIVED_NAME = 100
+
+
 def dataset_for_endpoint(path: str) -> str:
-    """``/spacy/`` -> ``monitoring_spacy``, the tutorial's naming, always a valid name."""
+    """``/spacy/`` -> ``monitoring_spacy``, the tutorial's naming, always a valid name.
+
+    A name that would be longer than ``MAX_DERIVED_NAME`` is cut and ends with a hash of
+    the whole path, so that two long paths never share a dataset.
+    """
     slug = _NOT_NAME_CHARS.sub("_", path.lower()).strip("_")
-    return f"monitoring_{slug or 'root'}"
+    name = f"monitoring_{slug or 'root'}"
+    if len(name) > MAX_DERIVED_NAME:
+        digest = blake2b(path.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+        name = f"{name[: MAX_DERIVED_NAME - len(digest) - 1].rstrip('_')}_{digest}"
+    return name
 
 
 def check_dataset_name(name: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ import pyarrow as pa
 import mappers
 from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
 from ingest.accesslog.redact import redact_raw, redact_value
-from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, Reject
+from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, FileCounts, Reject
 from ingest.sources.formats.join import Joiner
 from ingest.sources.formats.profile import Bad, Half, Item, Profile, Skip
 from ingest.sources.read import Chunk
@@ -47,6 +48,7 @@ class ChunkResult:
     batches: list[Batch]
     rejects: list[Reject]
     counts: dict[str, Counts]
+    file_counts: FileCounts = field(default_factory=FileCounts)
 
 
 @dataclass(frozen=True)
@@ -88,23 +90,33 @@ class Transformer:
     def __init__(self, spec: TransformSpec):
         self.spec = spec
         self.router = Router(spec.routes, spec.selected)
-        self._mappers: dict[tuple[str, str], tuple[mappers.Mapper, str | None]] = {}
+        self._mappers: dict[str, tuple[mappers.Mapper, str | None]] = {}
         self.joiner = Joiner()
         self._sub_routes: dict[tuple[str, str], Route] = {}
 
     def _mapper_for(self, route: Route, outputs: Any) -> tuple[mappers.Mapper, str | None]:
-        """The route's mapper; for auto routes the first recognizable response fixes it."""
-        found = self._mappers.get((route.endpoint, route.dataset))
+        """The route's mapper; for auto routes, the one this response's shape calls for.
+
+        Detected for each response on its own, never fixed by the first one seen: which
+        response comes first depends on file order, chunking and worker processes, and the
+        outcome must not.
+        """
+        name = route.mapper or mappers.detect(outputs)
+        if name is None:
+            raise ValueError("cannot tell the task from the response shape; set a mapper for this endpoint")
+        found = self._mappers.get(name)
         if found is None:
-            name = route.mapper or mappers.detect(outputs)
-            if name is None:
-                raise ValueError(
-                    "cannot tell the task from the response shape; set a mapper for this endpoint"
-                )
-            found = self._mappers[(route.endpoint, route.dataset)] = mappers.resolve(name)
+            found = self._mappers[name] = mappers.resolve(name)
         return found
 
     def process(self, chunk: Chunk) -> ChunkResult:
+        """Every line of the chunk parsed, routed, mapped and validated.
+
+        The one rule of this stage: any exception while handling a line rejects that line
+        (or, in the per-record steps, that record) with the exception's type and message;
+        nothing a line holds can stop the chunk. Only exceptions that are not ``Exception``
+        (``SystemExit`` from a mapper, say) get out.
+        """
         name = self.spec.formats.get(chunk.source)
         profile = self.spec.profiles.get(name) if name is not None else None
         if profile is not None and not profile.native:
@@ -112,104 +124,108 @@ class Transformer:
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
         columns: dict[tuple[str, str | None, str], _Columns] = {}
-        offset = chunk.offset
-        lines = chunk.data.split(b"\n")
-        lines.pop()  # the chunk ends with a newline
-        for number, raw in enumerate(lines, chunk.first_line):
-            line_offset = offset
-            offset += len(raw) + 1
-
-            def reject(reason: str, endpoint: str, stage: str, index: int | None = None) -> None:
-                rejects.append(
-                    {
-                        "file": chunk.source,
-                        "line": number,  # noqa: B023 (called within this iteration only)
-                        "offset": line_offset,  # noqa: B023
-                        "record": index,
-                        "endpoint": endpoint,
-                        "stage": stage,
-                        "reason": reason,
-                        "raw": redact_raw(raw[:RAW_CAP]).decode("utf-8", "replace"),  # noqa: B023
-                    }
-                )
-
-            if not raw.strip():
-                _counts(counts, NO_ENDPOINT).skipped["blank_line"] += 1
-                continue
+        files = FileCounts()
+        for number, line_offset, raw in _lines(chunk, files):
+            line = _Line(chunk.source, number, line_offset, raw)
             try:
-                entry = parse_line(raw)
-            except BadLine as exc:
-                _counts(counts, NO_ENDPOINT).rejected += 1
-                reject(str(exc), NO_ENDPOINT, "parse")
-                continue
-            count = _counts(counts, entry.path)
-            count.lines += 1
-            count.by_hour[(int(entry.ts.timestamp()) // 3600, entry.status)] += 1
-            route = self.router.route(entry.path)
-            skip = self._skip_reason(entry, route)
-            if skip:
-                count.skipped[skip] += 1
-                continue
-            try:
-                pairs = _pairs(decode_body(entry.request), decode_body(entry.response))
-            except NotJson:
-                count.skipped["non_json_body"] += 1
-                continue
-            except BadLine as exc:
-                count.rejected += 1
-                reject(str(exc), entry.path, "pair")
-                continue
-            assert route is not None
-            self._map_line(entry, route, pairs, raw, chunk.source, number, count, columns, reject)
+                self._line(line)
+            except Exception as exc:
+                line.fail(exc)
+            files.lines += 1
+            outcome = line.commit(counts, rejects, columns)
+            if outcome == "records":
+                files.gave_records += 1
+            elif outcome == "rejected":
+                files.rejected += 1
+            else:
+                files.skipped += 1
+        size = len(chunk.data)
         return ChunkResult(
             source=chunk.source,
             first_line=chunk.first_line,
-            lines=len(lines),
-            end_offset=offset,
-            size=len(chunk.data),
+            lines=chunk.data.count(b"\n"),
+            end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
+            size=size,
             batches=[c.to_batch() for c in columns.values()],
             rejects=rejects,
             counts=counts,
+            file_counts=files,
         )
+
+    def _line(self, line: _Line) -> None:
+        raw = line.raw
+        if not raw.strip():
+            line.skipped = "blank_line"
+            return
+        entry = parse_line(raw)
+        line.endpoint = entry.path
+        line.hour = (int(entry.ts.timestamp()) // 3600, entry.status)
+        route = self.router.route(entry.path)
+        skip = self._skip_reason(entry, route)
+        if skip:
+            line.skipped = skip
+            return
+        line.stage = "pair"
+        try:
+            pairs = _pairs(decode_body(entry.request), decode_body(entry.response))
+        except NotJson:
+            line.skipped = "non_json_body"
+            return
+        if not pairs:
+            line.skipped = "empty_batch"
+            return
+        assert route is not None
+        line.stage = "map"
+        self._map_line(entry, route, pairs, line)
 
     def _process_profile(self, chunk: Chunk, profile: Profile) -> ChunkResult:
         """``process`` for a log read through a profile (another platform's format)."""
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
         columns: dict[tuple[str, str | None, str], _Columns] = {}
-        offset = chunk.offset
-        lines = chunk.data.split(b"\n")
-        lines.pop()  # the chunk ends with a newline
-        for number, raw in enumerate(lines, chunk.first_line):
-            line_offset = offset
-            offset += len(raw) + 1
+        files = FileCounts()
+        for number, line_offset, raw in _lines(chunk, files):
             reject = _rejecter(rejects, chunk.source, number, line_offset, raw)
+            files.lines += 1
+            # the line's outcome, from what it added (a line's items may name several endpoints)
+            before = (sum(len(c.rows) for c in columns.values()), len(rejects))
             if not raw.strip():
                 _counts(counts, NO_ENDPOINT).skipped["blank_line"] += 1
+                files.skipped += 1
                 continue
             try:
                 items = self._parse_with(profile, raw, chunk.source)
-            except BadLine as exc:
+            except Exception as exc:  # the stage's rule: whatever a line does, it is that line's reject
                 _counts(counts, NO_ENDPOINT).rejected += 1
-                reject(str(exc), NO_ENDPOINT, "parse")
+                reject(_reason(exc), NO_ENDPOINT, "parse")
+                files.rejected += 1
                 continue
             for i, item in enumerate(items):
                 try:
-                    self._handle(item, profile, chunk.source, number, i == 0, counts, columns, reject)
-                except BadLine as exc:
+                    where = (chunk.source, number, line_offset, raw)
+                    self._handle(item, profile, where, i == 0, counts, columns, reject)
+                except Exception as exc:
                     _counts(counts, item.endpoint).rejected += 1
-                    reject(str(exc), item.endpoint, "pair")
+                    reject(_reason(exc), item.endpoint, "pair")
+            if sum(len(c.rows) for c in columns.values()) > before[0]:
+                files.gave_records += 1
+            elif len(rejects) > before[1]:
+                files.rejected += 1
+            else:
+                files.skipped += 1
         for half, reason in self.joiner.expired(self.spec.profiles):
             _counts(counts, half.endpoint).skipped[reason] += 1
+        size = len(chunk.data)
         return ChunkResult(
             source=chunk.source,
             first_line=chunk.first_line,
-            lines=len(lines),
-            end_offset=offset,
-            size=len(chunk.data),
+            lines=chunk.data.count(b"\n"),
+            end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
+            size=size,
             batches=[c.to_batch() for c in columns.values()],
             rejects=rejects,
             counts=counts,
+            file_counts=files,
         )
 
     def _parse_with(self, profile: Profile, raw: bytes, source: str) -> list[Item]:
@@ -226,13 +242,13 @@ class Transformer:
         self,
         item: Item,
         profile: Profile,
-        source: str,
-        number: int,
+        where: tuple[str, int, int, bytes],  # the line's file, number, offset and bytes
         first: bool,
         counts: dict[str, Counts],
         columns: dict[tuple[str, str | None, str], _Columns],
         reject: Any,
     ) -> None:
+        source, number, offset, raw = where
         count = _counts(counts, item.endpoint)
         if item.endpoint == NO_ENDPOINT:  # a line that says nothing of a request
             count.lines += first
@@ -261,7 +277,7 @@ class Transformer:
             return
         if isinstance(item, Half):
             for joined in self.joiner.add(profile, item, source, number) or ():
-                self._handle(joined, profile, source, number, False, counts, columns, reject)
+                self._handle(joined, profile, where, False, counts, columns, reject)
             return
         if item.status >= 400:
             count.skipped["error_status"] += 1
@@ -269,7 +285,16 @@ class Transformer:
         if item.dataset_suffix:
             route = self._sub_route(route, item.dataset_suffix)
         entry = LogEntry(item.ts, item.endpoint, item.status, None, None, item.fields)
-        self._map_line(entry, route, item.pairs, item.digest_bytes, source, number, count, columns, reject)
+        # mapped as an access-log line's pairs are, then counted at once (a line may hold several)
+        line = _Line(source, number, offset, raw, digest_raw=item.digest_bytes)
+        line.endpoint = entry.path
+        self._map_line(entry, route, item.pairs, line)
+        count.skipped.update(line.record_skips)
+        count.records += len(line.rows)
+        line.commit_rows(columns)
+        for one in line.rejects:
+            count.rejected += 1
+            reject(one["reason"], one["endpoint"], one["stage"], one["record"])
 
     def _sub_route(self, route: Route, suffix: str) -> Route:
         """One line, several tasks (BentoML prediction columns): each task to its own dataset."""
@@ -298,28 +323,14 @@ class Transformer:
             return "non_json_body"
         return None
 
-    def _map_line(
-        self,
-        entry: LogEntry,
-        route: Route,
-        pairs: list[tuple[Any, Any]],
-        raw: bytes,
-        source: str,
-        number: int,
-        count: Counts,
-        columns: dict[tuple[str, str | None, str], _Columns],
-        reject: Any,
-    ) -> None:
+    def _map_line(self, entry: LogEntry, route: Route, pairs: list[tuple[Any, Any]], line: _Line) -> None:
         fields = entry.fields
-        digest = rec.line_digest(raw)
+        digest = rec.line_digest(line.digest_raw)
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
         url = fields.get(URL)
         agent = url if isinstance(url, str) and url else entry.path
-        latency = fields.get(LATENCY_MS)
-        latency = (
-            float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
-        )
+        latency = _finite(fields.get(LATENCY_MS))
         request_id = fields.get(REQUEST_ID)
         request_id = str(request_id) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
@@ -335,36 +346,30 @@ class Transformer:
                 mapper, task = self._mapper_for(route, outputs)
                 result = mapper(inputs, outputs)
                 if result is None:
-                    count.skipped["mapper_returned_none"] += 1
+                    line.record_skips.append("mapper_returned_none")
                     continue
                 task, body = rec.normalize_mapper_output(result, task, agent)
             except Exception as exc:  # a mapper is user code: any failure rejects the pair
-                count.rejected += 1
-                reject(f"mapper failed: {type(exc).__name__}: {exc}", entry.path, "map", index)
+                line.reject(f"mapper failed: {_reason(exc)}", "map", index)
                 continue
-            record = rec.complete(
-                task,
-                body,
-                id=rec.record_id(digest, index),
-                event_timestamp=event_ts,
-                agent=agent,
-                metadata=metadata,  # shared by the line's records, never changed
-            )
-            error = validate(task, record)
-            if error:
-                count.rejected += 1
-                reject(error, entry.path, "validate", index)
-                continue
-            count.records += 1
-            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
-            key = (route.dataset, route.workspace, task)
-            target = columns.get(key)
-            if target is None:
-                target = columns[key] = _Columns(route, task)
-            text, label, score, n_entities, output_text = rec.flat_columns(task, record)
-            record_id = record["id"]
-            target.rows.append(
-                (
+            try:
+                record = rec.complete(
+                    task,
+                    body,
+                    id=rec.record_id(digest, index),
+                    event_timestamp=event_ts,
+                    agent=agent,
+                    metadata=metadata,  # shared by the line's records, never changed
+                )
+                error = validate(task, record)
+                if error:
+                    line.reject(error, "validate", index)
+                    continue
+                text, label, score, n_entities, output_text = rec.flat_columns(task, record)
+                record_id = record["id"]
+                # orjson refuses what JSON cannot carry (a lone surrogate in a text, say):
+                # that record alone is rejected, the line's other records are fine.
+                row = (
                     record_id if isinstance(record_id, str) else str(record_id),
                     ts_micros,
                     task,
@@ -378,10 +383,148 @@ class Transformer:
                     float(score) if score is not None else None,
                     n_entities,
                     output_text,
-                    source,
-                    number,
+                    line.source,
+                    line.number,
                 )
-            )
+            except Exception as exc:
+                line.reject(f"record failed: {_reason(exc)}", "record", index)
+                continue
+            line.rows.append((route, task, row))
+
+
+REASON_CAP = 500  # characters of an exception's message kept in a reject's reason
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a reject reason: its type and message, bounded, always valid UTF-8."""
+    text = str(exc) if isinstance(exc, BadLine) else f"{type(exc).__name__}: {exc}"
+    if len(text) > REASON_CAP:
+        text = text[:REASON_CAP] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _finite(value: Any) -> float | None:
+    """An optional number (latency) as a float, or None when it is not one a float can hold."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+_NULS = re.compile(rb"\0+")
+
+
+def _lines(chunk: Chunk, files: FileCounts) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, bytes) of each line of the chunk, without its newline.
+
+    A run of NUL bytes (what a crash or copytruncate leaves: the writer goes on at its old
+    offset in a file that was cut) ends a line and is not a line itself: the bytes after it
+    are read as a line of their own, with the physical line's number and their own offset.
+    """
+    offset = chunk.offset
+    lines = chunk.data.split(b"\n")
+    lines.pop()  # the chunk ends with a newline
+    zeros = b"\0" in chunk.data
+    for number, raw in enumerate(lines, chunk.first_line):
+        if zeros and b"\0" in raw:
+            start = 0
+            for run in _NULS.finditer(raw):
+                if raw[start : run.start()].strip():
+                    yield number, offset + start, raw[start : run.start()]
+                files.nul_bytes += run.end() - run.start()
+                start = run.end()
+            if raw[start:].strip():
+                yield number, offset + start, raw[start:]
+        else:
+            yield number, offset, raw
+        offset += len(raw) + 1
+
+
+class _Line:
+    """One line's outcome, built up while it is handled and counted only once it is done."""
+
+    __slots__ = (
+        "digest_raw",
+        "endpoint",
+        "hour",
+        "number",
+        "offset",
+        "raw",
+        "record_skips",
+        "rejects",
+        "rows",
+        "skipped",
+        "source",
+        "stage",
+    )
+
+    def __init__(self, source: str, number: int, offset: int, raw: bytes, digest_raw: bytes | None = None):
+        self.source, self.number, self.offset, self.raw = source, number, offset, raw
+        self.digest_raw = raw if digest_raw is None else digest_raw  # what record ids hash
+        self.endpoint: str | None = None  # known once the line parsed
+        self.hour: tuple[int, int] | None = None
+        self.stage = "parse"
+        self.skipped: str | None = None  # the line was skipped whole, for this reason
+        self.record_skips: list[str] = []
+        self.rejects: list[Reject] = []
+        self.rows: list[tuple[Route, str, tuple[Any, ...]]] = []
+
+    def reject(self, reason: str, stage: str, index: int | None = None) -> None:
+        self.rejects.append(
+            {
+                "file": self.source,
+                "line": self.number,
+                "offset": self.offset,
+                "record": index,
+                "endpoint": self.endpoint or NO_ENDPOINT,
+                "stage": stage,
+                "reason": reason,
+                "raw": redact_raw(self.raw, RAW_CAP).decode("utf-8", "replace"),
+            }
+        )
+
+    def commit_rows(self, columns: dict[tuple[str, str | None, str], _Columns]) -> None:
+        """Hand the line's valid records to their datasets' columns."""
+        for route, task, row in self.rows:
+            # A dataset is a name in a workspace; routes to one agree on its tags (settings).
+            key = (route.dataset, route.workspace, task)
+            target = columns.get(key)
+            if target is None:
+                target = columns[key] = _Columns(route, task)
+            target.rows.append(row)
+
+    def fail(self, exc: Exception) -> None:
+        """The line as a whole is rejected: whatever it had produced so far is dropped."""
+        self.skipped = None
+        self.record_skips.clear()
+        self.rejects.clear()
+        self.rows.clear()
+        self.reject(_reason(exc), self.stage)
+
+    def commit(
+        self,
+        counts: dict[str, Counts],
+        rejects: list[Reject],
+        columns: dict[tuple[str, str | None, str], _Columns],
+    ) -> str:
+        """Count the line and hand on its rows and rejects; returns its outcome."""
+        count = _counts(counts, self.endpoint or NO_ENDPOINT)
+        if self.endpoint is not None:
+            count.lines += 1
+            if self.hour is not None:
+                count.by_hour[self.hour] += 1
+        if self.skipped:
+            count.skipped[self.skipped] += 1
+        count.skipped.update(self.record_skips)
+        count.rejected += len(self.rejects)
+        count.records += len(self.rows)
+        rejects.extend(self.rejects)
+        self.commit_rows(columns)
+        if self.rows:
+            return "records"
+        return "rejected" if self.rejects else "skipped"
 
 
 def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw: bytes) -> Any:
@@ -397,7 +540,7 @@ def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw:
                 "endpoint": endpoint,
                 "stage": stage,
                 "reason": reason,
-                "raw": redact_raw(raw[:RAW_CAP]).decode("utf-8", "replace"),
+                "raw": redact_raw(raw, RAW_CAP).decode("utf-8", "replace"),
             }
         )
 

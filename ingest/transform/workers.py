@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ingest.errors import WorkerDied
+from ingest.errors import TransformFailed, WorkerDied
 from ingest.sources.checkpoint import close_inherited_locks
 from ingest.sources.read import Chunk
 from ingest.transform.stage import ChunkResult, Transformer, TransformSpec
@@ -44,6 +44,17 @@ WINDOW = 2  # chunks in flight per worker
 # The parent's ends of every worker's pipes: a worker forked later closes its copies, or
 # an earlier worker would never see EOF when the parent dies.
 _PARENT_ENDS: list[Connection] = []
+
+
+def _process(transformer: Transformer, chunk: Chunk) -> ChunkResult:
+    """``transformer.process``, with any escaping exception turned into TransformFailed."""
+    try:
+        return transformer.process(chunk)
+    except (Exception, SystemExit) as exc:
+        raise TransformFailed(
+            f"the transform failed on {chunk.source} (chunk from line {chunk.first_line}): "
+            f"{type(exc).__name__}: {str(exc)[:2000]}"
+        ) from exc
 
 
 PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
@@ -88,7 +99,12 @@ def _work(tasks: Connection, results: Connection, spec: TransformSpec) -> None:
             return
         if chunk is None:
             return
-        send(results, transformer.process(chunk))
+        try:
+            result: ChunkResult | TransformFailed = _process(transformer, chunk)
+        except TransformFailed as exc:
+            exc.__cause__ = exc.__context__ = None  # the original may not pickle
+            result = exc
+        send(results, result)
 
 
 class _Worker:
@@ -118,13 +134,16 @@ class _Worker:
 
     def result(self) -> ChunkResult:
         try:
-            return receive(self.result_reader)
+            result = receive(self.result_reader)
         except (EOFError, OSError):
             code = self.process.exitcode
             raise WorkerDied(
                 f"a worker process died (exit {code}: killed, or out of memory?); progress up to "
                 "the last checkpoint is saved and the next run goes on from there"
             ) from None
+        if isinstance(result, TransformFailed):
+            raise result
+        return result
 
     def close(self, finished: bool) -> None:
         if finished:
@@ -152,7 +171,7 @@ def ordered_results(chunks: Iterator[Chunk], spec: TransformSpec, jobs: int) -> 
     if jobs <= 1:
         transformer = Transformer(spec)
         for chunk in chunks:
-            yield transformer.process(chunk)
+            yield _process(transformer, chunk)
         return
     context = multiprocessing.get_context("fork")
     workers = [_Worker(context, spec) for _ in range(jobs)]

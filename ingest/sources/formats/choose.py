@@ -28,14 +28,15 @@ class Choice:
 
 
 def _head(source: Source) -> list[bytes]:
-    if source.url is not None:
-        data = objectstore.head(source.url, HEAD_BYTES)
-    else:
-        with open_source(source) as stream:
-            try:
+    """The source's first whole lines; none when it cannot be read (reading it says why)."""
+    try:
+        if source.url is not None:
+            data = objectstore.head(source.url, HEAD_BYTES)
+        else:
+            with open_source(source) as stream:
                 data = stream.read(HEAD_BYTES)
-            except EOFError:
-                data = b""
+    except Exception:  # unreadable, removed, damaged gzip: reported by the read stage, per file
+        data = b""
     lines = data.split(b"\n")
     return lines[:-1] if len(lines) > 1 else []  # whole lines only
 

@@ -1,0 +1,360 @@
+"""Issue 13: no bad byte stops the pipeline; every fault stays with its line or its file.
+
+One reproduction per fault, each through the real CLI on real files. The rules they check:
+a line that cannot be parsed or mapped is a reject of that line (or of that record), a file
+that cannot be opened or read is reported by name and reason, the other files are read, and
+the run exits 3 (some input could not be read); only the target's failure stops a run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Ingest, entry, write_log
+
+EXIT_INPUT = 3
+TC_RESPONSE = [{"labels": ["NEGATIVE", "POSITIVE"], "scores": [0.1, 0.9]}]
+
+
+def line(i: int, **fields) -> str:
+    """A distinct valid line: one record."""
+    ner = [{"entities": [{"label": "GPE", "start": 0, "end": 5}]}]
+    return json.dumps(entry(request=[f"Paris {i}"], response=ner, request_id=f"r{i}", **fields))
+
+
+def unprivileged(ingest: Ingest) -> Ingest:
+    """Root reads any file: drop the capabilities that let it, so a mode 000 file is unreadable."""
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: permissions do not stop reads")
+        ingest.prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    return ingest
+
+
+def no_traceback(proc: subprocess.CompletedProcess) -> None:
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+
+
+def run_json(ingest: Ingest, *args: str, code: int = 0, **kwargs) -> dict:
+    proc = ingest(*args, "--json", check=False, **kwargs)
+    no_traceback(proc)
+    assert proc.returncode == code, proc.stderr.decode()
+    return json.loads(proc.stdout)
+
+
+def test_timestamps_out_of_range_reject_their_line_only(tmp_path: Path, ingest: Ingest):
+    log = tmp_path / "a.jsonl"
+    bad = [
+        json.dumps(entry(ts="0001-01-01T00:30:00+01:00")),  # before year 1 in UTC
+        json.dumps(entry(ts="9999-12-31T23:30:00-01:00")),  # after year 9999 in UTC
+        json.dumps(entry(ts=1e300)),
+        json.dumps(entry(ts=1)).replace('"ts": 1', '"ts": ' + "9" * 400),  # beyond any float
+        json.dumps(entry(ts="-1e400")),
+    ]
+    log.write_text("\n".join([line(0), *bad, line(1)]) + "\n")
+    summary = run_json(ingest, str(log))
+    assert summary["records_written"] == 2
+    rejects = ingest.rejects()
+    assert [r["line"] for r in rejects] == [2, 3, 4, 5, 6]
+    reasons = [r["reason"] for r in rejects]
+    assert "infinity" in reasons.pop(3)  # orjson refuses a number no float can hold
+    assert all("out of range" in reason for reason in reasons), reasons
+
+
+def test_unreadable_files_in_a_directory_are_reported_and_the_others_read(tmp_path: Path, ingest: Ingest):
+    unprivileged(ingest)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_log(logs / "a.jsonl", [line(0)])
+    (logs / "b.jsonl").symlink_to(logs / "gone.jsonl")  # dangling
+    (logs / "c.jsonl").symlink_to("c.jsonl")  # a loop
+    write_log(logs / "d.jsonl", [line(1)]).chmod(0)
+    write_log(logs / "e.jsonl", [line(2)])
+    for given in (str(logs), str(logs / "*.jsonl")):
+        store = f"store-{len(given)}"
+        summary = run_json(ingest, given, "--store", store, code=EXIT_INPUT)
+        assert summary["records_written"] == 2
+        failed = summary["files_failed"]
+        assert set(failed) == {str(logs / n) for n in ("b.jsonl", "c.jsonl", "d.jsonl")}
+        assert "dangling symlink" in failed[str(logs / "b.jsonl")]
+        assert "symbolic links" in failed[str(logs / "c.jsonl")]
+        assert "Permission denied" in failed[str(logs / "d.jsonl")]
+        proc = ingest(given, "--store", store, check=False)
+        assert proc.returncode == EXIT_INPUT
+        assert f"could not read {logs / 'd.jsonl'}: Permission denied" in proc.stderr.decode()
+        assert "0 lines" in proc.stderr.decode()  # a and e are checkpointed, d's stays unread
+    (logs / "d.jsonl").chmod(0o644)
+    summary = run_json(ingest, str(logs), "--store", f"store-{len(str(logs))}", code=EXIT_INPUT)
+    assert summary["records_written"] == 1 and set(summary["files_failed"]) == {
+        str(logs / "b.jsonl"),
+        str(logs / "c.jsonl"),
+    }
+
+
+def test_an_unreadable_file_named_explicitly_is_reported_too(tmp_path: Path, ingest: Ingest):
+    unprivileged(ingest)
+    locked = write_log(tmp_path / "locked.jsonl", [line(0)])
+    locked.chmod(0)
+    fine = write_log(tmp_path / "fine.jsonl", [line(1)])
+    summary = run_json(ingest, str(locked), str(fine), code=EXIT_INPUT)
+    assert summary["records_written"] == 1
+    assert summary["files_failed"] == {str(locked): "Permission denied"}
+
+
+def test_a_file_removed_between_discovery_and_reading(tmp_path: Path, ingest: Ingest):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_log(logs / "a.jsonl", [line(0)])
+    write_log(logs / "b.jsonl", [line(1)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUBRIX_", "ARGILLA_"))}
+    # stdin comes first: the run has listed the directory (the lock file exists once it has)
+    # and waits on stdin while the test removes b.jsonl, as a rotation would.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "-", str(logs), "--json"],
+        cwd=ingest.cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lock = ingest.store / "_state.sqlite.lock"
+    deadline = time.monotonic() + 60
+    while not lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (logs / "b.jsonl").unlink()
+    out, err = proc.communicate((line(2) + "\n").encode(), timeout=120)
+    assert b"Traceback" not in err, err.decode()
+    assert proc.returncode == EXIT_INPUT, err.decode()
+    summary = json.loads(out)
+    assert summary["records_written"] == 2
+    assert summary["files_failed"] == {str(logs / "b.jsonl"): "No such file or directory"}
+
+
+def gz(text: str) -> bytes:
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def test_damaged_gzip_is_read_as_far_as_it_is_sound_and_reported(tmp_path: Path, ingest: Ingest):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "access.jsonl.1.gz").write_bytes(gz(line(0) + "\n" + line(1) + "\n") + b"trailing bytes")
+    crc = bytearray(gz(line(2) + "\n"))
+    crc[-8] ^= 0xFF  # the CRC32 in the trailer
+    (logs / "access.jsonl.2.gz").write_bytes(bytes(crc))
+    # zero padding after a member is what some tools write: not a fault
+    (logs / "access.jsonl.3.gz").write_bytes(gz(line(3) + "\n") + b"\0" * 100)
+    (logs / "access.jsonl.4.gz").write_bytes(gz(line(4) + "\n") + gz(line(5) + "\n"))  # two members
+    write_log(logs / "access.jsonl", [line(6)])
+    summary = run_json(ingest, str(logs), code=EXIT_INPUT)
+    assert summary["records_written"] == 7
+    failed = summary["files_failed"]
+    assert set(failed) == {str(logs / "access.jsonl.1.gz"), str(logs / "access.jsonl.2.gz")}
+    assert "14 bytes of trailing garbage" in failed[str(logs / "access.jsonl.1.gz")]
+    assert "CRC" in failed[str(logs / "access.jsonl.2.gz")]
+    # a damaged file's checkpoint does not move: it is reported again, and nothing is duplicated
+    again = run_json(ingest, str(logs), code=EXIT_INPUT)
+    assert set(again["files_failed"]) == set(failed)
+    assert again["records_written"] == 0 and again["skipped"] == {"already_stored": 3}
+
+
+def test_a_gzip_cut_short_is_finished_by_a_later_run(tmp_path: Path, ingest: Ingest):
+    whole = gz(line(0) + "\n" + line(1) + "\n")
+    log = tmp_path / "access.jsonl.2.gz"
+    log.write_bytes(whole[: len(whole) - 12])  # still being compressed
+    summary = run_json(ingest, str(log))
+    assert summary["files_failed"] == {}
+    log.write_bytes(whole)
+    summary = run_json(ingest, str(log))
+    assert summary["files_failed"] == {} and summary["incomplete_last_lines"] == {}
+    assert sorted(ingest.dataset("monitoring_spacy")["request_id"]) == ["r0", "r1"]
+
+
+@pytest.mark.parametrize("kind", ["gzip", "stdin", "rotated", "old"])
+def test_the_unterminated_last_line_of_a_source_that_cannot_grow_is_read(
+    tmp_path: Path, ingest: Ingest, kind: str
+):
+    text = line(0) + "\n" + line(1)  # no final newline
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    args: list[str] = [str(logs)]
+    stdin = None
+    if kind == "gzip":
+        (logs / "access.jsonl.1.gz").write_bytes(gz(text))
+    elif kind == "stdin":
+        args, stdin = ["-"], text.encode()
+    elif kind == "rotated":
+        rotated = logs / "access.jsonl.1"
+        rotated.write_text(text)
+        os.utime(rotated, (time.time() - 120, time.time() - 120))  # well within the grace period
+        (logs / "access.jsonl").write_text(line(2) + "\n" + line(3))  # the live file: may grow
+    else:
+        old = logs / "access.jsonl"
+        old.write_text(text)
+        os.utime(old, (time.time() - 2 * 3600, time.time() - 2 * 3600))
+    summary = run_json(ingest, *args, input=stdin)
+    ids = sorted(ingest.dataset("monitoring_spacy")["request_id"])
+    assert ids[:2] == ["r0", "r1"]
+    if kind == "rotated":
+        assert ids == ["r0", "r1", "r2"]
+        assert summary["incomplete_last_lines"] == {str(logs / "access.jsonl"): len(line(3))}
+    else:
+        assert summary["incomplete_last_lines"] == {}
+    if kind != "stdin":
+        assert run_json(ingest, *args)["lines_read"] == 0  # read once, checkpoint at its end
+
+
+def test_a_fresh_file_keeps_its_unterminated_last_line_for_the_next_run(tmp_path: Path, ingest: Ingest):
+    log = tmp_path / "access.jsonl"
+    log.write_text(line(0) + "\n" + line(1))
+    summary = run_json(ingest, str(log))
+    assert summary["records_written"] == 1 and summary["incomplete_last_lines"] == {str(log): len(line(1))}
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path: Path, ingest: Ingest):
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"\xef\xbb\xbf" + f"{line(0)}\nnot json\n{line(1)}\n".encode())
+    summary = run_json(ingest, str(log))
+    assert summary["records_written"] == 2
+    (reject,) = ingest.rejects()
+    assert reject["line"] == 2 and log.read_bytes()[reject["offset"] :].startswith(b"not json\n")
+
+
+def test_nul_runs_are_skipped_and_counted_and_the_next_line_is_read(tmp_path: Path, ingest: Ingest):
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(
+        (line(0) + "\n").encode()
+        + b"\0" * 5000  # copytruncate: the writer goes on at its old offset
+        + (line(1) + "\n").encode()
+        + b"\0" * 7
+        + b"\n"
+        + line(2)[:30].encode()  # a write cut short by a crash, then zeros
+        + b"\0" * 64
+        + (line(3) + "\n").encode()
+    )
+    summary = run_json(ingest, str(log))
+    assert summary["nul_bytes"] == 5000 + 7 + 64
+    assert sorted(ingest.dataset("monitoring_spacy")["request_id"]) == ["r0", "r1", "r3"]
+    (reject,) = ingest.rejects()
+    assert reject["line"] == 4 and reject["raw"] == line(2)[:30] and "invalid JSON" in reject["reason"]
+    assert log.read_bytes()[reject["offset"] :].startswith(line(2)[:30].encode())
+    counts = summary["by_file"][str(log)]
+    assert counts == {"lines": 4, "gave_records": 3, "skipped": 0, "rejected": 1, "nul_bytes": 5071}
+
+
+def test_a_lone_surrogate_rejects_only_its_record(tmp_path: Path, ingest: Ingest):
+    log = tmp_path / "a.jsonl"
+    body = json.dumps(entry(path="/transformers/", request=["good", "BAD", "fine"], response=TC_RESPONSE * 3))
+    log.write_text(body.replace("BAD", "bad \\ud800 text") + "\n")
+    summary = run_json(ingest, str(log))
+    assert summary["records_written"] == 2
+    (reject,) = ingest.rejects()
+    assert reject["record"] == 1 and "surrogate" in reject["reason"]
+
+
+def test_a_lone_surrogate_in_the_path_rejects_the_line(tmp_path: Path, ingest: Ingest):
+    log = tmp_path / "a.jsonl"
+    log.write_text(json.dumps(entry(path="/x\\ud800/")).replace("\\\\", "\\") + "\n" + line(0) + "\n")
+    summary = run_json(ingest, str(log))
+    assert summary["records_written"] == 1 and summary["rejected"] == 1
+
+
+def test_a_file_that_is_not_jsonl_gets_one_message(tmp_path: Path, ingest: Ingest):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_log(logs / "a.jsonl", [line(0)])
+    rng = random.Random(13)
+    (logs / "model.log").write_bytes(bytes(rng.randrange(256) for _ in range(20000)))
+    (logs / "dump.json").write_text(json.dumps([entry(), entry()], indent=2) + "\n")
+    summary = run_json(ingest, str(logs), code=EXIT_INPUT)
+    assert summary["records_written"] == 1 and summary["rejected"] == 0
+    failed = summary["files_failed"]
+    assert failed[str(logs / "model.log")].startswith("not JSONL: binary data")
+    assert failed[str(logs / "dump.json")].startswith("not JSONL: a JSON document over several lines")
+
+
+@pytest.mark.parametrize("layout", ["empty", "other files", "glob of directories"])
+def test_inputs_with_no_log_files_are_a_usage_error(tmp_path: Path, ingest: Ingest, layout: str):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    given = str(logs)
+    if layout == "other files":
+        (logs / "notes.txt").write_text("hello\n")
+        (logs / ".hidden.jsonl").write_text(line(0) + "\n")
+    elif layout == "glob of directories":
+        (logs / "old.jsonl").mkdir()
+        given = str(logs / "*.jsonl")
+    proc = ingest(given, check=False)
+    no_traceback(proc)
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    if layout == "glob of directories":
+        assert f"no file matches {given}" in err
+    else:
+        assert f"no log files in {logs}" in err and "*.jsonl" in err and "*.log" in err
+    assert not ingest.store.exists()
+
+
+def test_long_and_odd_endpoint_paths_give_valid_bounded_dataset_names(tmp_path: Path, ingest: Ingest):
+    long_a = "/" + "a" * 1400 + "/one/"
+    long_b = "/" + "a" * 1400 + "/two/"
+    odd = "/Ünï cödé/..//\u200b/"
+    log = write_log(tmp_path / "a.jsonl", [line(0, path=p) for p in (long_a, long_b, odd, "/")])
+    summary = run_json(ingest, str(log))
+    assert summary["records_written"] == 4
+    names = {summary["endpoints"][p]["dataset"] for p in (long_a, long_b, odd, "/")}
+    assert len(names) == 4
+    for name in names:
+        assert re.fullmatch(r"(?!-|_)[a-z0-9-_]{1,100}", name), name
+        assert (ingest.store / name / "_dataset.json").exists()
+
+
+MAPPER_QUITS = """
+def quits(inputs, outputs):
+    raise SystemExit("the mapper gave up on " + str(inputs))
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_exception_in_the_transform_reaches_the_user_with_its_type(
+    tmp_path: Path, ingest: Ingest, jobs: str
+):
+    (ingest.cwd / "quitting.py").write_text(MAPPER_QUITS)
+    log = write_log(tmp_path / "a.jsonl", [line(0)])
+    proc = ingest(str(log), "-e", "/spacy/", "--mapper", "quitting:quits", "-j", jobs, check=False)
+    no_traceback(proc)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "SystemExit: the mapper gave up on Paris 0" in err
+    assert "died" not in err
+
+
+def test_a_mapper_exception_in_a_worker_rejects_the_record(tmp_path: Path, ingest: Ingest):
+    (ingest.cwd / "raising.py").write_text("def fails(inputs, outputs):\n    raise KeyError(inputs)\n")
+    log = write_log(tmp_path / "a.jsonl", [line(0), line(1)])
+    summary = run_json(ingest, str(log), "-e", "/spacy/", "--mapper", "raising:fails", "-j", "2")
+    assert summary["rejected"] == 2
+    assert {r["reason"] for r in ingest.rejects()} == {
+        "mapper failed: KeyError: 'Paris 0'",
+        "mapper failed: KeyError: 'Paris 1'",
+    }
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_with_one_line(tmp_path: Path, ingest: Ingest):
+    unprivileged(ingest)
+    log = write_log(tmp_path / "a.jsonl", [line(0)])
+    (ingest.cwd / "locked-store").mkdir(mode=0o555)
+    proc = ingest(str(log), "--store", "locked-store", check=False)
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert "ingest: error: the target cannot be written: PermissionError" in proc.stderr.decode()
