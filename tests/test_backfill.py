@@ -305,6 +305,7 @@ def test_inputs_and_store_in_s3_through_moto(
     with open(logs / "repeats.log", "wb") as out:
         out.write(b'{"ts": "2026-11-24T10:00:00Z", "path": "/health", "status": 200}\n')
         out.writelines(big.read_bytes().splitlines(keepends=True)[500:700])
+        out.write(b'{"ts": "2026-11-24T10:00:00Z", "pa')  # an object's unterminated last line
     fs.put(str(logs), "backfills/logs", recursive=True)  # inputs in S3 too (issue 15's sources)
     one = ingest.json("s3://backfills/logs/", "--store", "one", env=moto_s3.env())
     args = ("s3://backfills/logs/", "--store", "s3://backfills/store", "--split-bytes", "400KB")

@@ -53,6 +53,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
+PROBE_THREADS = 32  # inputs probed at once while planning (a first line and a size each)
 GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
 RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -141,18 +143,21 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
             tasks.append(Task(len(tasks), key, group[0][0], group[0][1], more=more))
             group.clear()
 
-    for source in sources:
-        if source.path is None and getattr(source, "url", None) is None:
-            raise ValueError("a backfill reads files, not stdin")
-        fp = fingerprint(source)
-        if fp is None:
+    if any(s.path is None and getattr(s, "url", None) is None for s in sources):
+        raise ValueError("a backfill reads files, not stdin")
+    # A first line and a size per input: for objects, two small requests each, which
+    # take longer than they cost, so they go PROBE_THREADS at a time (in input order).
+    with ThreadPoolExecutor(PROBE_THREADS) as pool:
+        probes = list(pool.map(_probe, sources))
+    for source, (fp, described) in zip(sources, probes, strict=True):
+        if fp is None or described is None:
             skipped[source.name] = "no complete line yet"
             continue
         if fp in seen:
             skipped[source.name] = "same content as another input"
             continue
         seen.add(fp)
-        path, size, version, compressed = _describe(source)
+        path, size, version, compressed = described
         identity = f"{path}\0{size}\0{version}\0{fp}"
         starts = [0] if compressed else list(range(0, max(size, 1), split_bytes))
         if len(starts) == 1 and group and group[-1][2] + size <= split_bytes and len(group) < GROUP_FILES:
@@ -168,6 +173,11 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
             tasks.append(Task(len(tasks), key, source.name, path, start, end))
     flush()
     return tasks, skipped
+
+
+def _probe(source: Source) -> tuple[str | None, tuple[str, int, str, bool] | None]:
+    fp = fingerprint(source)
+    return fp, (_describe(source) if fp is not None else None)
 
 
 def _describe(source: Source) -> tuple[str, int, str, bool]:
@@ -362,6 +372,8 @@ class TaskStore(LocalStore):
         prefix, run_prefix = layout.task_prefix(run, task), layout.task_prefix(run)
         for old in layout.task_parts(prefix + "-"):
             old.unlink(missing_ok=True)
+        for unfinished in layout.task_unfinished_parts(prefix + "-"):  # a killed attempt's
+            unfinished.unlink(missing_ok=True)
 
         def other_task_of_the_run(name: str) -> bool:
             return name.startswith(run_prefix) and not name.startswith(prefix + "-")
