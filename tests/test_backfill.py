@@ -351,3 +351,21 @@ def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, clus
 
     proc = ingest("backfill", "cap", "--format", "kserve", "--scheduler", cluster.address, check=False)
     assert proc.returncode == 2 and "format kserve joins two events" in proc.stderr.decode()
+
+
+def test_a_file_that_is_not_a_log_stops_alone_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    big_log(logs / "access.jsonl", 2000)
+    (logs / "export.log").write_bytes(bytes(range(256)) * 200)  # binary, named like a log
+    (logs / "pretty.json").write_text(json.dumps([{"a": i} for i in range(10000)], indent=2))  # split
+    one = ingest("logs", "--store", "one", "--json", check=False)
+    many = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                  "--split-bytes", "100KB", check=False)  # fmt: skip
+    assert one.returncode == many.returncode == 3, many.stderr.decode()
+    one_summary, many_summary = json.loads(one.stdout), json.loads(many.stdout)
+    assert list(many_summary["files_failed"]) == ["logs/export.log", "logs/pretty.json"]
+    assert comparable(many_summary) == comparable(one_summary)
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
