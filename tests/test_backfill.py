@@ -305,6 +305,7 @@ def test_inputs_and_store_in_s3_through_moto(
     with open(logs / "repeats.log", "wb") as out:
         out.write(b'{"ts": "2026-11-24T10:00:00Z", "path": "/health", "status": 200}\n')
         out.writelines(big.read_bytes().splitlines(keepends=True)[500:700])
+        out.write(b'{"ts": "2026-11-24T10:00:00Z", "pa')  # an object's unterminated last line
     fs.put(str(logs), "backfills/logs", recursive=True)  # inputs in S3 too (issue 15's sources)
     one = ingest.json("s3://backfills/logs/", "--store", "one", env=moto_s3.env())
     args = ("s3://backfills/logs/", "--store", "s3://backfills/store", "--split-bytes", "400KB")
@@ -350,3 +351,21 @@ def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, clus
 
     proc = ingest("backfill", "cap", "--format", "kserve", "--scheduler", cluster.address, check=False)
     assert proc.returncode == 2 and "format kserve joins two events" in proc.stderr.decode()
+
+
+def test_a_file_that_is_not_a_log_stops_alone_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    big_log(logs / "access.jsonl", 2000)
+    (logs / "export.log").write_bytes(bytes(range(256)) * 200)  # binary, named like a log
+    (logs / "pretty.json").write_text(json.dumps([{"a": i} for i in range(10000)], indent=2))  # split
+    one = ingest("logs", "--store", "one", "--json", check=False)
+    many = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                  "--split-bytes", "100KB", check=False)  # fmt: skip
+    assert one.returncode == many.returncode == 3, many.stderr.decode()
+    one_summary, many_summary = json.loads(one.stdout), json.loads(many.stdout)
+    assert list(many_summary["files_failed"]) == ["logs/export.log", "logs/pretty.json"]
+    assert comparable(many_summary) == comparable(one_summary)
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))

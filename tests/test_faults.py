@@ -358,3 +358,19 @@ def test_a_store_that_cannot_be_written_stops_the_run_with_one_line(tmp_path: Pa
     no_traceback(proc)
     assert proc.returncode == 1
     assert "ingest: error: the target cannot be written: PermissionError" in proc.stderr.decode()
+
+
+def test_a_dataset_named_after_a_long_bentoml_column_is_bounded(ingest: Ingest):
+    from tests import format_samples as samples
+
+    data = samples.write_bentoml(ingest.cwd)
+    long_name = "sentiment" + "x" * 1400
+    for path in (data, data.parent.parent / "schema" / "schema.1.log"):
+        path.write_text(path.read_text().replace("sentiment", long_name))
+    (ingest.cwd / "ingest.toml").write_text('[formats.bentoml]\ntime_zone = "Europe/Paris"\n')
+    summary = run_json(ingest, "monitoring/", "--config", "ingest.toml")
+    assert summary["records_written"] == 15
+    names = [p.parent.name for p in ingest.store.glob("*/_dataset.json")]
+    assert len(names) == 3 and any(name.startswith("monitoring_ticket_triage_sentimentxxx") for name in names)
+    for name in names:
+        assert re.fullmatch(r"(?!-|_)[a-z0-9-_]{1,100}", name), name

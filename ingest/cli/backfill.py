@@ -188,3 +188,8 @@ def backfill_command(
     report_summary(
         result.summary, quiet, as_json, {"backfill": report.to_json(), "dashboard": result.dashboard}
     )
+    if result.summary.failed_files:
+        from ingest.errors import InputsUnreadable
+
+        # the summary names each file and why; the exit code says some input was not read
+        raise InputsUnreadable(result.summary.failed_files)

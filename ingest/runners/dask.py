@@ -53,6 +53,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.errors import IngestError, MissingExtra, UsageError
+from ingest.errors import FileFault, IngestError, MissingExtra, UsageError
 from ingest.model import SCHEMA, Counts, FileCounts
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
@@ -85,7 +86,17 @@ from ingest.sinks.rejects import RejectsFile
 from ingest.sources import expand
 from ingest.sources.checkpoint import fingerprint
 from ingest.sources.formats.choose import choose as choose_formats
-from ingest.sources.read import CHUNK_BYTES, Chunk, LineChunks, Source, stale
+from ingest.sources.read import (
+    _BOM,
+    _SNIFF_BYTES,
+    CHUNK_BYTES,
+    Chunk,
+    LineChunks,
+    Source,
+    describe,
+    not_jsonl,
+    stale,
+)
 from ingest.transform.routing import Route
 from ingest.transform.stage import Transformer, TransformSpec
 
@@ -93,6 +104,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ranges of this size
+PROBE_THREADS = 32  # inputs probed at once while planning (a first line and a size each)
 GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
 RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -121,8 +133,11 @@ class Task:
         return self.start == 0 and self.end is None
 
 
-def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Task], dict[str, str]]:
-    """Tasks in input order, and the files not read with the reason (as ``ingest run`` says it).
+def plan(
+    sources: list[Source], split_bytes: int = SPLIT_BYTES
+) -> tuple[list[Task], dict[str, str], dict[str, str]]:
+    """Tasks in input order, the files not read and those that could not be read, each with
+    the reason (as ``ingest run`` says it).
 
     A file whose first line is that of an earlier input is the same log (a copy, or a
     rotated file and its ``.gz``) and is not read, as on one machine; a file without a
@@ -130,6 +145,7 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
     """
     tasks: list[Task] = []
     skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
     seen: set[str] = set()
     group: list[tuple[str, str, int, str]] = []  # whole files waiting: (name, path, bytes so far, identity)
 
@@ -141,18 +157,24 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
             tasks.append(Task(len(tasks), key, group[0][0], group[0][1], more=more))
             group.clear()
 
-    for source in sources:
-        if source.path is None and getattr(source, "url", None) is None:
-            raise ValueError("a backfill reads files, not stdin")
-        fp = fingerprint(source)
-        if fp is None:
+    if any(s.path is None and getattr(s, "url", None) is None for s in sources):
+        raise ValueError("a backfill reads files, not stdin")
+    # A first line and a size per input: for objects, two small requests each, which
+    # take longer than they cost, so they go PROBE_THREADS at a time (in input order).
+    with ThreadPoolExecutor(PROBE_THREADS) as pool:
+        probes = list(pool.map(_probe, sources))
+    for source, (fp, described, error) in zip(sources, probes, strict=True):
+        if error is not None:
+            failed[source.name] = error
+            continue
+        if fp is None or described is None:
             skipped[source.name] = "no complete line yet"
             continue
         if fp in seen:
             skipped[source.name] = "same content as another input"
             continue
         seen.add(fp)
-        path, size, version, compressed = _describe(source)
+        path, size, version, compressed = described
         identity = f"{path}\0{size}\0{version}\0{fp}"
         starts = [0] if compressed else list(range(0, max(size, 1), split_bytes))
         if len(starts) == 1 and group and group[-1][2] + size <= split_bytes and len(group) < GROUP_FILES:
@@ -167,23 +189,44 @@ def plan(sources: list[Source], split_bytes: int = SPLIT_BYTES) -> tuple[list[Ta
             key = hashlib.blake2b(f"{identity}\0{start}\0{end}".encode(), digest_size=6).hexdigest()
             tasks.append(Task(len(tasks), key, source.name, path, start, end))
     flush()
-    return tasks, skipped
+    return tasks, skipped, failed
+
+
+def _probe(source: Source) -> tuple[str | None, tuple[str, int, str, bool] | None, str | None]:
+    """(fingerprint, description, None), or why the source cannot be read: a file's fault
+    stops that file alone, as on one machine."""
+    try:
+        fp = fingerprint(source)
+        return fp, (_describe(source) if fp is not None else None), None
+    except Exception as exc:
+        return None, None, describe(exc, source)
 
 
 def _describe(source: Source) -> tuple[str, int, str, bool]:
-    """Where workers open a source, its size, its version (mtime, ETag) and whether it is gzip."""
+    """Where workers open a source, its size, its version (mtime, ETag) and whether it is gzip.
+
+    Raises FileFault for a file whose start shows it is not JSONL, as LineChunks would
+    when reading it: its ranges must not be read as lines by tasks that start mid-file.
+    """
     url = getattr(source, "url", None)  # an object in object storage (inputs of issue 15)
     if url is not None:
         fs, path = _fs(url)
         info = fs.info(path)
         version = str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
-        return url, int(info["size"]), version, fs.cat_file(path, start=0, end=2) == _GZIP_MAGIC
-    assert source.path is not None
-    resolved = source.path.resolve()
-    stat = resolved.stat()
-    with open(resolved, "rb") as fh:
-        compressed = fh.read(2) == _GZIP_MAGIC
-    return str(resolved), stat.st_size, str(stat.st_mtime_ns), compressed
+        location, size, head = url, int(info["size"]), fs.cat_file(path, start=0, end=_SNIFF_BYTES)
+    else:
+        assert source.path is not None
+        resolved = source.path.resolve()
+        stat = resolved.stat()
+        with open(resolved, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+        location, size, version = str(resolved), stat.st_size, str(stat.st_mtime_ns)
+    compressed = head[:2] == _GZIP_MAGIC
+    if not compressed:
+        reason = not_jsonl(head.removeprefix(_BOM))
+        if reason:
+            raise FileFault(reason)
+    return location, size, version, compressed
 
 
 def _fs(url: str) -> tuple[Any, str]:
@@ -281,17 +324,23 @@ class _Files:
     def __init__(self, files: list[tuple[str, str]]):
         self.files = files
         self.incomplete: dict[str, int] = {}
+        self.failed: dict[str, str] = {}
 
     def __iter__(self) -> Iterator[Chunk]:
         for name, location in self.files:
             # read exactly as on one machine (gzip included)
             if "://" in location:
-                reader = LineChunks(Source(name, None, location, final=True))
+                source = Source(name, None, location, final=True)
             else:
                 # a file unmodified past the grace period has its unterminated last line read,
                 # as on one machine (the rotated-series rule needs the whole input list)
-                reader = LineChunks(Source(name, Path(location), final=stale(Path(location))))
-            yield from reader
+                source = Source(name, Path(location), final=stale(Path(location)))
+            reader = LineChunks(source)
+            try:
+                yield from reader
+            except Exception as exc:  # whatever stops a file stops that file alone
+                self.failed[name] = describe(exc, source)
+                continue
             if reader.incomplete_tail:
                 self.incomplete[name] = len(reader.incomplete_tail)
 
@@ -301,9 +350,14 @@ class _Range:
         self.chunks = RangeChunks(task)
         self.task = task
         self.incomplete: dict[str, int] = {}
+        self.failed: dict[str, str] = {}
 
     def __iter__(self) -> Iterator[Chunk]:
-        yield from self.chunks
+        try:
+            yield from self.chunks
+        except Exception as exc:  # stops this range of the file
+            self.failed[self.task.source] = describe(exc)
+            return
         if self.chunks.incomplete_tail:
             self.incomplete[self.task.source] = len(self.chunks.incomplete_tail)
 
@@ -362,6 +416,8 @@ class TaskStore(LocalStore):
         prefix, run_prefix = layout.task_prefix(run, task), layout.task_prefix(run)
         for old in layout.task_parts(prefix + "-"):
             old.unlink(missing_ok=True)
+        for unfinished in layout.task_unfinished_parts(prefix + "-"):  # a killed attempt's
+            unfinished.unlink(missing_ok=True)
 
         def other_task_of_the_run(name: str) -> bool:
             return name.startswith(run_prefix) and not name.startswith(prefix + "-")
@@ -441,6 +497,7 @@ class TaskResult:
     datasets: dict[str, str]
     rejects: list[dict[str, Any]]
     incomplete: dict[str, int]  # file -> bytes of a last line without its newline
+    failed: dict[str, str]  # file -> why it could not be read (to its end)
     size: int  # bytes read
     seconds: float
     worker: str = ""
@@ -489,6 +546,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
         datasets=summary.datasets,
         rejects=rejects.items,
         incomplete=reader.incomplete,
+        failed=reader.failed,
         size=size,
         seconds=time.perf_counter() - started,
         worker=str(worker),
@@ -609,7 +667,8 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     from distributed import Semaphore, as_completed
 
     started = time.perf_counter()
-    tasks, skipped = plan(options.sources, options.split_bytes)
+    tasks, skipped, failed = plan(options.sources, options.split_bytes)
+    summary.failed_files.update(failed)
     summary.skipped_files = {**summary.skipped_files, **skipped}
     summary.files = [s.name for s in options.sources]
     store = options.store if is_url(options.store) else str(Path(options.store).resolve())
@@ -876,6 +935,7 @@ def _release(
     for endpoint, dataset in result.datasets.items():
         summary.datasets.setdefault(endpoint, dataset)  # routes are fixed: every task agrees
     summary.incomplete.update(result.incomplete)
+    summary.failed_files.update(result.failed)
     for name, file_counts in result.by_file.items():
         summary.file_counts(name).add(file_counts)
     report.workers[result.worker] = report.workers.get(result.worker, 0) + 1

@@ -32,17 +32,18 @@ MAX_DERIVED_NAME = 100
 
 
 def dataset_for_endpoint(path: str) -> str:
-    """``/spacy/`` -> ``monitoring_spacy``, the tutorial's naming, always a valid name.
-
-    A name that would be longer than ``MAX_DERIVED_NAME`` is cut and ends with a hash of
-    the whole path, so that two long paths never share a dataset.
-    """
+    """``/spacy/`` -> ``monitoring_spacy``, the tutorial's naming, always a valid name."""
     slug = _NOT_NAME_CHARS.sub("_", path.lower()).strip("_")
-    name = f"monitoring_{slug or 'root'}"
-    if len(name) > MAX_DERIVED_NAME:
-        digest = blake2b(path.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
-        name = f"{name[: MAX_DERIVED_NAME - len(digest) - 1].rstrip('_')}_{digest}"
-    return name
+    return bounded_name(f"monitoring_{slug or 'root'}", path)
+
+
+def bounded_name(name: str, source: str) -> str:
+    """A derived dataset name kept within ``MAX_DERIVED_NAME``: a longer one is cut and ends
+    with a hash of ``source`` (what it was derived from), so two long ones never collide."""
+    if len(name) <= MAX_DERIVED_NAME:
+        return name
+    digest = blake2b(source.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+    return f"{name[: MAX_DERIVED_NAME - len(digest) - 1].rstrip('_')}_{digest}"
 
 
 def check_dataset_name(name: str) -> None:

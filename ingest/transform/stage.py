@@ -36,7 +36,7 @@ from ingest.transform.logline import (
     is_json_content_type,
     parse_line,
 )
-from ingest.transform.routing import Route, Router
+from ingest.transform.routing import Route, Router, bounded_name
 from ingest.transform.validate import validate
 
 
@@ -317,9 +317,9 @@ class Transformer:
         found = self._sub_routes.get(key)
         if found is None:
             slug = re.sub(r"[^a-z0-9-]+", "_", suffix.lower()).strip("_") or "prediction"
-            found = self._sub_routes[key] = dataclasses.replace(
-                route, dataset=f"{route.dataset}_{slug}", mapper=None
-            )
+            # a column's name is input: the dataset made from it stays a valid, bounded name
+            dataset = bounded_name(f"{route.dataset}_{slug}", f"{route.dataset}\0{suffix}")
+            found = self._sub_routes[key] = dataclasses.replace(route, dataset=dataset, mapper=None)
         return found
 
     def _skip_reason(self, entry: LogEntry, route: Route | None) -> str | None:

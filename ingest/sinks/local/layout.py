@@ -138,6 +138,10 @@ class StoreLayout:
         """The finished part files whose names start with ``prefix``, in every partition."""
         return self.root.glob(f"*/date=*/{prefix}*.parquet")
 
+    def task_unfinished_parts(self, prefix: str) -> Iterator[Path]:
+        """The temporary part files of the task whose names start with ``prefix``."""
+        return self.root.glob(f"*/date=*/.{prefix}*.parquet.tmp")
+
     def unfinished_parts(self) -> Iterator[Path]:
         """Temporary part files: being written by a run, or left by a killed one."""
         return self.root.glob("*/date=*/.part-*.parquet.tmp")
