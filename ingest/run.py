@@ -33,7 +33,7 @@ from ingest.errors import (
     WorkerDied,
 )
 from ingest.model import Delivery, Reject
-from ingest.report.runlog import append_run
+from ingest.report.runlog import append_run, counted_lines
 from ingest.report.summary import Summary
 from ingest.runners import Runner, get_runner
 from ingest.settings import ServerSettings
@@ -41,7 +41,7 @@ from ingest.sinks import Sink, Target, choose, open_sink
 from ingest.sinks.local.layout import StoreLayout
 from ingest.sinks.rejects import RejectsFile, RejectsPreview
 from ingest.sources import expand
-from ingest.sources.checkpoint import Plan, RunLock, State
+from ingest.sources.checkpoint import Plan, RunLock, State, fingerprint
 from ingest.sources.formats.choose import Choice
 from ingest.sources.formats.choose import choose as choose_formats
 from ingest.sources.read import Chunk, LineChunks, Source, chunk_bytes, describe, known_bytes
@@ -99,6 +99,7 @@ class RunOptions:
     runner: Runner | None = None  # None: the local runner
     formats_used: dict[str, str] = field(default_factory=dict)  # format -> how it was chosen
     not_logs: dict[str, str] = field(default_factory=dict)  # inputs that are not logs (schema files)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # file name -> fingerprint
 
 
 @contextlib.contextmanager
@@ -161,6 +162,13 @@ def run_ingest(
             )
             if state is not None:
                 options.plans = state.plan(sources, from_start or windowed)
+            options.fingerprints = _fingerprints(options)
+            if not request.dry_run:
+                # the run log counts each line's traffic once: from where no run counted yet
+                counted = counted_lines(request.store)
+                options.spec = dataclasses.replace(
+                    spec, counted={name: counted.get(fp, 1) for name, fp in options.fingerprints.items()}
+                )
             result = _run_once(request, options, progress)
             if on_result is not None:
                 on_result(result)
@@ -184,6 +192,19 @@ def _inputs(request: RunRequest) -> tuple[list[Source], TransformSpec, Choice]:
     return choice.sources, dataclasses.replace(request.spec, formats=choice.formats), choice
 
 
+def _fingerprints(options: RunOptions) -> dict[str, str]:
+    """File name -> fingerprint of every input with a complete first line (not stdin)."""
+    if options.plans is not None:
+        return {p.source.name: p.fingerprint for p in options.plans if p.fingerprint}
+    found = {}
+    for source in options.sources:
+        if source.path is not None:
+            fp = fingerprint(source)
+            if fp is not None:
+                found[source.name] = fp
+    return found
+
+
 def _run_once(request: RunRequest, options: RunOptions, progress: Progress | None) -> RunResult:
     layout = StoreLayout(request.store)
     stamp = layout.rejects_stamp()
@@ -202,7 +223,7 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
         options.progress = update
         run(options, sink, rejects, summary)
     if not request.dry_run:
-        append_run(request.store, summary, started, _run_flags(options))
+        append_run(request.store, summary, started, _run_flags(options), options.fingerprints)
     result = RunResult(summary)
     if isinstance(rejects, RejectsPreview):
         result.samples = getattr(sink, "samples", {})
@@ -349,6 +370,8 @@ def run(
                 deliver(sink.add(batch))
             if options.progress is not None:
                 options.progress(result.size)
+            read = summary.read_lines.setdefault(result.source, [result.first_line, result.first_line])
+            read[1] = result.first_line + result.lines
             fp = fingerprints.get(result.source)
             if fp is not None:
                 progress[fp] = (result.end_offset, result.first_line + result.lines, result.source)

@@ -83,12 +83,14 @@ def report_command(
         low_confidence=low_confidence,
     )
     metrics = compute(store, list(datasets) or None, spec)
+    if metrics.get("empty_window"):
+        click.echo(f"ingest: warning: {metrics['empty_window']}", err=True)
     if as_json:
         click.echo(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
         return
     from ingest.report.html import render
 
-    page = render(metrics)  # MissingPlotting (exit 1) without matplotlib
+    page = render(metrics)
     partial = output.with_name(f".{output.name}.partial")
     partial.write_text(page, encoding="utf-8")
     partial.replace(output)

@@ -19,6 +19,7 @@ class Summary:
     skipped_files: dict[str, str] = field(default_factory=dict)  # file -> reason not read
     failed_files: dict[str, str] = field(default_factory=dict)  # file -> why it could not be read
     by_file: dict[str, FileCounts] = field(default_factory=dict)
+    read_lines: dict[str, list[int]] = field(default_factory=dict)  # file -> [first line, next line]
     interrupted: bool = False  # stopped early by a signal, after a checkpoint
     dry_run: bool = False
     seconds: float = 0.0
