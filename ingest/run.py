@@ -358,6 +358,7 @@ def run(
                 summary.counts_for(endpoint).add(counts)
             summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
+            summary.count_rejects(result.rejects)
             for batch in result.batches:
                 # one endpoint, several tasks (a line with several prediction columns): several datasets
                 shown = summary.datasets.get(batch.route.endpoint)
@@ -422,6 +423,7 @@ def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile |
     for reject in delivery.rejects:
         summary.counts_for(reject["endpoint"]).rejected += 1
     rejects.write(delivery.rejects)
+    summary.count_rejects(delivery.rejects)
 
 
 def record_acknowledged(
