@@ -55,7 +55,7 @@ def test_config_whose_endpoints_never_appear_warns_and_the_fix_reads_again(inges
 def test_a_new_target_reads_the_files_from_their_start(ingest: Ingest, server: RubrixServer) -> None:
     assert ingest.json(str(SAMPLE_LOGS), "-q")["records_written"] == 490
     sent = ingest.json(str(SAMPLE_LOGS), "-q", env=server.env())
-    assert sent["records_written"] == 490 and sent["target"].startswith("Rubrix")
+    assert sent["records_written"] == 490 and sent["target"].startswith("rubrix")
     assert len(server.records("monitoring_spacy")) == 232
     # the same server, another workspace: another target
     other = ingest.json(str(SAMPLE_LOGS), "-q", "--workspace", "team-a", env=server.env())
@@ -156,8 +156,8 @@ def test_push_keeps_checkpoints_per_target_and_takes_a_window(
 ) -> None:
     ingest(str(SAMPLE_LOGS), "-q")
     stored = ingest.dataset("monitoring_spacy")
-    since = "2026-11-24T15:00:00"
-    in_window = int((stored["event_timestamp"] >= "2026-11-24T15:00:00Z").sum())
+    since = "2026-11-24T12:00:00"
+    in_window = int((stored["event_timestamp"] >= "2026-11-24T12:00:00Z").sum())
     assert 0 < in_window < 232
     windowed = ingest.json("push", "-q", "--since", since, "--dataset", "monitoring_spacy", env=server.env())
     assert windowed["records_written"] == in_window
@@ -182,7 +182,7 @@ def test_json_on_a_delivery_failure(ingest: Ingest, server: RubrixServer) -> Non
     out = json.loads(proc.stdout)
     assert out["ok"] is False and out["exit_code"] == 1 and "503" in out["error"]
     assert out["lines_read"] > 0 and out["records_written"] >= 0
-    assert "endpoints" in out and out["target"].startswith("Rubrix")
+    assert "endpoints" in out and out["target"].startswith("rubrix")
 
 
 @pytest.mark.parametrize(
@@ -306,8 +306,10 @@ def test_help_ends_with_examples_and_cuts_nothing(ingest: Ingest, args: list[str
     text = ingest(*args, env={"COLUMNS": "100"}).stdout.decode()
     lines = [line.strip() for line in text.rstrip().splitlines()]
     examples = lines[lines.index("Examples:") + 1 :]
-    assert 2 <= len(examples) <= 4 and all(e.startswith("ingest") for e in examples), text
-    assert "..." not in text.replace("PATHS...", "").replace("DATASETS...", "").replace("[ARGS]...", "")
+    assert 2 <= len(examples) <= 4, text
+    assert all(re.match(r"^([A-Z_]+=\S+ )*ingest ", e) for e in examples), text
+    body = "\n".join(line for line in lines if not line.startswith("Usage:"))
+    assert "..." not in body, text  # nothing cut off (click shortens long command help with ...)
     # the default store is written one way everywhere
     assert all(m == "./rubrix-store" for m in re.findall(r"\S*rubrix-store", text)), text
 
