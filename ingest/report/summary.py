@@ -242,9 +242,10 @@ class Summary:
         out = [f"{verb}: {self.target}"]
         if self.formats and set(self.formats) != {"access-log"}:
             out.append("format: " + ", ".join(f"{name} ({how})" for name, how in self.formats.items()))
-        out.extend(lines)
-        out.append("(lines = mapped + skipped + rejected; records, the pairs of mapped lines: written"
-                   " + stored before + skipped + rejected)")  # fmt: skip
+        if per:  # a run that read nothing has no table
+            out += lines
+            out.append("(lines = mapped + skipped + rejected; records, the pairs of mapped lines: written"
+                       " + stored before + skipped + rejected)")  # fmt: skip
         where = f" (see {self.rejects_file})" if self.rejects_file else ""
         labels = {"lines_skipped": "skipped lines", "lines_rejected": "rejected lines",
                   "records_skipped": "skipped records", "records_rejected": "rejected records"}  # fmt: skip
