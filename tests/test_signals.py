@@ -298,7 +298,8 @@ def test_store_and_state_in_a_config_are_relative_to_the_config(ingest: Ingest, 
 
 
 # -- help that teaches -------------------------------------------------------------------------
-HELPS = [["--help"], ["run", "--help"], ["push", "--help"], ["show", "--help"], ["report", "--help"]]
+HELPS = [["--help"], ["run", "--help"], ["push", "--help"], ["show", "--help"], ["report", "--help"],
+         ["backfill", "--help"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("args", HELPS, ids=lambda a: " ".join(a))
