@@ -198,6 +198,10 @@ def load(path: Path) -> Config:
         raise ConfigError(
             f'{path}: [inputs] maps inputs to format names: "s3://bucket/capture/" = "sagemaker"'
         )
+    # Paths in a config file are relative to the file, not to wherever cron starts the run.
+    for key in ("store", "state", "rejects"):
+        if key in top:
+            top[key] = str(path.parent / top[key])
     return Config(
         format=top.get("format"),
         formats=formats,
@@ -256,11 +260,31 @@ def server(
     url = pick("rubrix_url", flags.get("rubrix_url"), environ, config.rubrix.get("url"))
     if not url:
         return None
+    check_url(url, flags.get("rubrix_url"), environ)
     values = {
         key: pick(key, flags.get(key), environ, config.rubrix.get(key))
         for key in ("api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")
     }
     return ServerSettings(url=url, **values)
+
+
+def check_url(url: str, flag: Any, environ: Mapping[str, str] | None = None) -> None:
+    """A server URL must say its scheme: ``localhost:6900`` would be read as the scheme
+    ``localhost`` and fail only after the retries. Raises UsageError (exit 2) saying where it came from."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return
+    environ = os.environ if environ is None else environ
+    if flag is not None:
+        where = "--rubrix-url"
+    else:
+        where = next((var for var in ENV["rubrix_url"] if environ.get(var)), "the config's [rubrix] url")
+    hint = url.split("://", 1)[-1]
+    raise UsageError(
+        f"server URL {url!r} ({where}) has no scheme http:// or https://: did you mean http://{hint}?"
+    )
 
 
 def routes(
