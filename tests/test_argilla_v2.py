@@ -354,3 +354,91 @@ def test_workspace_must_exist_and_be_chosen(
     assert proc.returncode == 1 and "workspace 'no-such-space' is not one of" in proc.stderr.decode()
     proc = ingest(str(log), env=argilla_v2.env(), check=False)  # the owner sees several
     assert proc.returncode == 1 and "choose a workspace" in proc.stderr.decode()
+
+
+def test_an_annotator_key_stops_the_run_at_once_with_403(
+    tmp_path: Path, ingest: Ingest, argilla_v2: ArgillaV2Server, workspace: str
+):
+    user = argilla_v2.ok(
+        "POST",
+        "/api/v1/users",
+        json={
+            "first_name": "Ann",
+            "username": f"ann-{workspace}",
+            "password": "annotator-pw",
+            "role": "annotator",
+        },
+    )
+    spaces = {w["name"]: w["id"] for w in argilla_v2.ok("GET", "/api/v1/me/workspaces")["items"]}
+    argilla_v2.ok("POST", f"/api/v1/workspaces/{spaces[workspace]}/users", json={"user_id": user["id"]})
+    log = write_log(tmp_path / "a.jsonl", [entry()])
+    env = {**argilla_v2.env(workspace), "ARGILLA_API_KEY": user["api_key"]}
+    proc = ingest(str(log), env=env, check=False)
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert "HTTP 403" in err and user["api_key"] not in err
+    assert argilla_v2.dataset("monitoring_spacy", workspace) is None
+
+
+def test_multi_label_records_get_a_multi_label_question(
+    tmp_path: Path, ingest: Ingest, argilla_v2: ArgillaV2Server, workspace: str
+):
+    sigmoid = {"labels": ["sport", "tech", "food"], "scores": [0.9, 0.8, 0.1]}  # sums past 1: multi-label
+    softmax = {"labels": ["sport", "tech", "food"], "scores": [0.1, 0.7, 0.2]}
+    log = write_log(
+        tmp_path / "a.jsonl",
+        [
+            entry("/topics/", request=["a"], response=[sigmoid]),
+            entry("/topics/", request=["b"], response=[softmax]),
+        ],
+    )
+    assert ingest.json(str(log), env=argilla_v2.env(workspace))["records_written"] == 2
+    question = argilla_v2.dataset("monitoring_topics", workspace)["questions"][0]
+    assert question["name"] == "labels" and question["settings"]["type"] == "multi_label_selection"
+    got = {
+        r["fields"]["text"]: r["suggestions"][0] for r in argilla_v2.records("monitoring_topics", workspace)
+    }
+    assert (got["a"]["value"], got["a"]["score"]) == (["sport", "tech"], [0.9, 0.8])
+    assert (got["b"]["value"], got["b"]["score"]) == (["tech"], [0.7])
+
+
+def test_agent_from_a_url_with_a_query_string(
+    tmp_path: Path, ingest: Ingest, argilla_v2: ArgillaV2Server, workspace: str
+):
+    line = entry(url="http://models.internal:8000/spacy/?model=sm&user=ana@example.com")
+    ingest(str(write_log(tmp_path / "a.jsonl", [line])), env=argilla_v2.env(workspace))
+    (record,) = argilla_v2.records("monitoring_spacy", workspace)
+    assert record["suggestions"][0]["agent"] == "http://models.internal:8000/spacy/"
+
+
+def test_a_draft_left_by_a_crashed_run_is_completed_and_published(
+    tmp_path: Path, ingest: Ingest, argilla_v2: ArgillaV2Server, workspace: str
+):
+    spaces = {w["name"]: w["id"] for w in argilla_v2.ok("GET", "/api/v1/me/workspaces")["items"]}
+    draft = argilla_v2.ok(
+        "POST", "/api/v1/datasets", json={"name": "monitoring_spacy", "workspace_id": spaces[workspace]}
+    )
+    argilla_v2.ok(
+        "POST",
+        f"/api/v1/datasets/{draft['id']}/fields",
+        json={"name": "text", "title": "text", "required": True, "settings": {"type": "text"}},
+    )
+    summary = ingest.json(str(write_log(tmp_path / "a.jsonl", [entry()])), env=argilla_v2.env(workspace))
+    assert summary["records_written"] == 1
+    dataset = argilla_v2.dataset("monitoring_spacy", workspace)
+    assert dataset["id"] == draft["id"] and dataset["status"] == "ready"
+    assert [q["name"] for q in dataset["questions"]] == ["entities"]
+    assert len(argilla_v2.records("monitoring_spacy", workspace)) == 1
+
+
+def test_a_dataset_made_for_another_task_is_not_written_to(
+    tmp_path: Path, ingest: Ingest, argilla_v2: ArgillaV2Server, workspace: str
+):
+    translation = entry("/translate/", request={"text": "Hello"}, response=[{"translation_text": "Bonjour"}])
+    ingest(str(write_log(tmp_path / "a.jsonl", [translation])), env=argilla_v2.env(workspace))
+    (ingest.cwd / "ingest.toml").write_text('[endpoints."/spacy/"]\ndataset = "monitoring_translate"\n')
+    summary = ingest.json(str(write_log(tmp_path / "b.jsonl", [entry()])), "--config", "ingest.toml",
+                          env=argilla_v2.env(workspace))  # fmt: skip
+    assert summary["records_written"] == 0 and summary["rejected"] == 1
+    assert "cannot hold TokenClassification records" in ingest.rejects()[0]["reason"]
+    assert len(argilla_v2.records("monitoring_translate", workspace)) == 1
