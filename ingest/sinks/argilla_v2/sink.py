@@ -49,6 +49,12 @@ from ingest.transform import Batch
 
 MAX_BULK = 500  # items per bulk request: the server's limit
 PENDING_ROWS = 20_000  # records held for a dataset not created yet before creating it anyway
+# A 500-record upsert costs the server about 10 ms of CPU a record (argilla-server 2.8 on
+# SQLite; 4.5 s measured on an idle machine), and requests in flight share its one event
+# loop, so with 4 in flight on a busy machine an answer took over 60 s (the v0 default)
+# and the retry only added load. Unless --timeout is given, 2.x requests get this long.
+BULK_TIMEOUT = 300.0
+DEFAULT_TIMEOUT = 60.0
 DEFAULT_API_KEY = "argilla.apikey"  # the key of the server's default user and docker image
 _POSITION = re.compile(r"Record at position (\d+) is not valid because\s*")
 
@@ -77,8 +83,10 @@ class ArgillaV2Sink(RubrixSink):
         self._targets: dict[tuple[str, str], _Target] = {}
         self._workspace_ids: dict[str, str] = {}
         self._default_workspace: str | None = None
-        capped = min(settings.batch_size, MAX_BULK)
-        super().__init__(RubrixSettings(**{**settings.__dict__, "batch_size": capped}))
+        changed = {"batch_size": min(settings.batch_size, MAX_BULK)}
+        if settings.timeout == DEFAULT_TIMEOUT:
+            changed["timeout"] = BULK_TIMEOUT
+        super().__init__(RubrixSettings(**{**settings.__dict__, **changed}))
         self.server_version = self.server_version or version
         where = f", workspace {self._default_workspace}" if self._default_workspace else ""
         self.description = f"argilla {self.server_version or '2.x'} {self.url}{where}"
