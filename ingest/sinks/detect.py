@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from ingest.errors import DeliveryError
+
 API_CHOICES = ("auto", "v0", "v2")
 _BACKOFF_BASE, _BACKOFF_CAP = 0.2, 10.0
 
@@ -29,7 +31,7 @@ class ServerApi:
     version: str = ""
 
 
-class ServerUnreachable(Exception):
+class ServerUnreachable(DeliveryError):
     """No answer within the retry budget; the message names the URL, never a key."""
 
 

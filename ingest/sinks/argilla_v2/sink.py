@@ -1,6 +1,6 @@
 """The Argilla 2.x sink: datasets with settings, records upserted in bulk with suggestions.
 
-Delivery works as in the v0 sink (ingest/sinks/rubrix.py, whose request, retry and
+Delivery works as in the v0 sink (ingest/sinks/rubrix/sink.py, whose request, retry and
 harvest machinery this class inherits): bulk requests of at most 500 records (the
 server's limit, ``api/schemas/v1/records_bulk.py``) with ``concurrency`` in flight,
 transient failures retried with backoff within ``retry_for``, 401/403 stopping the run at
@@ -25,6 +25,7 @@ What is new in 2.x (argilla-server 2.8.0; shared/reference/argilla-v2-wire-proto
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,9 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from ingest.sinks import Delivery, DeliveryError
+from ingest.errors import DeliveryError
+from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch
+from ingest.settings import ServerSettings
 from ingest.sinks.argilla_v2.schema import (
     Layout,
     RecordRefused,
@@ -43,9 +46,7 @@ from ingest.sinks.argilla_v2.schema import (
     metadata_bodies,
 )
 from ingest.sinks.argilla_v2.schema import record_item as to_item
-from ingest.sinks.local import reject_of_row
-from ingest.sinks.rubrix import RubrixSettings, RubrixSink, _detail, _json
-from ingest.transform import Batch
+from ingest.sinks.rubrix.sink import RubrixSink, _detail, _json
 
 MAX_BULK = 500  # items per bulk request: the server's limit
 PENDING_ROWS = 20_000  # records held for a dataset not created yet before creating it anyway
@@ -78,7 +79,11 @@ class _Target:
 class ArgillaV2Sink(RubrixSink):
     """Sink for an Argilla 2.x server (API v1 only); same settings as the v0 sink."""
 
-    def __init__(self, settings: RubrixSettings, version: str = ""):
+    def __init__(
+        self, settings: ServerSettings, version: str = "", transport: httpx.BaseTransport | None = None
+    ):
+        """Connect (``GET /api/v1/version``, ``/api/v1/me``, ``/api/v1/me/workspaces``);
+        DeliveryError when the key is refused or the workspace is not the user's."""
         self.server_version = version
         self._targets: dict[tuple[str, str], _Target] = {}
         self._workspace_ids: dict[str, str] = {}
@@ -86,13 +91,16 @@ class ArgillaV2Sink(RubrixSink):
         changed = {"batch_size": min(settings.batch_size, MAX_BULK)}
         if settings.timeout == DEFAULT_TIMEOUT:
             changed["timeout"] = BULK_TIMEOUT
-        super().__init__(RubrixSettings(**{**settings.__dict__, **changed}))
+        super().__init__(dataclasses.replace(settings, **changed), transport=transport)
         self.server_version = self.server_version or version
         where = f", workspace {self._default_workspace}" if self._default_workspace else ""
         self.description = f"argilla {self.server_version or '2.x'} {self.url}{where}"
 
     # -- handshake --------------------------------------------------------------------
     def connect(self) -> None:
+        if not self.server_version:
+            version = self._request("GET", "/api/v1/version", headers={})
+            self.server_version = str(_json(version).get("version") or "")
         self._key_header = "X-Argilla-Api-Key"
         self._api_key = self.settings.api_key or DEFAULT_API_KEY
         me = self._request("GET", "/api/v1/me", headers=self._headers(None))
@@ -143,7 +151,7 @@ class ArgillaV2Sink(RubrixSink):
                 return _Target(workspace_id, target.name, batch.task, refused=self._task_clash(target, batch))
             return target
         target = _Target(workspace_id, batch.route.dataset, batch.task,
-                         labels=tuple(getattr(batch.route, "labels", ()) or ()))  # fmt: skip
+                         labels=batch.route.labels)  # fmt: skip
         self._targets[key] = target
         found = self._find(workspace_id, target.name)
         if found is None or found.get("status") == "draft":
@@ -285,8 +293,7 @@ class ArgillaV2Sink(RubrixSink):
     def _submit(self, target: _Target, batch: Batch) -> Delivery:
         delivery = Delivery()
         if target.refused is not None:
-            rows = batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist()
-            delivery.rejects.extend(reject_of_row(row, target.refused, "sink") for row in rows)
+            delivery.rejects.extend(rejects_of_batch(batch, target.refused))
             return delivery
         layout = target.layout
         assert layout is not None

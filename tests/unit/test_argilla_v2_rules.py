@@ -65,3 +65,20 @@ def test_refused_positions_from_both_error_shapes():
 
 def test_major_version():
     assert [major(v) for v in ("2.8.0", "1.29.1", "v2", "", "dev")] == [2, 1, 2, None, None]
+
+
+def test_config_api_and_labels(tmp_path):
+    from ingest.errors import ConfigError
+    from ingest.settings import load, server
+
+    path = tmp_path / "ingest.toml"
+    path.write_text('[rubrix]\nurl = "http://x:6900"\napi = "v2"\n[endpoints."/t/"]\nlabels = ["A", "B"]\n')
+    config = load(path)
+    assert server({}, config, environ={}).api == "v2"
+    assert config.routes["/t/"].labels == ("A", "B")
+    path.write_text('[rubrix]\napi = "v3"\n')
+    with pytest.raises(ConfigError, match='api must be "auto"'):
+        load(path)
+    path.write_text('[endpoints."/t/"]\nlabels = "A"\n')
+    with pytest.raises(ConfigError, match="labels must be a list"):
+        load(path)
