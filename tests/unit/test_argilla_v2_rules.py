@@ -82,3 +82,40 @@ def test_config_api_and_labels(tmp_path):
     path.write_text('[endpoints."/t/"]\nlabels = "A"\n')
     with pytest.raises(ConfigError, match="labels must be a list"):
         load(path)
+
+
+def test_bulk_writes_go_one_at_a_time_once_the_database_is_locked():
+    """argilla-server on SQLite refuses concurrent bulk upserts with 500 'database is locked'."""
+    import threading
+    import time
+
+    from ingest.sinks.argilla_v2.sink import OneWriterOnLock
+
+    state = {"in_flight": 0, "most": 0, "calls": 0}
+    guard = threading.Lock()
+
+    def server(request: httpx.Request) -> httpx.Response:
+        with guard:
+            state["calls"] += 1
+            first = state["calls"] == 1
+            state["in_flight"] += 1
+            state["most"] = max(state["most"], state["in_flight"])
+        time.sleep(0.05)
+        with guard:
+            state["in_flight"] -= 1
+        if first:
+            return httpx.Response(500, json={"detail": {"params": {"message": "database is locked"}}})
+        return httpx.Response(200, json={"items": []})
+
+    gate = OneWriterOnLock(httpx.MockTransport(server))
+    client = httpx.Client(transport=gate, base_url="http://argilla")
+    assert client.put("/api/v1/datasets/d/records/bulk").status_code == 500 and gate.serial.is_set()
+    state["most"] = 0
+    threads = [
+        threading.Thread(target=client.put, args=("/api/v1/datasets/d/records/bulk",)) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state["calls"] == 5 and state["most"] == 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,40 @@ DEFAULT_API_KEY = "argilla.apikey"  # the key of the server's default user and d
 _POSITION = re.compile(r"Record at position (\d+) is not valid because\s*")
 
 
+class OneWriterOnLock(httpx.BaseTransport):
+    """Bulk writes go one at a time once the server said its database is locked.
+
+    argilla-server on SQLite answers concurrent bulk upserts with 500 "(sqlite3.OperationalError)
+    database is locked" (observed with four 500-record PUTs at once: one failed after 12 s),
+    and every retry of a 500-record request costs seconds of its CPU. The server does not
+    tell its database, so the first such answer switches this run to one bulk request at a
+    time; the failed request is retried as any 500 is. A server on PostgreSQL never answers
+    that and keeps ``--concurrency``.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport):
+        self.inner = inner
+        self.serial = threading.Event()
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.serial.is_set() and request.method == "PUT" and request.url.path.endswith("/records/bulk"):
+            with self._lock:
+                return self._send(request)
+        return self._send(request)
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if response.status_code == 500:
+            response.read()
+            if b"database is locked" in response.content:
+                self.serial.set()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 @dataclass
 class _Target:
     """One dataset in one workspace, as this run knows it."""
@@ -91,7 +126,11 @@ class ArgillaV2Sink(RubrixSink):
         changed = {"batch_size": min(settings.batch_size, MAX_BULK)}
         if settings.timeout == DEFAULT_TIMEOUT:
             changed["timeout"] = BULK_TIMEOUT
-        super().__init__(dataclasses.replace(settings, **changed), transport=transport)
+        inner = transport or httpx.HTTPTransport(
+            limits=httpx.Limits(max_connections=settings.concurrency + 2)
+        )
+        self._writes = OneWriterOnLock(inner)
+        super().__init__(dataclasses.replace(settings, **changed), transport=self._writes)
         self.server_version = self.server_version or version
         where = f", workspace {self._default_workspace}" if self._default_workspace else ""
         self.description = f"argilla {self.server_version or '2.x'} {self.url}{where}"
