@@ -12,7 +12,7 @@ What is new in 2.x (argilla-server 2.8.0; shared/reference/argilla-v2-wire-proto
 - A dataset must be created with fields, questions and metadata properties and published
   before it takes records, and its label options are frozen from then on. So a dataset the
   server does not have yet is created as late as possible: its batches are held until the
-  next flush (every checkpoint, 32 MB of input, or ``PENDING_ROWS`` records), and the
+  next flush (every checkpoint, 32 MB of input) or ``PENDING_ROWS`` records, and the
   labels come from the config (``labels`` of the endpoint) or else from every record held
   by then. A later record whose label the published dataset lacks is rejected with a
   reason that says how to fix it, never stored without its suggestion.
@@ -50,7 +50,11 @@ from ingest.sinks.argilla_v2.schema import record_item as to_item
 from ingest.sinks.rubrix.sink import RubrixSink, _detail, _json
 
 MAX_BULK = 500  # items per bulk request: the server's limit
-PENDING_ROWS = 20_000  # records held for a dataset not created yet before creating it anyway
+# Records held for a dataset not created yet before it is created anyway, with the labels
+# seen so far. Held records wait for the dataset, and a slow server (about 40 records/s on
+# a busy machine with SQLite) made 20,000 of them wait a quarter of an hour in the
+# benchmark, and a SIGTERM wait for all of them: 2,000 bounds that to about a minute.
+PENDING_ROWS = 2_000
 # A 500-record upsert costs the server about 10 ms of CPU a record (argilla-server 2.8 on
 # SQLite; 4.5 s measured on an idle machine), and requests in flight share its one event
 # loop, so with 4 in flight on a busy machine an answer took over 60 s (the v0 default)
