@@ -4,8 +4,9 @@ The command line catches ``IngestError`` once, at the top (``ingest.cli.main``),
 ``ingest: error: <message>`` on stderr and exits with ``exit_code``; nothing below it
 calls ``sys.exit``. The codes are the README's: 1 the run failed while delivering, 2 a
 usage, input or configuration problem found before anything is written, 3 some input
-file could not be read (the rest was read and delivered), 75 another run holds the lock
-(``EX_TEMPFAIL`` of BSD's sysexits.h: try again later).
+file could not be read (the rest was read and delivered), 65 more rejects than
+``--max-rejects`` allows (``EX_DATAERR`` of BSD's sysexits.h), 75 another run holds the
+lock (``EX_TEMPFAIL``: try again later).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3  # some input could not be read; everything else was read and delivered
+EXIT_TOO_MANY_REJECTS = 65  # EX_DATAERR: the input was not what it should be
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, try again later
 
 
@@ -111,3 +113,10 @@ class MissingExtra(IngestError):
     """An optional dependency (an extra in pyproject.toml) is not installed."""
 
     exit_code = EXIT_FAILED
+
+
+class TooManyRejects(IngestError):
+    """More rejected lines and records than ``--max-rejects`` allows: the run stops before
+    its next checkpoint, so the lines are read again once the cause is fixed."""
+
+    exit_code = EXIT_TOO_MANY_REJECTS

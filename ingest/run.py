@@ -26,15 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.errors import (
-    DeliveryError,
+    IngestError,
     InputsUnreadable,
     TargetFailed,
-    TransformFailed,
+    TooManyRejects,
     UsageError,
-    WorkerDied,
 )
 from ingest.model import Delivery, Reject
-from ingest.report.runlog import append_run
+from ingest.report.runlog import append_run, counted_lines
 from ingest.report.summary import Summary
 from ingest.runners import Runner, get_runner
 from ingest.settings import ServerSettings
@@ -42,7 +41,7 @@ from ingest.sinks import Sink, Target, choose, open_sink
 from ingest.sinks.local.layout import StoreLayout
 from ingest.sinks.rejects import RejectsFile, RejectsPreview
 from ingest.sources import expand
-from ingest.sources.checkpoint import Plan, RunLock, State
+from ingest.sources.checkpoint import Plan, RunLock, State, fingerprint, scope
 from ingest.sources.formats.choose import Choice
 from ingest.sources.formats.choose import choose as choose_formats
 from ingest.sources.read import Chunk, LineChunks, Source, chunk_bytes, describe, known_bytes
@@ -75,6 +74,7 @@ class RunRequest:
     quiet: bool = False  # a delivery failure carries no summary table to print
     log_format: str | None = None  # every input's format (--format, config); None: detected per input
     input_formats: dict[str, str] = field(default_factory=dict)  # input prefix or glob -> format
+    max_rejects: tuple[float, bool] | None = None  # (N, N is a percentage of the lines read)
 
 
 @dataclass
@@ -100,15 +100,31 @@ class RunOptions:
     runner: Runner | None = None  # None: the local runner
     formats_used: dict[str, str] = field(default_factory=dict)  # format -> how it was chosen
     not_logs: dict[str, str] = field(default_factory=dict)  # inputs that are not logs (schema files)
+    max_rejects: tuple[float, bool] | None = None  # (N, N is a percentage of the lines read)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # file name -> fingerprint
+
+
+# id(stop event) -> the signals that set it, for the exit code of a one-shot run (130, 143)
+STOPPED_BY: dict[int, list[int]] = {}
+
+
+def stopped_by(stop: threading.Event) -> int | None:
+    """The signal that stopped a run (SIGINT, SIGTERM), if one did."""
+    found = STOPPED_BY.get(id(stop))
+    return found[0] if found else None
 
 
 @contextlib.contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM and SIGINT set ``stop``: the chunk in flight finishes and is checkpointed.
     The previous handlers are back afterwards (the CLI may run inside a test process)."""
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)
-    }
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    stopped_by = STOPPED_BY.setdefault(id(stop), [])
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
@@ -144,7 +160,7 @@ def run_ingest(
     ):
         # a dry run reads from the checkpoints, if any, and never creates or moves them
         state = (
-            State(request.state_path)
+            State(request.state_path, scope(target_key(request.store, request.server), selection_key(spec)))
             if checkpointed and (not request.dry_run or request.state_path.exists())
             else None
         )
@@ -159,10 +175,21 @@ def run_ingest(
                 runner=runner,
                 formats_used=choice.how,
                 not_logs=choice.not_read,
+                max_rejects=request.max_rejects,
             )
             if state is not None:
                 options.plans = state.plan(sources, from_start or windowed)
+            options.fingerprints = _fingerprints(options)
+            if not request.dry_run:
+                # the run log counts each line's traffic once: from where no run counted yet
+                counted = counted_lines(request.store)
+                options.spec = dataclasses.replace(
+                    spec, counted={name: counted.get(fp, 1) for name, fp in options.fingerprints.items()}
+                )
             result = _run_once(request, options, progress)
+            if result.summary.failed_files and request.every is None:
+                unreadable = InputsUnreadable(result.summary.failed_files)
+                result.summary.exit_code, result.summary.error = unreadable.exit_code, str(unreadable)
             if on_result is not None:
                 on_result(result)
             if request.every is None or stop.is_set():
@@ -173,8 +200,11 @@ def run_ingest(
             from_start = False
             sources, spec, choice = _inputs(request)
     if result is not None and result.summary.failed_files and request.every is None:
-        # the summary names each file and why; the exit code says some input was not read
-        raise InputsUnreadable(result.summary.failed_files)
+        # the summary names each file and why (it was reported, --json included, with this
+        # error and exit code); the exit code says some input was not read
+        unreadable = InputsUnreadable(result.summary.failed_files)
+        unreadable.reported = True
+        raise unreadable
     return result
 
 
@@ -183,6 +213,37 @@ def _inputs(request: RunRequest) -> tuple[list[Source], TransformSpec, Choice]:
     sources = expand(request.paths)
     choice = choose_formats(sources, request.spec.profiles, request.log_format, request.input_formats)
     return choice.sources, dataclasses.replace(request.spec, formats=choice.formats), choice
+
+
+def target_key(store: Path, server: ServerSettings | None) -> str:
+    """Where records go, as checkpoints know it: the store's absolute path, or URL + workspace."""
+    if server is None:
+        return f"local store {store.resolve()}"
+    from ingest.sinks.rubrix.sink import display_url
+
+    workspace = server.workspace
+    return f"rubrix {display_url(server.url)}" + (f", workspace {workspace}" if workspace else "")
+
+
+def selection_key(spec: TransformSpec) -> str:
+    """Which endpoints a run reads, and where configured ones go: part of its checkpoints' key."""
+    selected = spec.selected or frozenset(spec.routes)
+    if not selected:
+        return "*"
+    return " ".join(f"{e}>{spec.routes[e].dataset}" if e in spec.routes else e for e in sorted(selected))
+
+
+def _fingerprints(options: RunOptions) -> dict[str, str]:
+    """File name -> fingerprint of every input with a complete first line (not stdin)."""
+    if options.plans is not None:
+        return {p.source.name: p.fingerprint for p in options.plans if p.fingerprint}
+    found = {}
+    for source in options.sources:
+        if source.path is not None:
+            fp = fingerprint(source)
+            if fp is not None:
+                found[source.name] = fp
+    return found
 
 
 def _run_once(request: RunRequest, options: RunOptions, progress: Progress | None) -> RunResult:
@@ -203,7 +264,7 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
         options.progress = update
         run(options, sink, rejects, summary)
     if not request.dry_run:
-        append_run(request.store, summary, started, _run_flags(options))
+        append_run(request.store, summary, started, _run_flags(options), options.fingerprints)
     result = RunResult(summary)
     if isinstance(rejects, RejectsPreview):
         result.samples = getattr(sink, "samples", {})
@@ -228,8 +289,9 @@ def _summary_on_failure(summary: Summary, quiet: bool) -> Iterator[None]:
     printed before its message."""
     try:
         yield
-    except (DeliveryError, WorkerDied, TransformFailed) as exc:  # TargetFailed is a DeliveryError
+    except IngestError as exc:
         exc.summary_text = None if quiet else summary.render()
+        exc.summary = summary  # for --json: what was done before the failure
         raise
 
 
@@ -248,27 +310,42 @@ def run_push(
     server: ServerSettings | None,
     rejects_path: Path | None = None,
     quiet: bool = False,
+    state_path: Path | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    from_start: bool = False,
+    wait: bool = False,
 ) -> Summary:
-    """Send the records of a local store's datasets (all when none given) to a server.
+    """Send the records of a local store's datasets (all when none given) to a server:
+    the part files not pushed to that server and workspace yet (checkpoints in the state
+    file, ``<store>/_state.sqlite`` by default), or a time window of all of them.
 
-    Raises UsageError (no server, no such dataset) before connecting, DeliveryError when
-    the server cannot be reached or refuses the key.
+    Raises UsageError (no server, no such dataset) before connecting, LockHeld, and
+    DeliveryError when the server cannot be reached or refuses the key.
     """
     from ingest.push import push
+    from ingest.suggest import check_datasets
 
     if server is None:
         raise UsageError("push needs a server: give --rubrix-url or set RUBRIX_API_URL")
-    available = StoreLayout(store).datasets() if store.is_dir() else []
-    missing = [d for d in datasets if d not in available]
-    if not available or missing:
-        raise UsageError(f"no dataset {missing[0]!r} in {store}" if missing else f"no datasets in {store}")
-    target = Target(store=store, server=server)
-    sink = open_sink(choose(target), target)
     layout = StoreLayout(store)
-    rejects = RejectsFile(rejects_path or layout.rejects_file(layout.rejects_stamp(), prefix="push-"))
-    summary = Summary(target=sink.description)
-    with _summary_on_failure(summary, quiet):
-        push(store, datasets or available, sink, rejects, summary)
+    available = layout.datasets() if store.is_dir() else []
+    check_datasets(store, datasets, available)
+    if not available:
+        raise UsageError(f"no datasets in {store}")
+    state_path = state_path or layout.state_file
+    with RunLock(state_path, wait):
+        target = Target(store=store, server=server)
+        sink = open_sink(choose(target), target)
+        rejects = RejectsFile(rejects_path or layout.rejects_file(layout.rejects_stamp(), prefix="push-"))
+        summary = Summary(target=sink.description)
+        state = State(state_path)
+        try:
+            with _summary_on_failure(summary, quiet):
+                push(store, datasets or available, sink, rejects, summary, state, target_key(store, server),
+                     since, until, from_start)  # fmt: skip
+        finally:
+            state.close()
     return summary
 
 
@@ -323,6 +400,7 @@ def run(
         """Flush the sink, make rejects durable, then move the checkpoints: in that order."""
         deliver(sink.flush())
         rejects.sync()
+        check_rejects(options, summary, True, rejects.path)
         if options.state is not None and progress:
             pending = (joining, transformer.joiner.rows()) if transformer is not None else None
             options.state.save(progress, pending)
@@ -338,6 +416,7 @@ def run(
                 summary.counts_for(endpoint).add(counts)
             summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
+            summary.count_rejects(result.rejects)
             for batch in result.batches:
                 # one endpoint, several tasks (a line with several prediction columns): several datasets
                 shown = summary.datasets.get(batch.route.endpoint)
@@ -348,8 +427,11 @@ def run(
                 for endpoint in pc.unique(batch.table["endpoint"]).to_pylist():
                     summary.datasets.setdefault(endpoint, batch.route.dataset)
                 deliver(sink.add(batch))
+            check_rejects(options, summary, False, rejects.path)
             if options.progress is not None:
                 options.progress(result.size)
+            read = summary.read_lines.setdefault(result.source, [result.first_line, result.first_line])
+            read[1] = result.first_line + result.lines
             fp = fingerprints.get(result.source)
             if fp is not None:
                 progress[fp] = (result.end_offset, result.first_line + result.lines, result.source)
@@ -391,6 +473,28 @@ def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summa
         summary.notes.append(f"unjoined events kept for the next run: {len(transformer.joiner.pending)}")
 
 
+def check_rejects(options: RunOptions, summary: Summary, final: bool, where: Any) -> None:
+    """Stop the run (before its next checkpoint) once rejects exceed ``--max-rejects``.
+
+    A count is checked after every chunk, a percentage only at checkpoints, where it is a
+    share of enough lines to mean something.
+    """
+    if options.max_rejects is None:
+        return
+    limit, percent = options.max_rejects
+    if percent and not final:
+        return
+    lines, records = summary.rejected_total()
+    read = summary.lines
+    allowed = limit / 100 * read if percent else limit
+    if lines + records > allowed:
+        shown = f"{limit:g}%" if percent else f"{limit:g}"
+        raise TooManyRejects(
+            f"{lines} rejected lines and {records} rejected records in {read} lines read exceeded "
+            f"--max-rejects {shown}; checkpoints stay where they were" + (f" (see {where})" if where else "")
+        )
+
+
 def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile | RejectsPreview) -> None:
     """Count what a sink acknowledged or refused, and file the refusals."""
     for endpoint, n in delivery.written.items():
@@ -400,6 +504,7 @@ def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile |
     for reject in delivery.rejects:
         summary.counts_for(reject["endpoint"]).rejected += 1
     rejects.write(delivery.rejects)
+    summary.count_rejects(delivery.rejects)
 
 
 def record_acknowledged(

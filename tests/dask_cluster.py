@@ -63,7 +63,10 @@ class DaskCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.scheduler = self._spawn(
             [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-             "--dashboard-address", f"127.0.0.1:{self.dashboard_port}"],
+             "--dashboard-address", f"127.0.0.1:{self.dashboard_port}",
+             # a safety net: if the test run is killed before stop(), the scheduler goes
+             # after 10 idle minutes, and the workers a minute later (--death-timeout)
+             "--idle-timeout", "600s"],
             "scheduler.log",
         )  # fmt: skip
         for i in range(self.n_workers):

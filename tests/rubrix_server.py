@@ -379,11 +379,30 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=6900)
     parser.add_argument("--line", choices=("argilla", "rubrix"), default="argilla")
     parser.add_argument("--api-key", default=os.environ.get("TEST_SERVER_API_KEY"))
+    parser.add_argument(
+        "--workspace", dest="workspaces", action="append", default=[], help="repeatable; default: two"
+    )
     args = parser.parse_args()
     import uvicorn
 
-    app = create_app(args.line, args.api_key)
+    prefix = "rubrix" if args.line == "rubrix" else "argilla"
+    api_key = args.api_key or f"{prefix}.apikey"
+    workspaces = tuple(args.workspaces) or (prefix, "team-a")
+    app = create_app(args.line, api_key, workspaces)
+    # A test server has a well-known key: printing it is what lets someone try the tool.
+    print(banner(args.line, f"http://127.0.0.1:{args.port}", api_key, workspaces), flush=True)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def banner(line: str, url: str, api_key: str, workspaces: tuple[str, ...]) -> str:
+    """What a user needs to point ``ingest`` at this server."""
+    server = "Rubrix 0.18 (rubrix line)" if line == "rubrix" else "Argilla 1.29 (argilla line)"
+    return (
+        f"test server: {server} at {url}\n"
+        f"  API key it accepts: {api_key}\n"
+        f"  workspaces: {', '.join(workspaces)} (the first is the default)\n"
+        f"  try: RUBRIX_API_URL={url} RUBRIX_API_KEY={api_key} ingest sample_logs/"
+    )
 
 
 if __name__ == "__main__":

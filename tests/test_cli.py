@@ -438,12 +438,16 @@ def test_summary_table_on_stderr(ingest: Ingest):
         "endpoint",
         "dataset",
         "lines",
+        "mapped",
+        "skipped",
+        "rejected",
         "records",
         "written",
+        "stored",
         "skipped",
         "rejected",
     ]
-    assert "skipped: error_status 1, non_json_body 1" in err
+    assert "skipped lines: error_status 1, non_json_body 1" in err
 
 
 def test_worker_processes_give_the_same_store(tmp_path: Path, ingest: Ingest):

@@ -471,7 +471,7 @@ def test_kserve_joins_exactly_once_through_kill_9(tmp_path: Path, ingest: Ingest
                 contextlib.suppress(sqlite3.OperationalError),
             ):
                 saved = db.execute(
-                    "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM pending_halves)"
+                    "SELECT (SELECT count(*) FROM checkpoints), (SELECT count(*) FROM pending_halves)"
                 ).fetchone()
             if saved[0]:
                 break

@@ -22,7 +22,7 @@ def _reference() -> dict[str, str]:
     entries: dict[str, str] = {}
     command = None
     for line in block.group(1).splitlines():
-        started = re.match(r"ingest (\[run\]|push|show|report)\s", line)
+        started = re.match(r"ingest (\[run\]|backfill|push|show|report)\s", line)
         if started:
             command = started.group(1).strip("[]")
             entries[command] = ""

@@ -136,7 +136,7 @@ def test_empty_and_one_record_datasets(ingest: Ingest, tmp_path: Path) -> None:
         ingest("report", "--store", str(ingest.store), "-o", str(tmp_path / "r.html"), *args)
         assert "monitoring_spacy" in (tmp_path / "r.html").read_text()
     proc = ingest("report", "--store", str(ingest.store), "--dataset", "nope", check=False)
-    assert proc.returncode == 2 and b"no dataset nope" in proc.stderr
+    assert proc.returncode == 2 and b"no dataset 'nope'" in proc.stderr
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

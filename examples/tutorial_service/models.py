@@ -15,8 +15,13 @@ Set SPACY_MODEL or TRANSFORMERS_MODEL to a package or hub name to use real model
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +44,19 @@ NEGATIVE = [
 ]  # fmt: skip
 
 
+def say(message: str) -> None:
+    """A line on stderr, where uvicorn prints its own start-up lines, tagged with our pid."""
+    print(f"tutorial service [{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
 def load_spacy() -> Any:
     import spacy
 
     name = os.environ.get("SPACY_MODEL")
     if name:
+        say(f"loading spaCy model {name}")
         return spacy.load(name)
+    say("spaCy: blank English pipeline + entity_ruler (stand-in for en_core_web_sm; SPACY_MODEL to change)")
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
     patterns = []
@@ -59,9 +71,41 @@ def load_transformers() -> Any:
 
     name = os.environ.get("TRANSFORMERS_MODEL")
     model_dir = MODELS_DIR / "tiny-sentiment"
-    if not name and not (model_dir / "config.json").exists():
-        build_sentiment_model(model_dir)
+    if name:
+        say(f"loading transformers model {name}")
+    elif not (model_dir / "config.json").exists():
+        # `uvicorn --workers N` imports the app in N processes at once: one trains, the
+        # others wait for it on the lock and then load what it saved.
+        with _build_lock(model_dir):
+            if (model_dir / "config.json").exists():
+                say(f"another worker built {model_dir}: loading it")
+            else:
+                say(
+                    "first start: training the stand-in sentiment model (a two-layer DistilBERT on "
+                    "24 sentences, about 10 s; TRANSFORMERS_MODEL to use a real one) ..."
+                )
+                started = time.monotonic()
+                build_sentiment_model(model_dir)
+                took = time.monotonic() - started
+                say(f"stand-in sentiment model built in {took:.1f}s, saved to {model_dir}")
+    else:
+        say(f"transformers: stand-in sentiment model from {model_dir}")
     return pipeline("text-classification", model=name or str(model_dir), top_k=None, device="cpu")
+
+
+@contextlib.contextmanager
+def _build_lock(model_dir: Path) -> Iterator[None]:
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(model_dir.with_name(f".{model_dir.name}.lock"), "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another worker that is building {model_dir} ...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build_sentiment_model(out: Path, steps: int = 60, seed: int = 0) -> None:
@@ -103,7 +147,7 @@ def build_sentiment_model(out: Path, steps: int = 60, seed: int = 0) -> None:
         optimizer.step()
         optimizer.zero_grad()
     model.eval()
-    # Several server workers may build at once: each saves aside and one rename wins.
+    # Saved aside and renamed, so a process killed mid-save leaves no half model behind.
     building = out.with_name(f"{out.name}.building-{os.getpid()}")
     model.save_pretrained(building)
     tokenizer.save_pretrained(building)

@@ -20,6 +20,7 @@ from ingest.cli.options import (
     rubrix_options,
     server_flags,
 )
+from ingest.cli.outcome import examples
 
 
 def _size(value: str) -> int:
@@ -41,7 +42,14 @@ def _store(value: str) -> Path | str:
     return value if is_url(value) else Path(value)
 
 
-@click.command("backfill")
+@click.command(
+    "backfill",
+    short_help="Ingest access logs on a Dask cluster (the same records as ingest run).",
+    epilog=examples(
+        "ingest backfill /shared/logs/ --scheduler tcp://scheduler:8786 --store /shared/store",
+        "ingest backfill logs/ --cluster local --workers 4",
+    ),
+)
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--scheduler",
@@ -127,10 +135,6 @@ def backfill_command(
     Work is split by file (small files many to a task) and large uncompressed files by byte
     ranges. The checkpoints and the lock of cron runs are left alone; running the same
     backfill again after a failure does only the tasks that did not finish.
-
-    \b
-    ingest backfill /shared/logs/ --scheduler tcp://scheduler:8786 --store /shared/rubrix-store
-    ingest backfill logs/ --cluster local --workers 4
     """
     from ingest import settings
     from ingest.cli.run import report_summary
@@ -185,11 +189,16 @@ def backfill_command(
             "attempt and were skipped",
             err=True,
         )
-    report_summary(
-        result.summary, quiet, as_json, {"backfill": report.to_json(), "dashboard": result.dashboard}
-    )
+    unreadable = None
     if result.summary.failed_files:
         from ingest.errors import InputsUnreadable
 
         # the summary names each file and why; the exit code says some input was not read
-        raise InputsUnreadable(result.summary.failed_files)
+        unreadable = InputsUnreadable(result.summary.failed_files)
+        result.summary.exit_code, result.summary.error = unreadable.exit_code, str(unreadable)
+        unreadable.reported = True  # --json's summary above says so: no second JSON document
+    report_summary(
+        result.summary, quiet, as_json, {"backfill": report.to_json(), "dashboard": result.dashboard}
+    )
+    if unreadable is not None:
+        raise unreadable

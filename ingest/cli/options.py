@@ -64,12 +64,8 @@ store_option = click.option(
     help=f"Local store directory (env RUBRIX_INGEST_STORE) [default: ./{DEFAULT_STORE}].",
 )
 
-# For commands that read a store (and no config): the default is spelled out, since it must exist.
-existing_store_option = click.option(
-    "--store",
-    type=click.Path(file_okay=False, path_type=Path),
-    help=f"Local store directory (env RUBRIX_INGEST_STORE)  [default: {DEFAULT_STORE}]",
-)
+# For commands that read a store: the same option, the same default, written the same way.
+existing_store_option = store_option
 
 
 def rejects_option(default: str) -> Any:
@@ -86,7 +82,8 @@ config_option = click.option(
     "-c",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML config: endpoint routes, store, [rubrix] settings (env RUBRIX_INGEST_CONFIG).",
+    help="TOML config: endpoint routes, store, [rubrix] settings (env RUBRIX_INGEST_CONFIG); "
+    "its store, state and rejects paths are relative to the file.",
 )
 
 SERVER_FLAGS = ("rubrix_url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")

@@ -9,12 +9,22 @@ from pathlib import Path
 import click
 import orjson
 
-from ingest.cli.options import DurationParam, TimeParam, existing_store_option
+from ingest.cli.options import DurationParam, TimeParam, config_option, existing_store_option
+from ingest.cli.outcome import examples
 from ingest.errors import UsageError
 
 
-@click.command("report")
+@click.command(
+    "report",
+    short_help="Monitoring metrics of a local store as one HTML page (or JSON).",
+    epilog=examples(
+        "ingest report -o report.html",
+        "ingest report --dataset monitoring_spacy --since 7d --json",
+        "ingest report --config ingest.toml --drift-window 6h -o /var/www/monitoring.html",
+    ),
+)
 @existing_store_option
+@config_option
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option(
     "--since", type=TimeParam(), help="Only records at or after this time (ISO-8601 or 2h, 7d ago)."
@@ -48,6 +58,7 @@ from ingest.errors import UsageError
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout instead.")
 def report_command(
     store: Path | None,
+    config_path: Path | None,
     datasets: tuple[str, ...],
     since: datetime | None,
     until: datetime | None,
@@ -57,24 +68,18 @@ def report_command(
     output: Path,
     as_json: bool,
 ) -> None:
-    """Monitoring metrics of a local store, as one self-contained HTML page (or JSON).
-
-    \b
-    ingest report -o report.html
-    ingest report --dataset monitoring_spacy --since 7d --json
-    """
+    """Monitoring metrics of a local store, as one self-contained HTML page (or JSON)."""
     from ingest import settings
     from ingest.report.metrics import ReportSpec, compute
     from ingest.sinks.local.store import list_datasets
 
     started = time.perf_counter()
-    store = settings.store_dir(store, settings.Config())
+    from ingest.suggest import check_datasets
+
+    store = settings.store_dir(store, settings.load_config(config_path))
     if not store.is_dir():
         raise UsageError(f"no local store at {store}")
-    unknown = sorted(set(datasets) - set(list_datasets(store)))
-    if unknown:
-        known = ", ".join(list_datasets(store)) or "none"
-        raise UsageError(f"no dataset {', '.join(unknown)} in {store} (it has: {known})")
+    check_datasets(store, datasets, list_datasets(store))
     spec = ReportSpec(
         since=since,
         until=until,
@@ -83,12 +88,14 @@ def report_command(
         low_confidence=low_confidence,
     )
     metrics = compute(store, list(datasets) or None, spec)
+    if metrics.get("empty_window"):
+        click.echo(f"ingest: warning: {metrics['empty_window']}", err=True)
     if as_json:
         click.echo(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
         return
     from ingest.report.html import render
 
-    page = render(metrics)  # MissingPlotting (exit 1) without matplotlib
+    page = render(metrics)
     partial = output.with_name(f".{output.name}.partial")
     partial.write_text(page, encoding="utf-8")
     partial.replace(output)

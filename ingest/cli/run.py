@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +22,21 @@ from ingest.cli.options import (
     server_flags,
     store_option,
 )
+from ingest.cli.outcome import EXIT_SIGNAL_BASE, MaxRejectsParam, examples, nothing_matched, warn
 
 if TYPE_CHECKING:
     from ingest.run import RunResult
 
 
-@click.command("run")
+@click.command(
+    "run",
+    short_help="Ingest access logs into the local store or a Rubrix server.",
+    epilog=examples(
+        "ingest /var/log/models/ --endpoint /spacy/ -q",
+        "ingest logs/access.jsonl --config ingest.toml --max-rejects 1% --json",
+        "RUBRIX_API_URL=http://localhost:6900 ingest logs/ --since 7d --dry-run --show 2",
+    ),
+)
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--endpoint",
@@ -59,14 +70,31 @@ if TYPE_CHECKING:
 @rejects_option("<store>/_rejects/<time>.jsonl")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--dry-run", is_flag=True, help="Map and validate, show a few records, write nothing.")
-@click.option("--show", default=3, show_default=True, help="Records per dataset shown by --dry-run.")
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="With --dry-run: records per dataset shown [default: 3].",
+)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: auto].")
-@click.option("--quiet", "-q", is_flag=True, help="No summary table on stderr.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No summary table on stderr; warnings (rejects, nothing matched) still.",
+)
+@click.option(
+    "--max-rejects",
+    type=MaxRejectsParam(),
+    help="Fail the run (exit 65, checkpoints left where they were) past N rejected lines and "
+    "records, or N% of the lines read.",
+)
 @click.option(
     "--state",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Checkpoint file [default: <store>/_state.sqlite].",
+    help="Checkpoint file, with checkpoints per target and selection of endpoints "
+    "[default: <store>/_state.sqlite].",
 )
 @click.option("--from-start", is_flag=True, help="Ignore checkpoints: read every file from its start.")
 @click.option("--wait", is_flag=True, help="If another run holds the lock, wait for it instead of exiting.")
@@ -90,9 +118,10 @@ def run_command(
     rejects_path: Path | None,
     as_json: bool,
     dry_run: bool,
-    show: int,
+    show: int | None,
     jobs: int | None,
     quiet: bool,
+    max_rejects: tuple[float, bool] | None,
     state_path: Path | None,
     from_start: bool,
     wait: bool,
@@ -101,14 +130,20 @@ def run_command(
 ) -> None:
     """Ingest access logs (files, globs, directories, .gz, or - for stdin).
 
-    Checkpoints make repeated runs read only what is new; --since/--until read the given
-    window from the start of every file and leave checkpoints alone.
+    Checkpoints make repeated runs read only what is new. They belong to a target (the
+    store, or the server URL and workspace) and a selection of endpoints: another target
+    or selection reads the files from their start (ids make that safe). --since/--until
+    read the given window from the start of every file and leave checkpoints alone.
     """
     from ingest import settings
-    from ingest.run import RunRequest, run_ingest, stop_on_signals
+    from ingest.run import RunRequest, run_ingest, stop_on_signals, stopped_by
     from ingest.sinks.local.layout import StoreLayout
     from ingest.transform.stage import TransformSpec
 
+    if show is not None and not dry_run:
+        raise click.UsageError(
+            "--show only applies with --dry-run: it prints records instead of writing them"
+        )
     config = settings.load_config(config_path)
     routes = settings.routes(config, endpoints, dataset, mapper)
     server = settings.server(server_flags(params), config)
@@ -135,21 +170,36 @@ def run_command(
         rejects_path=rejects_path or (Path(config.rejects) if config.rejects else None),
         server=server,
         dry_run=dry_run,
-        show=show,
+        show=3 if show is None else show,
         jobs=jobs,
         from_start=from_start,
         wait=wait,
         every=every,
         quiet=quiet,
+        max_rejects=max_rejects,
     )
     stop = threading.Event()
+
+    def on_result(result: RunResult) -> None:
+        signum = stopped_by(stop)
+        if signum is not None and every is None:
+            # a one-shot run stopped by a signal did not finish its work: it says so, as a
+            # shell would (128 + the signal), after saving and reporting its progress
+            result.summary.exit_code = EXIT_SIGNAL_BASE + signum
+            result.summary.error = (
+                f"stopped by {signal.Signals(signum).name}: progress is saved, the next run goes on from it"
+            )
+        _report(result, dry_run, as_json, quiet)
+        if not dry_run:
+            matched = nothing_matched(result.summary, endpoints, config.routes)
+            if matched:
+                warn(matched)
+
     with stop_on_signals(stop):
-        run_ingest(
-            request,
-            stop=stop,
-            on_result=lambda result: _report(result, dry_run, as_json, quiet),
-            progress=progress_bar(quiet),
-        )
+        last = run_ingest(request, stop=stop, on_result=on_result, progress=progress_bar(quiet))
+    if last is not None and last.summary.exit_code:
+        click.echo(f"ingest: {last.summary.error}", err=True)
+        sys.exit(last.summary.exit_code)
 
 
 def _report(result: RunResult, dry_run: bool, as_json: bool, quiet: bool) -> None:
@@ -166,9 +216,12 @@ def _report(result: RunResult, dry_run: bool, as_json: bool, quiet: bool) -> Non
 
 
 def report_summary(summary: Any, quiet: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    """The table on stderr unless quiet; the same summary as JSON on stdout when asked."""
+    """The table on stderr unless quiet (then one warning line if anything was rejected);
+    the same summary as JSON on stdout when asked."""
     if not quiet:
         click.echo(summary.render(), err=True)
+    elif summary.warning():
+        warn(summary.warning())
     if as_json:
         data = {**summary.to_json(), **(extra or {})}
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())

@@ -6,22 +6,33 @@ from pathlib import Path
 
 import click
 
-from ingest.cli.options import existing_store_option
+from ingest.cli.options import config_option, existing_store_option
+from ingest.cli.outcome import examples
 from ingest.errors import UsageError
 
 
-@click.command("show")
+@click.command(
+    "show",
+    short_help="List the datasets of a local store: task, records, time range.",
+    epilog=examples("ingest show", "ingest show monitoring_spacy -n 2", "ingest show --config ingest.toml"),
+)
 @click.argument("datasets", nargs=-1)
 @existing_store_option
+@config_option
 @click.option("--limit", "-n", default=0, show_default=True, help="Also print the last N records of each.")
-def show_command(datasets: tuple[str, ...], store: Path | None, limit: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Errors as JSON on stdout (the listing is text).")
+def show_command(
+    datasets: tuple[str, ...], store: Path | None, config_path: Path | None, limit: int, as_json: bool
+) -> None:
     """List the datasets in a local store: task, records, time range."""
     from ingest import settings
     from ingest.sinks.local.store import list_datasets, read_dataset
+    from ingest.suggest import check_datasets
 
-    store = settings.store_dir(store, settings.Config())
+    store = settings.store_dir(store, settings.load_config(config_path))
     if not store.is_dir():
         raise UsageError(f"no local store at {store}")
+    check_datasets(store, datasets, list_datasets(store))
     names = list(datasets) or list_datasets(store)
     for name in names:
         table = read_dataset(store, name)

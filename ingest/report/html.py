@@ -1,21 +1,17 @@
 """The monitoring report as one self-contained HTML page: inline SVG plots, no scripts.
 
 It opens offline, from a mail attachment or a cron job's output directory: no CDN, no
-JavaScript, every picture drawn by matplotlib into the page as SVG. matplotlib is the
-``report`` extra; ``ingest report --json`` works without it.
+JavaScript, every picture written into the page as SVG by ``ingest.report.svg`` (no plotting
+library to import: the report of a small store takes a fraction of a second).
 """
 
 from __future__ import annotations
 
-import io
-import itertools
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
-from ingest.errors import MissingExtra
-
-PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+from ingest.report import svg
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
@@ -47,28 +43,16 @@ p.note { font-size: 12px; color: #555; margin: 4px 0; }
 """
 
 
-class MissingPlotting(MissingExtra):
-    """matplotlib (the ``report`` extra) is not installed."""
-
-
 def render(metrics: dict[str, Any]) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingPlotting(
-            "the HTML report needs matplotlib: pip install 'rubrix-ingest[report]' (or use --json)"
-        ) from None
-    plt.rcParams.update(
-        {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
-    )
+    """The page, as one string of HTML."""
     parts = [_head(metrics), _runs(metrics["runs"])]
     if not metrics["datasets"]:
         parts.append("<p>The store holds no datasets yet: run <code>ingest</code> on some logs first.</p>")
+    empty = metrics.get("empty_window")
+    if empty:
+        parts.append(f"<p class='note'><b>{escape(empty)}</b></p>")
     for name, dataset in metrics["datasets"].items():
-        parts.append(_dataset(plt, name, dataset))
+        parts.append(_dataset(name, dataset))
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>rubrix-ingest report: {escape(metrics['store'])}</title>"
@@ -90,8 +74,8 @@ def _head(metrics: dict[str, Any]) -> str:
 def _runs(runs: dict[str, Any]) -> str:
     skipped = ", ".join(f"{escape(k)} {v:,}" for k, v in runs["skipped"].items()) or "none"
     reread = (
-        f"<p class='note'>{runs['rereading_runs']} of these runs re-read logs (--from-start or a time "
-        "window): their lines are counted again in traffic and error rates.</p>"
+        f"<p class='note'>{runs['rereading_runs']} of these runs re-read logs (--from-start, a time "
+        "window, a new target or selection): traffic and error rates count each log line once.</p>"
         if runs["rereading_runs"]
         else ""
     )
@@ -114,10 +98,11 @@ def _fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}{unit}"
 
 
-def _dataset(plt: Any, name: str, d: dict[str, Any]) -> str:
+def _dataset(name: str, d: dict[str, Any]) -> str:
     task = d["task"] or "empty"
     requests = sum(e["requests"] for e in d["endpoints"].values())
     errors = sum(e["errors"] for e in d["endpoints"].values())
+    step = timedelta(hours=1) if d["bucket"] == "hour" else timedelta(days=1)
     numbers = [
         _number(f"{d['records']:,}", "records"),
         _number(f"{requests:,}", "requests (run log)"),
@@ -127,9 +112,9 @@ def _dataset(plt: Any, name: str, d: dict[str, Any]) -> str:
         _number(_fmt(d["latency_ms"]["p99"], " ms"), "latency p99"),
     ]
     figures = [
-        _figure(plt, "Records over time", lambda ax: _bars_over_time(ax, d["records_over_time"], "records")),
-        _figure(plt, "Latency percentiles over time (ms)", lambda ax: _latency_plot(ax, d["latency_ms"])),
-        _figure(plt, "Error rate per endpoint over time", lambda ax: _error_plot(ax, d["endpoints"])),
+        _figure("Records over time", _records_plot(d["records_over_time"], step)),
+        _figure("Latency percentiles over time (ms)", _latency_plot(d["latency_ms"], step)),
+        _figure("Error rate per endpoint over time", _error_plot(d["endpoints"], step)),
     ]
     extra = ""
     if task == "TextClassification":
@@ -137,27 +122,28 @@ def _dataset(plt: Any, name: str, d: dict[str, Any]) -> str:
         numbers.append(_number(_fmt(scores["low_confidence_share"] and scores["low_confidence_share"] * 100,
                                     "%"), f"score below {scores['low_confidence_below']}"))  # fmt: skip
         figures += [
-            _figure(plt, "Predicted labels over time", lambda ax: _stacked(ax, d["labels"]["over_time"])),
-            _figure(plt, "Top-label score distribution", lambda ax: _histogram(ax, scores["histogram"],
-                                                                                scores["low_confidence_below"])),
-            _figure(plt, "Label shares: reference vs latest window", lambda ax: _drift_plot(ax, d["drift"])),
-        ]  # fmt: skip
+            _figure("Predicted labels over time", _stacked(d["labels"]["over_time"], step)),
+            _figure(
+                "Top-label score distribution",
+                _histogram(scores["histogram"], scores["low_confidence_below"]),
+            ),
+            _figure("Label shares: reference vs latest window", _drift_plot(d["drift"])),
+        ]
         extra = _low_confidence_table(d["recent_low_confidence"], scores["low_confidence_below"])
     elif task == "TokenClassification":
         e = d["entities"]
         numbers.append(_number(_fmt(e["mean_per_record"], "", 2), "entities per record"))
         numbers.append(_number(_fmt(e["no_entity_share"] and e["no_entity_share"] * 100, "%"), "no entities"))
+        top = list(e["label_counts"].items())[:12]
         figures += [
-            _figure(plt, "Entity labels", lambda ax: _barh(ax, e["label_counts"])),
-            _figure(plt, "Entities per record", lambda ax: _bars(ax, e["per_record"])),
-            _figure(
-                plt, "Entity label shares: reference vs latest window", lambda ax: _drift_plot(ax, d["drift"])
-            ),
+            _figure("Entity labels", svg.barh([k for k, _ in top], [v for _, v in top])),
+            _figure("Entities per record", svg.bars(list(e["per_record"]), list(e["per_record"].values()))),
+            _figure("Entity label shares: reference vs latest window", _drift_plot(d["drift"])),
         ]
     elif task == "Text2Text":
         o = d["output_length"]
         numbers.append(_number(_fmt(o["p50"], " chars", 0), "output length p50"))
-        figures.append(_figure(plt, "Output length (characters)", lambda ax: _histogram(ax, o["histogram"])))
+        figures.append(_figure("Output length (characters)", _histogram(o["histogram"])))
     drift = _drift_line(d.get("drift"))
     period = f"{_when(d['first'])} to {_when(d['last'])} UTC" if d["first"] else "no records"
     return (
@@ -221,131 +207,56 @@ def _low_confidence_table(rows: list[dict[str, Any]], threshold: float) -> str:
 
 
 # -- plots -----------------------------------------------------------------------------
-def _figure(plt: Any, caption: str, draw: Any) -> str:
-    fig, ax = plt.subplots(figsize=(5.6, 2.6), layout="constrained")
-    try:
-        if draw(ax) is False:
-            ax.axis("off")
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", color="#888", transform=ax.transAxes)
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg")
-    finally:
-        plt.close(fig)
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside HTML
-    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+def _figure(caption: str, picture: str) -> str:
+    return f"<figure>{picture}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
-def _times(rows: list[dict[str, Any]]) -> list[datetime]:
-    return [datetime.fromisoformat(r["t"]) for r in rows]
+def _t(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
 
 
-def _width(times: list[datetime]) -> float:
-    """Bar width in days: the smallest gap between buckets, most of it."""
-    if len(times) < 2:
-        return 1 / 24 * 0.8
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    return min(gaps) / 86400 * 0.8
+def _records_plot(rows: list[dict[str, Any]], step: timedelta) -> str:
+    return svg.bars_over_time([_t(r["t"]) for r in rows], [r["records"] for r in rows], step)
 
 
-def _time_axis(ax: Any) -> None:
-    import matplotlib.dates as mdates
-
-    locator = mdates.AutoDateLocator(maxticks=6)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-
-
-def _bars_over_time(ax: Any, rows: list[dict[str, Any]], key: str) -> bool | None:
-    if not rows:
-        return False
-    times = _times(rows)
-    ax.bar(times, [r[key] for r in rows], width=_width(times), color=PALETTE[0])
-    _time_axis(ax)
-    return None
-
-
-def _latency_plot(ax: Any, latency: dict[str, Any]) -> bool | None:
+def _latency_plot(latency: dict[str, Any], step: timedelta) -> str:
     rows = latency["over_time"]
-    if not rows:
-        return False
-    times = _times(rows)
-    for key, color in (("p50", PALETTE[0]), ("p95", PALETTE[1]), ("p99", PALETTE[3])):
-        ax.plot(times, [r[key] for r in rows], marker="o", markersize=3, label=key, color=color)
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_ylim(bottom=0)
-    _time_axis(ax)
-    return None
+    series = {key: [r[key] for r in rows] for key in ("p50", "p95", "p99")}
+    return svg.lines_over_time([_t(r["t"]) for r in rows], series, step)
 
 
-def _error_plot(ax: Any, endpoints: dict[str, Any]) -> bool | None:
-    if not any(e["over_time"] for e in endpoints.values()):
-        return False
+def _error_plot(endpoints: dict[str, Any], step: timedelta) -> str:
+    times = sorted({r["t"] for e in endpoints.values() for r in e["over_time"]})
+    series = {}
     for endpoint, e in endpoints.items():
-        rows = e["over_time"]
-        ax.plot(_times(rows), [r["error_rate"] * 100 for r in rows], marker="o", markersize=3, label=endpoint)
-    ax.set_ylabel("% of requests")
-    ax.set_ylim(bottom=0, top=max(5.0, ax.get_ylim()[1]))
-    ax.legend(frameon=False, fontsize=8)
-    _time_axis(ax)
-    return None
+        rates = {r["t"]: r["error_rate"] for r in e["over_time"]}
+        series[endpoint] = [None if rates.get(t) is None else rates[t] * 100 for t in times]
+    return svg.lines_over_time([_t(t) for t in times], series, step, "% of requests", y_min_top=5.0)
 
 
-def _stacked(ax: Any, rows: list[dict[str, Any]]) -> bool | None:
-    if not rows:
-        return False
-    times = _times(rows)
+def _stacked(rows: list[dict[str, Any]], step: timedelta) -> str:
     labels = sorted({k for r in rows for k in r if k != "t"})
-    bottom = [0] * len(rows)
-    for i, label in enumerate(labels):
-        values = [r.get(label, 0) for r in rows]
-        ax.bar(
-            times, values, bottom=bottom, width=_width(times), label=label, color=PALETTE[i % len(PALETTE)]
-        )
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax.legend(frameon=False, fontsize=8)
-    _time_axis(ax)
-    return None
+    series = {label: [r.get(label, 0) for r in rows] for label in labels}
+    return svg.stacked_over_time([_t(r["t"]) for r in rows], series, step)
 
 
-def _histogram(ax: Any, histogram: dict[str, Any] | None, mark: float | None = None) -> bool | None:
-    if not histogram or not sum(histogram["counts"]):
-        return False
-    edges, counts = histogram["edges"], histogram["counts"]
-    widths = [b - a for a, b in itertools.pairwise(edges)]
-    colors = [PALETTE[3] if mark is not None and a < mark else PALETTE[0] for a in edges[:-1]]
-    ax.bar(edges[:-1], counts, width=widths, align="edge", color=colors, edgecolor="white")
-    if mark is not None:
-        ax.axvline(mark, color="#444", linestyle="--", linewidth=1)
-    return None
+def _histogram(histogram: dict[str, Any] | None, mark: float | None = None) -> str:
+    if not histogram:
+        return svg.no_data()
+    return svg.histogram(histogram["edges"], histogram["counts"], mark)
 
 
-def _barh(ax: Any, counts: dict[str, int], top: int = 12) -> bool | None:
-    if not counts:
-        return False
-    items = list(counts.items())[:top][::-1]
-    ax.barh([k for k, _ in items], [v for _, v in items], color=PALETTE[0])
-    return None
-
-
-def _bars(ax: Any, counts: dict[str, int]) -> bool | None:
-    if not counts:
-        return False
-    ax.bar(list(counts), list(counts.values()), color=PALETTE[0])
-    return None
-
-
-def _drift_plot(ax: Any, drift: dict[str, Any]) -> bool | None:
+def _drift_plot(drift: dict[str, Any]) -> str:
     shares = drift.get("shares")
     if not shares:
-        return False
+        return svg.no_data()
     labels = sorted(shares, key=lambda k: -shares[k]["reference"])[:12]
-    positions = range(len(labels))
-    ax.bar([p - 0.2 for p in positions], [shares[k]["reference"] * 100 for k in labels], width=0.4,
-           label="reference", color=PALETTE[7])  # fmt: skip
-    ax.bar([p + 0.2 for p in positions], [shares[k]["latest"] * 100 for k in labels], width=0.4,
-           label="latest", color=PALETTE[3] if drift["drifted"] else PALETTE[0])  # fmt: skip
-    ax.set_xticks(list(positions), labels, rotation=30 if len(labels) > 5 else 0)
-    ax.set_ylabel("% share")
-    ax.legend(frameon=False, fontsize=8)
-    return None
+    return svg.grouped_bars(
+        labels,
+        {
+            "reference": [shares[k]["reference"] * 100 for k in labels],
+            "latest": [shares[k]["latest"] * 100 for k in labels],
+        },
+        y_label="% share",
+        highlight="latest" if drift["drifted"] else None,
+    )

@@ -64,20 +64,38 @@ def compute(store: Path, datasets: list[str] | None, spec: ReportSpec) -> dict[s
         "runs": run_totals(runs),
         "datasets": {},
     }
+    held: list[pd.Timestamp] = []
     for name in names:
-        frame = _load(store, name, spec)
+        frame, span = _load(store, name, spec)
+        held += span
         result["datasets"][name] = dataset_metrics(store, name, frame, runs, spec)
+    result["store_range"] = {"first": _iso(min(held)), "last": _iso(max(held))} if held else None
+    in_window = sum(d["records"] for d in result["datasets"].values())
+    if held and not in_window and (spec.since or spec.until):
+        # An empty page says why: the window missed what the store holds.
+        result["empty_window"] = (
+            f"no records from {_when(spec.since, 'the start')} to {_when(spec.until, 'now')}; "
+            f"the store holds records from {_when(min(held))} to {_when(max(held))}"
+        )
     return result
 
 
-def _load(store: Path, name: str, spec: ReportSpec) -> pd.DataFrame:
+def _when(t: datetime | pd.Timestamp | None, default: str = "") -> str:
+    return default if t is None else f"{t:%Y-%m-%d %H:%M} UTC"
+
+
+def _load(store: Path, name: str, spec: ReportSpec) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
+    """The dataset's rows in the window, by time; and the first and last time it holds at all."""
     import pyarrow.compute as pc
 
     table = read_dataset(store, name, columns=[*COLUMNS, "output_text"])
     lengths = pc.utf8_length(pc.fill_null(table["output_text"], ""))
     table = table.drop_columns(["output_text"]).append_column("output_length", lengths)
-    frame = _window(table.to_pandas(), spec)
-    return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    everything = table.to_pandas()
+    times = everything["event_timestamp"]
+    span = [times.min(), times.max()] if len(everything) else []
+    frame = _window(everything, spec)
+    return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True), span
 
 
 def _window(frame: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
@@ -195,7 +213,10 @@ def _latency(frame: pd.DataFrame, freq: str) -> dict[str, Any]:
     q = requests["latency_ms"].quantile([0.5, 0.95, 0.99]).to_numpy()
     grouped = requests.groupby(requests["event_timestamp"].dt.floor(freq))["latency_ms"]
     per = grouped.quantile([0.5, 0.95, 0.99]).unstack()
-    sizes = grouped.size()
+    # Buckets without a request are rows of None, so that a plot breaks its lines there
+    # instead of drawing across hours that had no traffic.
+    per = per.reindex(pd.date_range(per.index.min(), per.index.max(), freq=freq))
+    sizes = grouped.size().reindex(per.index, fill_value=0)
     return {
         "requests": len(requests),
         "p50": _num(q[0]),

@@ -930,6 +930,7 @@ def _release(
     task = tasks[result.index]
     rejects.write(result.rejects)
     rejects.sync()
+    summary.count_rejects(result.rejects)  # by reason, lines and records apart, as a single run does
     for endpoint, counts in result.counts.items():
         summary.counts_for(endpoint).add(counts)
     for endpoint, dataset in result.datasets.items():

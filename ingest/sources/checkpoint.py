@@ -131,26 +131,52 @@ class Plan:
 
 
 class State:
-    """The SQLite state file: one row per file content seen (its fingerprint)."""
+    """The SQLite state file: how far each file content (its fingerprint) was read, per scope.
 
-    def __init__(self, path: Path):
+    A scope is a target and a selection (see ``scope``): checkpoints say how far a file was
+    delivered *there*, so a run to another target (a server after the local store, another
+    workspace) or with another selection of endpoints reads the file from its start; ids
+    make that re-read harmless. The same file also gets ``pushed`` rows: the part files of
+    a local store that ``ingest push`` sent to each target.
+
+    A state file from before scopes (one ``files`` table) is adopted by the first scope
+    that opens it.
+    """
+
+    def __init__(self, path: Path, scope: str = ""):
         self.path = path
+        self.scope = scope
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (fingerprint TEXT PRIMARY KEY, offset INTEGER NOT NULL,"
-            " line INTEGER NOT NULL, name TEXT, updated REAL)"
-        )
-        # Halves of pairs logged as two events (KServe, Azure ML, start/finish lines) that
-        # wait for their other half: saved with the checkpoints, in the same transaction.
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS pending_halves (profile TEXT NOT NULL, key TEXT NOT NULL,"
-            " side TEXT NOT NULL, ts REAL, source TEXT, line INTEGER, raw BLOB NOT NULL,"
-            " PRIMARY KEY (profile, key, side))"
-        )
-        self._db.commit()
+        with self._db:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS checkpoints (scope TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+                " offset INTEGER NOT NULL, line INTEGER NOT NULL, name TEXT, updated REAL,"
+                " PRIMARY KEY (scope, fingerprint))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS pushed (target TEXT NOT NULL, file TEXT NOT NULL,"
+                " records INTEGER, updated REAL, PRIMARY KEY (target, file))"
+            )
+            legacy = self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'files'"
+            ).fetchone()
+            if legacy and scope:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO checkpoints"
+                    " SELECT ?, fingerprint, offset, line, name, updated FROM files",
+                    (scope,),
+                )
+                self._db.execute("DROP TABLE files")
+            # Halves of pairs logged as two events (KServe, Azure ML, start/finish lines) that
+            # wait for their other half: saved with the checkpoints, in the same transaction.
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS pending_halves (profile TEXT NOT NULL, key TEXT NOT NULL,"
+                " side TEXT NOT NULL, ts REAL, source TEXT, line INTEGER, raw BLOB NOT NULL,"
+                " PRIMARY KEY (profile, key, side))"
+            )
 
     def pending(self) -> list[tuple[str, str, str, float, str, int, bytes]]:
         """Every saved waiting half: (profile, key, side, ts, source, line, raw line)."""
@@ -159,7 +185,9 @@ class State:
         ).fetchall()
 
     def get(self, fp: str) -> tuple[int, int] | None:
-        row = self._db.execute("SELECT offset, line FROM files WHERE fingerprint = ?", (fp,)).fetchone()
+        row = self._db.execute(
+            "SELECT offset, line FROM checkpoints WHERE scope = ? AND fingerprint = ?", (self.scope, fp)
+        ).fetchone()
         return (row[0], row[1]) if row else None
 
     def plan(self, sources: list[Source], from_start: bool) -> list[Plan]:
@@ -188,8 +216,10 @@ class State:
             offset, line = saved
             if size is not None and not compressed and size < offset:
                 # shorter than what we had read: rewritten in place, start over
-                self._db.execute("DELETE FROM files WHERE fingerprint = ?", (fp,))
-                self._db.commit()
+                with self._db:
+                    self._db.execute(
+                        "DELETE FROM checkpoints WHERE scope = ? AND fingerprint = ?", (self.scope, fp)
+                    )
                 plans.append(Plan(source, fp))
             elif size is not None and size % 2**32 == offset % 2**32:
                 plans.append(Plan(source, fp, offset, line, skip="already read"))
@@ -216,11 +246,36 @@ class State:
                     "INSERT OR REPLACE INTO pending_halves VALUES (?, ?, ?, ?, ?, ?, ?)", rows
                 )
             self._db.executemany(
-                "INSERT INTO files (fingerprint, offset, line, name, updated) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(fingerprint) DO UPDATE SET offset = excluded.offset, line = excluded.line,"
-                " name = excluded.name, updated = excluded.updated WHERE excluded.offset >= files.offset",
-                [(fp, offset, line, name, now) for fp, (offset, line, name) in progress.items()],
+                "INSERT INTO checkpoints (scope, fingerprint, offset, line, name, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(scope, fingerprint) DO UPDATE SET"
+                " offset = excluded.offset, line = excluded.line, name = excluded.name,"
+                " updated = excluded.updated WHERE excluded.offset >= checkpoints.offset",
+                [(self.scope, fp, offset, line, name, now) for fp, (offset, line, name) in progress.items()],
+            )
+
+    def pushed(self, target: str) -> set[str]:
+        """The store's part files (paths relative to the store) already pushed to ``target``."""
+        rows = self._db.execute("SELECT file FROM pushed WHERE target = ?", (target,)).fetchall()
+        return {row[0] for row in rows}
+
+    def save_pushed(self, target: str, files: dict[str, int]) -> None:
+        """Record part files (relative path -> records) as pushed to ``target``, durably."""
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pushed (target, file, records, updated) VALUES (?, ?, ?, ?)",
+                [(target, name, n, now) for name, n in files.items()],
             )
 
     def close(self) -> None:
         self._db.close()
+
+
+def scope(target: str, selection: str) -> str:
+    """The key of a state's checkpoints: where records go and which endpoints are read.
+
+    ``target`` is ``local store <absolute path>`` or ``rubrix <url>[, workspace <name>]``;
+    ``selection`` lists the endpoints read (and the dataset each goes to, when configured),
+    ``*`` for all.
+    """
+    return f"{target}\n{selection}"

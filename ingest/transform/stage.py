@@ -61,6 +61,9 @@ class TransformSpec:
     selected: frozenset[str] | None
     since: datetime | None = None
     until: datetime | None = None
+    # source name -> first line whose traffic the run log has not counted yet: a re-read
+    # (--from-start, a window, a new target or selection) counts each line once.
+    counted: dict[str, int] = field(default_factory=dict)
     # Log formats other than the access log: profiles by name, and each source's format
     # (sources not listed are access logs, read by the original fast path).
     profiles: dict[str, Profile] = field(default_factory=dict)
@@ -174,7 +177,8 @@ class Transformer:
             return
         entry = parse_line(raw)
         line.endpoint = entry.path
-        line.hour = (int(entry.ts.timestamp()) // 3600, entry.status)
+        if line.number >= self.spec.counted.get(line.source, 0):
+            line.hour = (int(entry.ts.timestamp()) // 3600, entry.status)
         route = self.router.route(entry.path)
         skip = self._skip_reason(entry, route)
         if skip:
@@ -271,7 +275,7 @@ class Transformer:
             return
         if first:
             count.lines += 1
-            if item.ts is not None:
+            if item.ts is not None and number >= self.spec.counted.get(source, 0):
                 count.by_hour[(int(item.ts.timestamp()) // 3600, item.status or 200)] += 1
         route = self.router.route(item.endpoint)
         if route is None:

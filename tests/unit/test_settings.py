@@ -65,11 +65,12 @@ def test_the_first_environment_variable_set_wins_and_empty_ones_do_not_count():
 
 def test_store_and_config_path_from_flag_environment_config(tmp_path: Path):
     config = _config(tmp_path, 'store = "from-config"\n')
-    assert settings.store_dir(None, config, environ={}) == Path("from-config")
+    # a config's paths are relative to the config file
+    assert settings.store_dir(None, config, environ={}) == tmp_path / "from-config"
     assert settings.store_dir(None, config, environ={"RUBRIX_INGEST_STORE": "env"}) == Path("env")
     assert settings.store_dir(Path("flag"), config, environ={"RUBRIX_INGEST_STORE": "env"}) == Path("flag")
     env = {"RUBRIX_INGEST_CONFIG": str(tmp_path / "ingest.toml")}
-    assert settings.load_config(None, environ=env).store == "from-config"
+    assert settings.load_config(None, environ=env).store == str(tmp_path / "from-config")
     assert settings.load_config(None, environ={}).path is None
 
 
