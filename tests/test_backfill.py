@@ -383,7 +383,8 @@ def test_sigterm_mid_backfill_exits_143_without_a_traceback_and_the_rerun_finish
     cmd = [sys.executable, "-m", "ingest", "backfill", "access.jsonl", "--scheduler", cluster.address,
            "--split-bytes", "1MB"]  # fmt: skip
     if when == "local_cluster":  # a LocalCluster started by the backfill, stopped while it counts lines
-        cmd[cmd.index("--scheduler") : cmd.index("--scheduler") + 2] = ["--cluster", "local", "--workers", "1"]
+        at = cmd.index("--scheduler")
+        cmd[at : at + 2] = ["--cluster", "local", "--workers", "1"]
     manifest = tmp_path / "rubrix-store" / "_backfill"
     with open(tmp_path / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
