@@ -298,6 +298,21 @@ def test_bentoml_schema_routes_each_prediction_column_to_its_dataset(ingest: Ing
     assert replies["one"] == "ok" and replies["two"] == "ko"  # log_batch: one record per line
 
 
+def test_bentoml_schema_file_is_not_a_log_when_the_format_is_given(ingest: Ingest) -> None:
+    # The README's command (`--format bentoml` on the monitor's folder) and a config's format:
+    # the schema file beside the data is read for its columns, as when detected, never as a log.
+    samples.write_bentoml(ingest.cwd)
+    (ingest.cwd / "ingest.toml").write_text('format = "bentoml"\n')
+    for args in (["--format", "bentoml", "--store", "given"], ["--config", "ingest.toml"]):
+        summary = ingest.json("monitoring/ticket_triage/", *args)
+        assert summary["formats"] == {"bentoml": "1 file, given"}, args
+        assert summary["files_not_read"] == {
+            "monitoring/ticket_triage/schema/schema.1.log": "a BentoML schema file, read for its columns"
+        }
+        assert summary["rejected"] == 0 and summary["rejects_file"] is None, args
+        assert summary["lines_read"] == 6 and summary["records_written"] == 15, args
+
+
 # --- structlog and loguru ------------------------------------------------------------------
 
 
