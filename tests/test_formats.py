@@ -388,6 +388,25 @@ def test_user_defined_profile_without_code(ingest: Ingest) -> None:
     assert records["bad"]["metadata"]["request_id"] == "t-2"
 
 
+def test_rejects_by_reason_group_lines_whatever_value_they_quote(ingest: Ingest) -> None:
+    # Three times no parser reads: one reason in the summary (not one per value), and the
+    # reason keeps its words ("ISO-8601", not "ISO-N"); the rejects file keeps each value.
+    bad = ["yesterday", "n/a", "24/11/2026 13:00"]
+    lines = [
+        {"when": when, "http": {"route": "/sentiment", "status": 200}, "body": {"in": '["x"]', "out": "[0]"}}
+        for when in bad
+    ]
+    write_log(ingest.cwd / "custom.jsonl", lines)
+    (ingest.cwd / "ingest.toml").write_text('format = "my-app"\n' + CUSTOM)
+    summary = ingest.json("custom.jsonl", "--config", "ingest.toml")
+    assert summary["lines"]["rejected"] == {"time is neither ISO-8601 nor an epoch number": 3}
+    assert [r["reason"] for r in ingest.rejects()] == [
+        f"time is neither ISO-8601 nor an epoch number: {when!r}" for when in bad
+    ]
+    proc = ingest("custom.jsonl", "--config", "ingest.toml", "--from-start", "-q")
+    assert "3 of 3 lines rejected (time is neither ISO-8601 nor an epoch number 3)" in proc.stderr.decode()
+
+
 def test_config_errors_name_the_problem(ingest: Ingest) -> None:
     write_log(ingest.cwd / "a.jsonl", [entry()])
     (ingest.cwd / "bad.toml").write_text('[formats.x]\n[formats.x.fields]\ntime = "a..b"\n')

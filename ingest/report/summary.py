@@ -19,11 +19,13 @@ from ingest.model import NO_ENDPOINT, Counts, FileCounts
 
 # Skip reasons that concern a record (a pair of a mapped line), not a whole line.
 RECORD_SKIPS = frozenset({"mapper_returned_none", "already_stored"})
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# a number standing alone, not one in a name such as ISO-8601 or utf-8
+_NUMBER = re.compile(r"(?<![A-Za-z]-)(?<!\w)\d+(?:\.\d+)?")
 
 
 def reason_key(reason: str) -> str:
-    """What a reject's reason is grouped by: its head (before ': '), numbers as N.
+    """What a reject's reason is grouped by: its head (before ': ', where a reason puts the
+    value it quotes), numbers as N.
 
     ``invalid JSON: unexpected character: line 1 column 2`` -> ``invalid JSON``;
     ``score 1.5 is not within [0, 1]`` -> ``score N is not within [N, N]``.
