@@ -39,6 +39,17 @@ def test_endpoint_without_its_trailing_slash_warns_and_the_fix_reads_again(inges
     assert ingest.json(str(SAMPLE_LOGS), "--endpoint", "/spacy/", "-q")["lines_read"] == 0
 
 
+def test_a_dry_run_warns_when_its_selection_matches_nothing(ingest: Ingest) -> None:
+    # A dry run is where a new user checks a selection before the real run.
+    config = ingest.cwd / "ingest.toml"
+    config.write_text('[endpoints."/transformer/"]\ndataset = "sentiment"\n')
+    for args in (["--endpoint", "/spacy"], ["--config", str(config)]):
+        proc = ingest(str(SAMPLE_LOGS), *args, "--dry-run", "-q")
+        (warning,) = [w for w in warnings(proc) if "matched none" in w]
+        assert "did you mean" in warning
+    assert not [w for w in warnings(ingest(str(SAMPLE_LOGS), "-e", "/spacy/", "--dry-run")) if "matched" in w]
+
+
 def test_config_whose_endpoints_never_appear_warns_and_the_fix_reads_again(ingest: Ingest) -> None:
     config = ingest.cwd / "ingest.toml"
     config.write_text('[endpoints."/transformer/"]\ndataset = "sentiment"\n')
