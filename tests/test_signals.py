@@ -308,6 +308,27 @@ def test_store_and_state_in_a_config_are_relative_to_the_config(ingest: Ingest, 
     assert report["datasets"]["monitoring_spacy"]["records"] == 232
 
 
+def test_a_mapper_file_in_a_config_is_relative_to_the_config(ingest: Ingest, tmp_path: Path) -> None:
+    # As store and state are: cron starts the run in the home directory.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mymappers.py").write_text(
+        "def upper(inputs, outputs):\n"
+        "    sentences = [{'text': 'x', 'score': 1.0}]\n"
+        "    return {'text': str(inputs), 'prediction': {'agent': 'mine', 'sentences': sentences}}\n"
+    )
+    config = project / "ingest.toml"
+    config.write_text('store = "store"\n[endpoints."/translate/"]\nmapper = "./mymappers.py:upper"\n')
+    elsewhere = Ingest(tmp_path / "elsewhere")
+    elsewhere.cwd.mkdir()
+    out = elsewhere.json(str(SAMPLE_LOGS), "--config", str(config), "-q")
+    assert out["records_written"] == 26
+    # an absolute path stays as it is
+    absolute = f'mapper = "{project}/mymappers.py:upper"'
+    config.write_text(f'store = "store2"\n[endpoints."/translate/"]\n{absolute}\n')
+    assert elsewhere.json(str(SAMPLE_LOGS), "--config", str(config), "-q")["records_written"] == 26
+
+
 # -- help that teaches -------------------------------------------------------------------------
 HELPS = [["--help"], ["run", "--help"], ["push", "--help"], ["show", "--help"], ["report", "--help"],
          ["backfill", "--help"]]  # fmt: skip
