@@ -16,6 +16,7 @@ read: a wrong type in the config file, like ``concurrency = "4"``, is a ``Config
     mapper = "token_classification"
     tags = { model = "en_core_web_sm" }
     metadata = ["method", "client"]
+    labels = ["GPE", "ORG", "PERSON"]  # Argilla 2.x: the span question's options
 
 Unknown keys are errors: a typo in a cron job's config should stop it, not be ignored.
 """
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 4,
     "retry_for": 120.0,
     "timeout": 60.0,
+    "api": "auto",
 }
 
 # Environment variables, in the order they are looked at (the first one set wins).
@@ -100,9 +102,11 @@ _RUBRIX: dict[str, _Type] = {
     "concurrency": _Type(int, 1, 64),
     "retry_for": _Type(float, 0),
     "timeout": _Type(float, 0.1),
+    "api": _Type(str),
 }
+SERVER_APIS = ("auto", "v0", "v2")
 _TOP_KEYS = {*_TOP, "rubrix", "endpoints", "formats", "inputs"}
-_ENDPOINT_KEYS = {"dataset", "mapper", "workspace", "tags", "metadata", "format"}
+_ENDPOINT_KEYS = {"dataset", "mapper", "workspace", "tags", "metadata", "format", "labels"}
 
 
 @dataclass
@@ -131,6 +135,9 @@ class ServerSettings:
     concurrency: int = DEFAULTS["concurrency"]
     retry_for: float = DEFAULTS["retry_for"]  # seconds a batch may keep retrying transient failures
     timeout: float = DEFAULTS["timeout"]  # seconds per request
+    # Which API the server speaks: "v0" (Rubrix 0.x, Argilla 1.x), "v2" (Argilla 2.x) or
+    # "auto": asked from the server before anything else (ingest.sinks.detect).
+    api: str = DEFAULTS["api"]
 
 
 def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
@@ -173,6 +180,11 @@ def _route(endpoint: str, table: Any, config_dir: Path) -> Route:
     for key in ("mapper", "workspace", "format"):
         if key in table and not isinstance(table[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
+    labels = table.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(label, str) and label for label in labels):
+        raise ConfigError(
+            f"{where}: labels must be a list of label names (the Argilla 2.x question's options)"
+        )
 
     return Route(
         endpoint=endpoint,
@@ -182,6 +194,7 @@ def _route(endpoint: str, table: Any, config_dir: Path) -> Route:
         tags=dict(tags),
         metadata_fields=tuple(metadata),
         format=table.get("format"),
+        labels=tuple(labels),
     )
 
 
@@ -202,6 +215,11 @@ def load(path: Path) -> Config:
         raise ConfigError(f"{path}: [rubrix] must be a table")
     _unknown(set(rubrix), set(_RUBRIX), "[rubrix]")
     rubrix = {key: _RUBRIX[key].check(value, f"[rubrix] {key}") for key, value in rubrix.items()}
+    if rubrix.get("api", "auto") not in SERVER_APIS:
+        raise ConfigError(
+            f'[rubrix] api must be "auto", "v0" (Rubrix 0.x, Argilla 1.x) or "v2" (Argilla 2.x), '
+            f"not {rubrix['api']!r}"
+        )
     top = {key: _TOP[key].check(data[key], f"{path}: {key}") for key in _TOP if key in data}
     formats, inputs = data.get("formats", {}), data.get("inputs", {})
     if not isinstance(formats, dict) or not all(isinstance(t, dict) for t in formats.values()):
@@ -276,7 +294,7 @@ def server(
     check_url(url, flags.get("rubrix_url"), environ)
     values = {
         key: pick(key, flags.get(key), environ, config.rubrix.get(key))
-        for key in ("api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")
+        for key in ("api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout", "api")
     }
     return ServerSettings(url=url, **values)
 
@@ -323,6 +341,7 @@ def routes(
             tags=base.tags,
             metadata_fields=base.metadata_fields,
             format=base.format,
+            labels=base.labels,
         )
     return found
 

@@ -189,11 +189,16 @@ def backfill_command(
             "attempt and were skipped",
             err=True,
         )
-    report_summary(
-        result.summary, quiet, as_json, {"backfill": report.to_json(), "dashboard": result.dashboard}
-    )
+    unreadable = None
     if result.summary.failed_files:
         from ingest.errors import InputsUnreadable
 
         # the summary names each file and why; the exit code says some input was not read
-        raise InputsUnreadable(result.summary.failed_files)
+        unreadable = InputsUnreadable(result.summary.failed_files)
+        result.summary.exit_code, result.summary.error = unreadable.exit_code, str(unreadable)
+        unreadable.reported = True  # --json's summary above says so: no second JSON document
+    report_summary(
+        result.summary, quiet, as_json, {"backfill": report.to_json(), "dashboard": result.dashboard}
+    )
+    if unreadable is not None:
+        raise unreadable

@@ -6,8 +6,9 @@ delivered; checkpoints move only past what a flush acknowledged.
 
 Sinks are named in ``SINKS`` (name -> ``module:factory``) and imported only when chosen,
 so ``ingest --help`` loads none of them: ``local`` (the Parquet store, the default),
-``rubrix`` (a Rubrix 0.x / Argilla 1.x server, when a URL is set) and ``preview`` (dry
-runs: keeps a few records to show, writes nothing). A new target is a new module with a
+``rubrix`` (a Rubrix 0.x / Argilla 1.x server, when a URL is set), ``argilla_v2`` (an
+Argilla 2.x server: the server is asked which API it speaks, ``ingest.sinks.detect``) and
+``preview`` (dry runs: keeps a few records to show, writes nothing). A new target is a new module with a
 factory ``(Target) -> Sink`` and one line here (or ``register`` at import time).
 """
 
@@ -57,6 +58,7 @@ class Target:
 SINKS: dict[str, str] = {
     "local": "ingest.sinks.local:open_sink",
     "rubrix": "ingest.sinks.rubrix:open_sink",
+    "argilla_v2": "ingest.sinks.argilla_v2:open_sink",
     "preview": "ingest.sinks.preview:open_sink",
 }
 
@@ -67,10 +69,30 @@ def register(name: str, factory: str) -> None:
 
 
 def choose(target: Target, dry_run: bool = False) -> str:
-    """The sink a run uses: preview for dry runs, the server when a URL is set, else local."""
+    """The sink a run uses: preview for dry runs, the server when a URL is set, else local.
+
+    For a server, ``api`` in the settings says which: ``v0`` (Rubrix 0.x, Argilla 1.x),
+    ``v2`` (Argilla 2.x), or ``auto``: ask the server first (``GET /api/v1/version``), since
+    a 2.x server answers the v0 handshake's paths with its web page. Raises DeliveryError
+    (ServerUnreachable) when the server does not answer within ``retry_for``.
+    """
     if dry_run:
         return "preview"
-    return "rubrix" if target.server is not None else "local"
+    server = target.server
+    if server is None:
+        return "local"
+    api = server.api or "auto"
+    if api == "auto":
+        from ingest.sinks.detect import detect_server_api
+        from ingest.sinks.rubrix.sink import display_url
+
+        api = detect_server_api(
+            server.url,
+            timeout=min(server.timeout, 30.0),
+            retry_for=server.retry_for,
+            display=display_url(server.url),
+        ).api
+    return "argilla_v2" if api == "v2" else "rubrix"
 
 
 def open_sink(name: str, target: Target) -> Sink:

@@ -24,6 +24,7 @@ class Route:
     tags: dict[str, str] = field(default_factory=dict)
     metadata_fields: tuple[str, ...] = ()
     format: str | None = None  # a log format for this endpoint's lines (ingest.sources.formats)
+    labels: tuple[str, ...] = ()  # Argilla 2.x: every label option, declared when the dataset is made
 
 
 # Dataset names become directory names (255 bytes at most on common file systems) and URL

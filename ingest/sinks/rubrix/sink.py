@@ -79,6 +79,12 @@ class RubrixSink:
         if info.status_code >= 400:
             raise DeliveryError(f"{self.url} does not answer like a Rubrix server (HTTP {info.status_code})")
         body = _json(info)
+        if not body:
+            # An Argilla 2.x server answers every unknown GET, /api/_info too, with its web page.
+            raise DeliveryError(
+                f"{self.url} does not answer like a Rubrix server (GET /api/_info gave no JSON); "
+                'for an Argilla 2.x server leave api unset or set api = "v2" in [rubrix]'
+            )
         self.server_version = str(body.get("version") or body.get("rubrix_version") or "")
         line = "rubrix" if self.server_version.startswith("0.") else "argilla"
         self._key_header, self._ws_header = f"X-{line.title()}-Api-Key", f"X-{line.title()}-Workspace"
