@@ -146,7 +146,19 @@ def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _route(endpoint: str, table: Any) -> Route:
+def _mapper_in(config_dir: Path, mapper: str | None) -> str | None:
+    """A ``file.py:function`` mapper of a config file, relative to the file (as mappers
+    tells a file from a module); built-ins, modules and absolute paths are left as they are."""
+    if mapper is None or ":" not in mapper:
+        return mapper
+    module, _, function = mapper.rpartition(":")
+    if not (module.endswith(".py") or "/" in module or os.sep in module):
+        return mapper
+    path = Path(module).expanduser()
+    return mapper if path.is_absolute() else f"{config_dir / path}:{function}"
+
+
+def _route(endpoint: str, table: Any, config_dir: Path) -> Route:
     where = f"[endpoints.{endpoint!r}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
@@ -177,7 +189,7 @@ def _route(endpoint: str, table: Any) -> Route:
     return Route(
         endpoint=endpoint,
         dataset=dataset or dataset_for_endpoint(endpoint),
-        mapper=table.get("mapper"),
+        mapper=_mapper_in(config_dir, table.get("mapper")),
         workspace=table.get("workspace"),
         tags=dict(tags),
         metadata_fields=tuple(metadata),
@@ -216,7 +228,8 @@ def load(path: Path) -> Config:
         raise ConfigError(
             f'{path}: [inputs] maps inputs to format names: "s3://bucket/capture/" = "sagemaker"'
         )
-    # Paths in a config file are relative to the file, not to wherever cron starts the run.
+    # Paths in a config file (and mapper files, in _route) are relative to the file, not to
+    # wherever cron starts the run.
     for key in ("store", "state", "rejects"):
         if key in top:
             top[key] = str(path.parent / top[key])
@@ -224,7 +237,7 @@ def load(path: Path) -> Config:
         format=top.get("format"),
         formats=formats,
         inputs=inputs,
-        routes={ep: _route(ep, table) for ep, table in endpoints.items()},
+        routes={ep: _route(ep, table, path.parent) for ep, table in endpoints.items()},
         store=top.get("store"),
         state=top.get("state"),
         rejects=top.get("rejects"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.model import NO_ENDPOINT, Counts, FileCounts
+from ingest.suggest import shown_name
 
 # Skip reasons that concern a record (a pair of a mapped line), not a whole line.
 RECORD_SKIPS = frozenset({"mapper_returned_none", "already_stored"})
@@ -228,7 +229,7 @@ class Summary:
         rows = [header]
         per, outcome = self.outcomes()
         for endpoint, o in per.items():
-            shown = "(unparsed lines)" if endpoint == NO_ENDPOINT else endpoint
+            shown = "(unparsed lines)" if endpoint == NO_ENDPOINT else shown_name(endpoint)
             rows.append((shown, self.datasets.get(endpoint, "-"), *_cells(o)))
         if len(per) > 1:
             rows.append(("(total)", "", *_cells(outcome)))
