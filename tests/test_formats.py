@@ -428,6 +428,19 @@ def test_access_log_stays_the_default_and_undetected_lines_are_rejected(ingest: 
     assert summary["records_written"] == 1 and summary["rejected"] == 2
 
 
+def test_an_ambiguous_file_is_named_in_the_summary_table(ingest: Ingest) -> None:
+    # A line both the access log and structlog recognise: read as the access log (the default),
+    # and the table says so and why, not only --json (a plain access log stays unmentioned).
+    both = {**entry(), "event": "http_request", "level": "info", "timestamp": "2026-11-24T12:00:00Z",
+            "request_body": '"hi"', "response_body": {"label": "B", "score": 0.4}}  # fmt: skip
+    write_log(ingest.cwd / "both.jsonl", [both])
+    write_log(ingest.cwd / "plain.jsonl", [entry()])
+    proc = ingest("both.jsonl", "--store", "one")
+    assert "format: access-log (1 file, ambiguous: access-log/structlog)" in proc.stderr.decode()
+    proc = ingest("plain.jsonl", "--store", "two")
+    assert "format:" not in proc.stderr.decode()
+
+
 def test_per_endpoint_format(ingest: Ingest) -> None:
     # one structlog file; /legacy logs its bodies under other names
     lines = [

@@ -243,7 +243,10 @@ class Summary:
             lines.append("  ".join(cells).rstrip())
         verb = "would go to" if self.dry_run else "target"
         out = [f"{verb}: {self.target}"]
-        if self.formats and set(self.formats) != {"access-log"}:
+        # the access log read by default goes unsaid; another format, or the access log chosen
+        # because a file was ambiguous, is named with how it was chosen
+        plain = set(self.formats) == {"access-log"} and "ambiguous" not in self.formats["access-log"]
+        if self.formats and not plain:
             out.append("format: " + ", ".join(f"{name} ({how})" for name, how in self.formats.items()))
         if per:  # a run that read nothing has no table
             out += lines
