@@ -815,8 +815,20 @@ def run_backfill(
         progress=progress,
     )
     started = datetime.now(UTC)
-    # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun,
+    # and the exit code says which signal it was (130, 143), as for a one-shot `ingest run`.
+    signals: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        signals.append(signum)
+        # Dask's gathers cut short print "Task exception was never retrieved" tracebacks as
+        # the client closes; the one-line error at the end is what the user needs
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    report: BackfillReport | None = None
+    dashboard: str | None = None
     try:
         with _cluster(request) as client:
             dashboard = client.dashboard_link
@@ -825,8 +837,15 @@ def run_backfill(
                 on_connect(request.scheduler or "a local cluster", workers, dashboard)
             options.spec = replace(options.spec, routes=upload_mappers(client, options.spec.routes))
             report = backfill(client, options, rejects, summary)
+    except KeyboardInterrupt:
+        # stopped before the tasks ran (cluster start, counting lines) or while the client closed
+        summary.interrupted = True
+        if report is None:
+            report = BackfillReport(run="-", tasks=0)
+        report.failed = "interrupted by a signal"
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if uploads is not None:
             if rejects.count:
                 layout = ObjectLayout.of(str(request.store))
@@ -836,11 +855,17 @@ def run_backfill(
             shutil.rmtree(uploads, ignore_errors=True)
     if report.failed is not None:
         done = report.resumed + sum(report.workers.values())
-        error = BackfillStopped(
-            f"backfill {report.run} stopped: {report.failed}; {done} of {report.tasks} tasks are done "
-            "and recorded: run the same command again to do the rest"
-        )
+        if report.tasks:
+            message = (
+                f"backfill {report.run} stopped: {report.failed}; {done} of {report.tasks} tasks are done "
+                "and recorded: run the same command again to do the rest"
+            )
+        else:
+            message = f"backfill stopped: {report.failed} before any task ran: run the same command again"
+        error = BackfillStopped(message)
         error.summary_text = None if request.quiet else summary.render()
+        if summary.interrupted:
+            error.exit_code = 128 + (signals[0] if signals else signal.SIGINT)  # a shell's 128 + signal
         raise error
     flags = {
         "rereads": True,  # a backfill reads every file from its start
