@@ -89,11 +89,7 @@ def aggregate(tokens: list[dict[str, Any]], text: str | None) -> list[Span]:
     )
     words: list[list[dict[str, Any]]] = []
     for token in ordered:
-        if (
-            words
-            and _continues_word(text, words[-1][-1], token)
-            and _neighbours(text, words[-1][-1], token)
-        ):
+        if words and _continues_word(text, words[-1][-1], token) and _neighbours(text, words[-1][-1], token):
             words[-1].append(token)
         else:
             words.append([token])

@@ -42,8 +42,10 @@ def _chunks(body: Any) -> list[dict[str, Any]] | None:
                 raise Rejected(f"streamed response ended with an error: {str(chunk['error'])[:200]}")
             chunks.append(chunk)
         return chunks
-    if isinstance(body, list) and body and all(
-        isinstance(c, dict) and c.get("object") == "chat.completion.chunk" for c in body
+    if (
+        isinstance(body, list)
+        and body
+        and all(isinstance(c, dict) and c.get("object") == "chat.completion.chunk" for c in body)
     ):
         return body
     return None
@@ -70,9 +72,14 @@ def reassemble(body: Any) -> dict[str, Any] | None:
     if not texts:
         raise Rejected("streamed response has no choices")
     if chat:
-        choices = [{"index": i, "message": {"role": "assistant", "content": t}} for i, t in sorted(texts.items())]
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": t}} for i, t in sorted(texts.items())
+        ]
         return {"object": "chat.completion", "choices": choices}
-    return {"object": "text_completion", "choices": [{"index": i, "text": t} for i, t in sorted(texts.items())]}
+    return {
+        "object": "text_completion",
+        "choices": [{"index": i, "text": t} for i, t in sorted(texts.items())],
+    }
 
 
 def is_completion(outputs: Any) -> bool:

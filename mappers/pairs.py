@@ -18,11 +18,18 @@ from mappers.base import Rejected
 NO_PREDICTION_METHODS = frozenset({"OPTIONS", "HEAD"})
 
 
-def skip_reason(method: Any, request: Any) -> str | None:
-    """The counted reason an exchange holds no prediction, or None when it may hold one."""
+def method_skip_reason(method: Any) -> str | None:
+    """``options_request``/``head_request`` for exchanges that carry no prediction."""
     if isinstance(method, str) and method.upper() in NO_PREDICTION_METHODS:
         return f"{method.lower()}_request"
-    if request is None or request == "" or request == {} or request == []:
+    return None
+
+
+def body_skip_reason(request: Any) -> str | None:
+    """``empty_request`` for a request body with nothing to predict on (``""``, ``{}``).
+
+    An empty list is an empty batch, which the stage counts as ``empty_batch``."""
+    if request is None or request == {}:
         return "empty_request"
     if isinstance(request, str) and not request.strip():
         return "empty_request"
