@@ -57,7 +57,8 @@ def tolerance(scores: list[Any]) -> float:
     numbers = [s for s in scores if isinstance(s, _NUMBER) and not isinstance(s, bool)]
     if not numbers:
         return SINGLE_LABEL_MAX_SUM - 1
-    places = max(_decimals(float(s)) for s in numbers)
+    # Fewer than 2 decimals is a coincidence of the values (0.5, 0.25), not a rounding step.
+    places = max(2, max(_decimals(float(s)) for s in numbers))
     return max(SINGLE_LABEL_MAX_SUM - 1, len(numbers) * 0.5 * 10.0**-places) + 1e-9
 
 
