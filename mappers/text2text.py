@@ -22,7 +22,7 @@ TASK = "Text2Text"
 
 _TEXT_KEYS = ("generated_text", "translation_text", "summary_text", "text")
 # Keys that mark another task's output: a spaCy {"text", "entities"} is not a generated text.
-_OTHER_TASKS = ("entities", "labels", "scores", "tokens", "label")
+_OTHER_TASKS = ("entities", "labels", "scores", "tokens", "label", "entity_group", "entity")
 
 
 def _sentence(item: Any, prompt: str) -> dict[str, Any]:
