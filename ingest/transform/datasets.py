@@ -81,15 +81,16 @@ class Decisions:
 
     def __init__(self, lookup: Lookup | None = None, max_waiting: int = MAX_WAITING):
         self._lookup = lookup
-        self._datasets: dict[str, _Dataset] = {}
+        self._datasets: dict[tuple[str | None, str], _Dataset] = {}
         self.max_waiting = max_waiting
 
     # -- what is known ------------------------------------------------------------------
     def _dataset(self, route: Route) -> _Dataset:
-        found = self._datasets.get(route.dataset)
+        key = (route.workspace, route.dataset)  # a dataset is a name in a workspace
+        found = self._datasets.get(key)
         if found is not None:
             return found
-        found = self._datasets[route.dataset] = _Dataset()
+        found = self._datasets[key] = _Dataset()
         if route.configured_task:
             found.task, found.task_from = route.configured_task, "config"
         if route.multi_label is not None:
