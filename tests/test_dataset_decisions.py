@@ -334,3 +334,15 @@ def test_checkpoints_stay_before_waiting_records():
     assert decisions.floors() == {"log": (300, 7)}
     decisions.finish()
     assert decisions.floors() == {}
+
+
+def test_an_empty_output_with_no_reading_in_its_datasets_task_is_rejected(tmp_path: Path, ingest: Ingest):
+    blank = hf_line("/ner/", "   ", [], ts="2026-11-24T10:00:07Z")  # a text classification or text2text
+    for lines in ([FOUND, blank], [blank, FOUND]):  # the task known before it, or decided after
+        store = tmp_path / f"store-{len(list(tmp_path.iterdir()))}"
+        summary = ingest.json(str(write_log(tmp_path / "a.jsonl", lines)), "--store", str(store))
+        assert summary["records_written"] == 1 and summary["rejected"] == 1
+        (reject,) = [
+            json.loads(x) for p in (store / "_rejects").glob("*.jsonl") for x in p.read_text().splitlines()
+        ]
+        assert reject["reason"] == "the empty output does not make a valid TokenClassification record"

@@ -83,6 +83,8 @@ class Decisions:
         self._lookup = lookup
         self._datasets: dict[tuple[str | None, str], _Dataset] = {}
         self.max_waiting = max_waiting
+        self._dropped: list[tuple[_Dataset, Batch]] = []  # per admit(): candidates of other tasks
+        self._matched: set[str] = set()  # per admit(): ids with a candidate of their dataset's task
 
     # -- what is known ------------------------------------------------------------------
     def _dataset(self, route: Route) -> _Dataset:
@@ -120,9 +122,20 @@ class Decisions:
     def admit(self, batches: list[Batch]) -> Admitted:
         """Batches to deliver now, rows rejected, and count corrections, in input order."""
         out = Admitted()
+        self._dropped, self._matched = [], set()
         for batch in batches:
             if batch.table.num_rows:
                 self._admit(batch, out)
+        # An empty output whose reading in the dataset's task failed (e.g. no text for a
+        # NER record) has only candidates of other tasks, all dropped: reject it, once.
+        orphans: dict[str, tuple[_Dataset, dict[str, Any]]] = {}
+        for state, batch in self._dropped:
+            columns = ["id", "source_file", "source_line", "endpoint", "record"]
+            for row in batch.table.select(columns).to_pylist():
+                if row["id"] not in self._matched:
+                    orphans.setdefault(row["id"], (state, row))
+        for state, row in orphans.values():
+            _reject_row(row, self._orphan_reason(state), out)
         for state in self._datasets.values():
             if state.waiting and state.waiting_rows() > self.max_waiting:
                 self._give_up(state, out)
@@ -147,7 +160,11 @@ class Decisions:
         if batch.task != state.task:
             if not batch.candidate:
                 self._reject(batch, self._task_reason(batch, state), out, counted=True)
-            return  # a candidate of another task: the one of the dataset's task is kept
+            else:  # a candidate of another task: the one of the dataset's task is kept
+                self._dropped.append((state, batch))
+            return
+        if batch.candidate:
+            self._matched.update(batch.table["id"].to_pylist())
         if batch.task == TC and state.multi_label is None:
             if batch.evidence in (tc.SINGLE, tc.MULTI):
                 state.multi_label, state.multi_from = batch.evidence == tc.MULTI, "records"
@@ -311,17 +328,22 @@ def _drop_other_candidates(waiting: list[Batch], task: str | None, out: Admitted
         ):
             orphans.setdefault(row["id"], row)
     for row in orphans.values():
-        out.rejects.append(
-            {
-                "file": row["source_file"],
-                "line": row["source_line"],
-                "offset": None,
-                "record": None,
-                "endpoint": row["endpoint"],
-                "stage": "dataset",
-                "reason": reason,
-                "raw": row["record"][:2000],
-            }
-        )
-        out.rejected[row["endpoint"]] += 1
+        _reject_row(row, reason, out)
     return kept
+
+
+def _reject_row(row: dict[str, Any], reason: str, out: Admitted) -> None:
+    """Reject an empty output none of whose candidates was kept (it was never counted)."""
+    out.rejects.append(
+        {
+            "file": row["source_file"],
+            "line": row["source_line"],
+            "offset": None,
+            "record": None,
+            "endpoint": row["endpoint"],
+            "stage": "dataset",
+            "reason": reason,
+            "raw": row["record"][:2000],
+        }
+    )
+    out.rejected[row["endpoint"]] += 1
