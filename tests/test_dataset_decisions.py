@@ -144,8 +144,8 @@ def test_one_dataset_one_kind_and_rounded_softmax_is_single_label(tmp_path: Path
     log = write_log(
         tmp_path / "a.jsonl",
         [
-            tc_line("top-1 only", [0.7], 1),  # fits either kind: waits
-            tc_line("rounded", [0.34, 0.33, 0.34], 2),  # a softmax rounded to 2 decimals: decides
+            tc_line("top-1 only", [0.7], 1),  # the first record: fits single-label, which it decides
+            tc_line("rounded", [0.34, 0.33, 0.34], 2),  # a softmax rounded to 2 decimals: single
             tc_line("sigmoid", [0.9, 0.8, 0.3], 3),  # multi-label in a single-label dataset
         ],
     )
@@ -161,15 +161,15 @@ def test_one_dataset_one_kind_and_rounded_softmax_is_single_label(tmp_path: Path
     assert meta["multi_label"] is False
 
 
-def test_multi_label_decided_by_the_first_telling_record_or_config(tmp_path: Path, ingest: Ingest):
+def test_multi_label_decided_by_the_first_record_or_config(tmp_path: Path, ingest: Ingest):
     lines = [
-        tc_line("top-1 only", [0.7], 1),
-        tc_line("sigmoid", [0.9, 0.8, 0.3], 2),
+        tc_line("sigmoid", [0.9, 0.8, 0.3], 1),
+        tc_line("top-1 only", [0.7], 2),
         tc_line("soft", [0.2, 0.8], 3),
     ]
     log = write_log(tmp_path / "a.jsonl", lines)
     summary = ingest.json(str(log))
-    assert summary["records_written"] == 3  # [0.2, 0.8] fits a multi-label dataset too
+    assert summary["records_written"] == 3  # the others fit a multi-label dataset too
     assert {r["multi_label"] for r in ingest.records("monitoring_cls")} == {True}
     other = Ingest(tmp_path / "other")
     (tmp_path / "other").mkdir()
@@ -287,9 +287,10 @@ def _run_in_process(lines: list[bytes], cuts: list[int]) -> tuple[dict[str, str]
 
 
 def test_records_do_not_depend_on_chunking_or_where_undecided_lines_fall():
-    """Lines that cannot tell (empty outputs, one-label scores) go anywhere, chunks are cut
-    anywhere: the same records and rejects. The lines that decide keep their order (the
-    first of them decides, by design: config is the way to fix a dataset's kind)."""
+    """Lines that cannot tell the task (empty outputs) and one-label scores (single-label,
+    as the rounded softmax that decides) go anywhere, chunks are cut anywhere: the same
+    records and rejects. The lines that decide keep their order (the first of them decides,
+    by design: config is the way to fix a dataset's kind)."""
     deciding = [
         FOUND,
         tc_line("rounded", [0.34, 0.33, 0.34], 2),  # decides single-label

@@ -9,13 +9,14 @@ the server's dataset and records), else the first records that can tell, in inpu
 Records that disagree are rejected with a reason naming the config key that would fix
 it.
 
-Records that cannot tell wait for the decision instead of making it, wherever they fall:
-an empty output (candidates of every task, one of which is kept), and text
-classification scores that fit either kind of dataset (one label, a top-k cut). While a
-batch waits, the checkpoint of its source stays before its chunk, so a crash re-reads
-it. At the end of the run a dataset whose task is still unknown rejects its waiting
-records with the reason; one whose multi-label kind is still unknown is single-label
-(every waiting record fits that, and it is Rubrix's default).
+An output that cannot tell the task (an empty list: no entities, no labels, no
+candidates; its candidates of every task come from the worker, one of them is kept) waits
+for the decision instead of making it, wherever it falls. While a batch waits, the
+checkpoint of its source stays before its chunk, so a crash re-reads it. At the end of the
+run a dataset whose task is still unknown rejects its waiting records with the reason. The
+first text classification record decides the multi-label kind: multi-label when its scores
+sum to more than 1 beyond rounding, else single-label (Rubrix's default, and what a record
+that fits either kind fits too).
 """
 
 from __future__ import annotations
@@ -166,11 +167,12 @@ class Decisions:
         if batch.candidate:
             self._matched.update(batch.table["id"].to_pylist())
         if batch.task == TC and state.multi_label is None:
-            if batch.evidence in (tc.SINGLE, tc.MULTI):
-                state.multi_label, state.multi_from = batch.evidence == tc.MULTI, "records"
-            else:
-                state.waiting.append(batch)
-                return
+            # The first record decides: multi-label when its scores sum to more than 1 beyond
+            # rounding, else single-label (what a softmax gives, and what a record that fits
+            # either kind, one label or a top-k cut, fits too). Holding those back until a
+            # record tells would hold the checkpoint back with them, for a whole run when no
+            # record ever tells (a top_k=1 pipeline); config's multi_label overrides.
+            state.multi_label, state.multi_from = batch.evidence == tc.MULTI, "records"
         self._deliver(batch, state, out)
         if state.waiting:
             self._release(state, out)
