@@ -540,9 +540,7 @@ def _before_waiting(
     """Checkpoints that stay before the first chunk whose records wait for a dataset decision:
     those records are not delivered yet, so a crash must read them again."""
     saved = {}
-    for fingerprint, (offset, line, name) in progress.items():
+    for key, (offset, line, name) in progress.items():
         floor = floors.get(name)
-        saved[fingerprint] = (
-            (floor[0], floor[1], name) if floor and floor[0] < offset else (offset, line, name)
-        )
+        saved[key] = (floor[0], floor[1], name) if floor and floor[0] < offset else (offset, line, name)
     return saved
