@@ -406,3 +406,20 @@ def test_sigterm_mid_backfill_exits_143_without_a_traceback_and_the_rerun_finish
     assert summary["exit_code"] == 0
     ids = sorted(Ingest(tmp_path).dataset("monitoring_spacy")["request_id"])
     assert len(ids) == len(set(ids)) == n and ids == expected(n)
+
+
+def test_backfill_applies_the_dataset_decisions(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """Empty outputs take their dataset's task and classification scores its kind, as in
+    ``ingest run`` (issue 16): within a task, from the task's own first telling records."""
+    from tests.test_dataset_decisions import EMPTY_1, EMPTY_2, FOUND, tc_line
+
+    (tmp_path / "logs").mkdir()
+    lines = [EMPTY_1, FOUND, EMPTY_2, tc_line("top-1", [0.7], 1), tc_line("rounded", [0.34, 0.33, 0.34], 2)]
+    (tmp_path / "logs" / "a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    one = ingest.json("logs", "--store", "one")
+    many = backfill(ingest, cluster, "logs", "--store", "many")
+    assert comparable(many) == comparable(one)
+    assert one["records_written"] == 5 and one["rejected"] == 0
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+    ner = pd.read_parquet(tmp_path / "many" / "monitoring_ner")
+    assert (ner["task"] == "TokenClassification").all() and len(ner) == 3

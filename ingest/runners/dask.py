@@ -97,6 +97,7 @@ from ingest.sources.read import (
     not_jsonl,
     stale,
 )
+from ingest.transform.datasets import Admitted, Decisions
 from ingest.transform.routing import Route
 from ingest.transform.stage import Transformer, TransformSpec
 
@@ -518,6 +519,23 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
     transformer = Transformer(spec)
     reader = _reader(task)
     size = 0
+    # Dataset-level decisions (ingest/transform/datasets.py) are made per task here: from
+    # config, else the target, else the task's own first records. Tasks run at once, so two
+    # of them can decide a new dataset differently; config (task, multi_label) fixes that.
+    decisions = Decisions(lookup=getattr(sink, "dataset_info", None))
+
+    def deliver(admitted: Admitted) -> None:
+        for endpoint, n in admitted.records.items():
+            summary.counts_for(endpoint).records += n
+        for endpoint, n in admitted.rejected.items():
+            summary.counts_for(endpoint).rejected += n
+        rejects.write(admitted.rejects)
+        for batch in admitted.batches:
+            summary.datasets[batch.route.endpoint] = batch.route.dataset
+            for endpoint in set(batch.table["endpoint"].to_pylist()):
+                summary.datasets.setdefault(endpoint, batch.route.dataset)
+            record_delivery(sink.add(batch), summary, rejects)  # type: ignore[arg-type]
+
     try:
         for chunk in reader:
             result = transformer.process(chunk)
@@ -525,12 +543,9 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
                 summary.counts_for(endpoint).add(counts)
             summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
-            for batch in result.batches:
-                summary.datasets[batch.route.endpoint] = batch.route.dataset
-                for endpoint in set(batch.table["endpoint"].to_pylist()):
-                    summary.datasets.setdefault(endpoint, batch.route.dataset)
-                record_delivery(sink.add(batch), summary, rejects)  # type: ignore[arg-type]
+            deliver(decisions.admit(result.batches))
             size += result.size
+        deliver(decisions.finish())
         record_delivery(sink.flush(), summary, rejects)  # type: ignore[arg-type]
     finally:
         sink.close()
