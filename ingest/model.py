@@ -90,6 +90,17 @@ class Batch:
     route: Route
     task: str
     table: pa.Table
+    # What the parent's dataset-level decisions (ingest/transform/datasets.py) need, since a
+    # worker cannot know those made from other chunks: ``candidate`` rows are one reading of
+    # an output every task could give (an empty list), kept only if the dataset's task is
+    # this one; text classification rows carry the ``evidence`` their scores give about the
+    # dataset being multi-label and the ``multi_label`` flag their records hold, which the
+    # parent settles to the dataset's.
+    candidate: bool = False
+    evidence: str | None = None  # text classification: mappers.text_classification.evidence
+    multi_label: bool | None = None  # text classification: the flag in the rows' records
+    first_offset: int = 0  # byte offset of the chunk the rows come from, in its source
+    first_line: int = 0  # and its first line: a waiting batch keeps the checkpoint before it
 
 
 class Reject(TypedDict):

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ingest.errors import (
     IngestError,
@@ -32,7 +31,7 @@ from ingest.errors import (
     TooManyRejects,
     UsageError,
 )
-from ingest.model import Delivery, Reject
+from ingest.model import Batch, Delivery, Reject
 from ingest.report.runlog import append_run, counted_lines
 from ingest.report.summary import Summary
 from ingest.runners import Runner, get_runner
@@ -45,6 +44,7 @@ from ingest.sources.checkpoint import Plan, RunLock, State, fingerprint, scope
 from ingest.sources.formats.choose import Choice
 from ingest.sources.formats.choose import choose as choose_formats
 from ingest.sources.read import Chunk, LineChunks, Source, chunk_bytes, describe, known_bytes
+from ingest.transform.datasets import Admitted, Decisions
 from ingest.transform.stage import Transformer, TransformSpec
 
 CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
@@ -403,7 +403,30 @@ def run(
         check_rejects(options, summary, True, rejects.path)
         if options.state is not None and progress:
             pending = (joining, transformer.joiner.rows()) if transformer is not None else None
-            options.state.save(progress, pending)
+            options.state.save(_before_waiting(progress, decisions.floors()), pending)
+
+    # Task and multi-label kind per dataset, decided once (ingest/transform/datasets.py).
+    decisions = Decisions(lookup=getattr(sink, "dataset_info", None))
+
+    def admitted(batches: Admitted) -> list[Batch]:
+        for endpoint, n in batches.records.items():
+            summary.counts_for(endpoint).records += n
+        for endpoint, n in batches.rejected.items():
+            summary.counts_for(endpoint).rejected += n
+        rejects.write(batches.rejects)
+        summary.count_rejects(batches.rejects)
+        return batches.batches
+
+    def deliver_batch(batch: Batch) -> None:
+        # one endpoint, several tasks (a line with several prediction columns): several datasets
+        shown = summary.datasets.get(batch.route.endpoint)
+        if shown is None or batch.route.dataset not in shown.split(", "):
+            summary.datasets[batch.route.endpoint] = ", ".join(
+                sorted(filter(None, [*(shown or "").split(", "), batch.route.dataset]))
+            )
+        for endpoint in set(batch.table["endpoint"].to_pylist()):
+            summary.datasets.setdefault(endpoint, batch.route.dataset)
+        deliver(sink.add(batch))
 
     try:
         if transformer is not None:
@@ -417,16 +440,8 @@ def run(
             summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
             summary.count_rejects(result.rejects)
-            for batch in result.batches:
-                # one endpoint, several tasks (a line with several prediction columns): several datasets
-                shown = summary.datasets.get(batch.route.endpoint)
-                if shown is None or batch.route.dataset not in shown.split(", "):
-                    summary.datasets[batch.route.endpoint] = ", ".join(
-                        sorted(filter(None, [*(shown or "").split(", "), batch.route.dataset]))
-                    )
-                for endpoint in pc.unique(batch.table["endpoint"]).to_pylist():
-                    summary.datasets.setdefault(endpoint, batch.route.dataset)
-                deliver(sink.add(batch))
+            for batch in admitted(decisions.admit(result.batches)):
+                deliver_batch(batch)
             check_rejects(options, summary, False, rejects.path)
             if options.progress is not None:
                 options.progress(result.size)
@@ -442,6 +457,9 @@ def run(
             if options.stop is not None and options.stop.is_set():
                 summary.interrupted = True
                 break
+        else:  # the whole input was read: what still waits for a decision gets it now
+            for batch in admitted(decisions.finish()):
+                deliver_batch(batch)
         if transformer is not None:
             _settle_halves(transformer, options, summary)
         checkpoint()
@@ -514,3 +532,15 @@ def record_acknowledged(
     acknowledged = getattr(failure, "delivery", None)
     if isinstance(acknowledged, Delivery):
         record_delivery(acknowledged, summary, rejects)
+
+
+def _before_waiting(
+    progress: dict[str, tuple[int, int, str]], floors: dict[str, tuple[int, int]]
+) -> dict[str, tuple[int, int, str]]:
+    """Checkpoints that stay before the first chunk whose records wait for a dataset decision:
+    those records are not delivered yet, so a crash must read them again."""
+    saved = {}
+    for key, (offset, line, name) in progress.items():
+        floor = floors.get(name)
+        saved[key] = (floor[0], floor[1], name) if floor and floor[0] < offset else (offset, line, name)
+    return saved

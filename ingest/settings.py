@@ -23,6 +23,7 @@ Unknown keys are errors: a typo in a cron job's config should stop it, not be ig
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -106,7 +107,11 @@ _RUBRIX: dict[str, _Type] = {
 }
 SERVER_APIS = ("auto", "v0", "v2")
 _TOP_KEYS = {*_TOP, "rubrix", "endpoints", "formats", "inputs"}
-_ENDPOINT_KEYS = {"dataset", "mapper", "workspace", "tags", "metadata", "format", "labels"}
+_ENDPOINT_KEYS = {
+    "dataset", "mapper", "workspace", "tags", "metadata", "format", "labels", "task", "multi_label",
+    "subword_spans",
+}  # fmt: skip
+_TASKS = ("TextClassification", "TokenClassification", "Text2Text")
 
 
 @dataclass
@@ -146,7 +151,19 @@ def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _route(endpoint: str, table: Any) -> Route:
+def _mapper_in(config_dir: Path, mapper: str | None) -> str | None:
+    """A ``file.py:function`` mapper of a config file, relative to the file (as mappers
+    tells a file from a module); built-ins, modules and absolute paths are left as they are."""
+    if mapper is None or ":" not in mapper:
+        return mapper
+    module, _, function = mapper.rpartition(":")
+    if not (module.endswith(".py") or "/" in module or os.sep in module):
+        return mapper
+    path = Path(module).expanduser()
+    return mapper if path.is_absolute() else f"{config_dir / path}:{function}"
+
+
+def _route(endpoint: str, table: Any, config_dir: Path) -> Route:
     where = f"[endpoints.{endpoint!r}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
@@ -173,16 +190,31 @@ def _route(endpoint: str, table: Any) -> Route:
         raise ConfigError(
             f"{where}: labels must be a list of label names (the Argilla 2.x question's options)"
         )
+    task = table.get("task")
+    if task is not None and task not in _TASKS:
+        raise ConfigError(f"{where}: task must be one of {', '.join(_TASKS)}")
+    mapper = table.get("mapper")
+    if task is not None and isinstance(mapper, str):
+        from mappers import TASKS
+
+        if mapper in TASKS and TASKS[mapper] != task:
+            raise ConfigError(f"{where}: mapper {mapper!r} gives {TASKS[mapper]} records, not task {task}")
+    for key in ("multi_label", "subword_spans"):
+        if key in table and not isinstance(table[key], bool):
+            raise ConfigError(f"{where}: {key} must be true or false")
 
     return Route(
         endpoint=endpoint,
         dataset=dataset or dataset_for_endpoint(endpoint),
-        mapper=table.get("mapper"),
+        mapper=_mapper_in(config_dir, table.get("mapper")),
         workspace=table.get("workspace"),
         tags=dict(tags),
         metadata_fields=tuple(metadata),
         format=table.get("format"),
         labels=tuple(labels),
+        task=task,
+        multi_label=table.get("multi_label"),
+        subword_spans=table.get("subword_spans", False),
     )
 
 
@@ -216,7 +248,8 @@ def load(path: Path) -> Config:
         raise ConfigError(
             f'{path}: [inputs] maps inputs to format names: "s3://bucket/capture/" = "sagemaker"'
         )
-    # Paths in a config file are relative to the file, not to wherever cron starts the run.
+    # Paths in a config file (and mapper files, in _route) are relative to the file, not to
+    # wherever cron starts the run.
     for key in ("store", "state", "rejects"):
         if key in top:
             top[key] = str(path.parent / top[key])
@@ -224,7 +257,7 @@ def load(path: Path) -> Config:
         format=top.get("format"),
         formats=formats,
         inputs=inputs,
-        routes={ep: _route(ep, table) for ep, table in endpoints.items()},
+        routes={ep: _route(ep, table, path.parent) for ep, table in endpoints.items()},
         store=top.get("store"),
         state=top.get("state"),
         rejects=top.get("rejects"),
@@ -320,15 +353,8 @@ def routes(
                 check_dataset_name(dataset)
             except ValueError as exc:
                 raise UsageError(f"Invalid value for '--dataset': {exc}") from None
-        found[endpoint] = Route(
-            endpoint=endpoint,
-            dataset=dataset or base.dataset,
-            mapper=mapper or base.mapper,
-            workspace=base.workspace,
-            tags=base.tags,
-            metadata_fields=base.metadata_fields,
-            format=base.format,
-            labels=base.labels,
+        found[endpoint] = dataclasses.replace(
+            base, dataset=dataset or base.dataset, mapper=mapper or base.mapper
         )
     return found
 
@@ -374,6 +400,8 @@ def check_routes(found: dict[str, Route], local_store: bool = False, workspace: 
                 tasks[route.endpoint] = mappers.resolve(route.mapper)[1]
             except mappers.UnknownMapper as exc:
                 raise ConfigError(f"endpoint {route.endpoint}: {exc}") from None
+        if route.task:
+            tasks[route.endpoint] = route.task
     first: dict[tuple[str | None, str], Route] = {}
     for route in found.values():
         space = route.workspace or workspace
@@ -393,6 +421,11 @@ def check_routes(found: dict[str, Route], local_store: bool = False, workspace: 
             raise ConfigError(
                 f"{both}{where} with different tags ({other.tags} and {route.tags}): a dataset has one "
                 "set of tags; give them the same tags or different datasets"
+            )
+        if None not in (route.multi_label, other.multi_label) and route.multi_label != other.multi_label:
+            raise ConfigError(
+                f"{both}{where} with different multi_label: a dataset is single- or multi-label; "
+                "give them the same multi_label or different datasets"
             )
         task, other_task = tasks.get(route.endpoint), tasks.get(other.endpoint)
         if task and other_task and task != other_task:

@@ -9,6 +9,21 @@ from pathlib import Path
 
 from ingest.errors import UsageError
 
+SHOWN_NAME = 80  # characters of a name from the input (an endpoint path) shown in a table or warning
+
+
+def shown_name(name: str, limit: int = SHOWN_NAME) -> str:
+    """A name taken from the input (an endpoint path), as the summary and warnings print it:
+    characters that are not printable escaped (a newline in a logged path would otherwise
+    forge a line of the summary, an escape sequence restyle the terminal), and a name longer
+    than ``limit`` cut in its middle, so one 1,400-character path does not widen every row
+    of the table. ``--json`` keeps names as they are."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[: limit - tail - 1]}…{text[-tail:]}"
+
 
 def did_you_mean(wrong: Iterable[str], known: Iterable[str]) -> str:
     """``; did you mean X?`` for names close to a known one (difflib's ratio >= 0.6), else ``""``."""
@@ -18,8 +33,10 @@ def did_you_mean(wrong: Iterable[str], known: Iterable[str]) -> str:
     if not close:
         return ""
     if len(close) == 1:
-        return f"; did you mean {next(iter(close.values()))}?"
-    return "; did you mean " + ", ".join(f"{m} for {w}" for w, m in close.items()) + "?"
+        return f"; did you mean {shown_name(next(iter(close.values())))}?"
+    return (
+        "; did you mean " + ", ".join(f"{shown_name(m)} for {shown_name(w)}" for w, m in close.items()) + "?"
+    )
 
 
 def check_datasets(store: Path, asked: Iterable[str], available: list[str]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from mappers import text2text as _t2t
 from mappers import text_classification as _tc
 from mappers import token_classification as _tok
+from mappers.base import Rejected
 
 Mapper = Callable[[Any, Any], Any]
 
@@ -39,12 +40,25 @@ _DETECTORS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
 )
 
 
+TASKS = {name: task for name, (_, task) in BUILTIN.items()}
+MAPPER_OF_TASK = {task: name for name, task in TASKS.items()}
+
+
 def detect(outputs: Any) -> str | None:
     """The built-in mapper whose output shape this response item has, if any."""
     for name, looks_like in _DETECTORS:
         if looks_like(outputs):
             return name
     return None
+
+
+def is_ambiguous(outputs: Any) -> bool:
+    """An output every task could have given: an empty list (no entities, no labels, no
+    candidates). Its task is its dataset's, known from config, the target or other records."""
+    return isinstance(outputs, list) and not outputs
+
+
+__all__ = ["BUILTIN", "MAPPER_OF_TASK", "TASKS", "Mapper", "Rejected", "UnknownMapper", "detect", "resolve"]
 
 
 class UnknownMapper(ValueError):

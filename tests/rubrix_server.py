@@ -306,9 +306,41 @@ def create_app(
         if dataset["task"] != task:
             return _error(400, "WrongTaskError", detail=f"Provided task {task} cannot be applied to dataset")
         target = stored.setdefault(key, {})
+        if task == "TextClassification" and records:
+            # Argilla 1.x: a bulk's records must agree (TextClassificationBulkRequest's
+            # validator, 422), and agree with the dataset's existing records
+            # (TextClassificationService._check_multi_label_integrity, 400).
+            kinds = {bool(r.multi_label) for r in records}
+            if len(kinds) > 1:
+                return _error(422, "ValidationError", detail="All records must be single/multi labelled")
+            existing = next(iter(target.values()), None)
+            if existing is not None and bool(existing.get("multi_label")) != records[0].multi_label:
+
+                def kind(multi: bool) -> str:
+                    return "multi" if multi else "single"
+
+                return _error(
+                    400,
+                    "BadRequestError",
+                    detail=(
+                        f"Can't mix multi-label and single-label records for dataset {name}. Dataset type is "
+                        f"{kind(bool(existing.get('multi_label')))}-label and provided records are "
+                        f"{kind(records[0].multi_label)}-label."
+                    ),
+                )
         for raw, record in zip(body["records"], records, strict=True):
             target[record.id if record.id is not None else str(uuid.uuid4())] = raw
         return {"dataset": name, "processed": len(records), "failed": 0}
+
+    @app.post("/api/datasets/{name}/{task}:search")
+    async def search(name: str, task: str, request: Request, limit: int = 50) -> Any:
+        """The records of a dataset, newest last; no query support (none is needed here)."""
+        key = (_workspace(request), name)
+        dataset = datasets.get(key)
+        if dataset is None:
+            return _error(404, "EntityNotFoundError", name=name, type="Dataset")
+        records = list(stored.get(key, {}).values())
+        return {"total": len(records), "records": records[:limit], "aggregations": None}
 
     # -- control endpoints for tests ----------------------------------------------------
     @app.get("/_test/records/{workspace}/{name}")

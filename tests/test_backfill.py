@@ -257,14 +257,14 @@ def test_a_backfill_that_cannot_deliver_stops_with_exit_1_and_the_rerun_finishes
     tmp_path: Path, ingest: Ingest, cluster: DaskCluster, server: RubrixServer
 ):
     log = big_log(tmp_path / "access.jsonl", 3000)
-    # The client's own check of the server passes (two requests), then the server fails.
-    server.faults(pass_next=2, fail_next=10**6, fail_status=503)
+    # The client's own checks of the server pass (its API version, /api/_info, /api/me), then it fails.
+    server.faults(pass_next=3, fail_next=10**6, fail_status=503)
     args = ["backfill", str(log), "--scheduler", cluster.address, "--split-bytes", "200KB",
             "--retries", "1", "--retry-for", "0.3"]  # fmt: skip
     proc = ingest(*args, env=server.env(), check=False)
     err = proc.stderr.decode()
     assert proc.returncode == 1, err
-    assert "stopped: DeliveryError: cannot reach http://127.0.0.1" in err
+    assert "stopped: ServerUnreachable: cannot reach http://127.0.0.1" in err
     assert "run the same command again to do the rest" in err and server.api_key not in err
     server.faults()  # the server is back
     summary = ingest.json(*args, env=server.env())
@@ -369,3 +369,57 @@ def test_a_file_that_is_not_a_log_stops_alone_as_on_one_machine(
     assert list(many_summary["files_failed"]) == ["logs/export.log", "logs/pretty.json"]
     assert comparable(many_summary) == comparable(one_summary)
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+
+@pytest.mark.parametrize("when", ["connected", "tasks_done", "local_cluster"])
+def test_sigterm_mid_backfill_exits_143_without_a_traceback_and_the_rerun_finishes(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster, when: str
+):
+    # A signal while the cluster is being set up or the lines counted (connected), or while
+    # tasks run (tasks_done), stops the backfill as it stops a one-shot `ingest run`: 143, a
+    # one-line error, and what finished is recorded for the rerun.
+    n = 60_000
+    big_log(tmp_path / "access.jsonl", n)
+    cmd = [sys.executable, "-m", "ingest", "backfill", "access.jsonl", "--scheduler", cluster.address,
+           "--split-bytes", "1MB"]  # fmt: skip
+    if when == "local_cluster":  # a LocalCluster started by the backfill, stopped while it counts lines
+        at = cmd.index("--scheduler")
+        cmd[at : at + 2] = ["--cluster", "local", "--workers", "1"]
+    manifest = tmp_path / "rubrix-store" / "_backfill"
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if when != "tasks_done" and b"dask: " in (tmp_path / "stderr.txt").read_bytes():
+                break
+            done = sum(f.read_text().count('"task"') for f in manifest.glob("*.jsonl"))
+            if when == "tasks_done" and done >= 2:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the backfill finished before the signal"
+        proc.terminate()
+        assert proc.wait(timeout=60) == 143
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in stderr and "Aborted" not in stderr, stderr
+    assert "ingest: error: backfill" in stderr and "stopped" in stderr, stderr
+    summary = backfill(ingest, cluster, "access.jsonl", "--split-bytes", "1MB")
+    assert summary["exit_code"] == 0
+    ids = sorted(Ingest(tmp_path).dataset("monitoring_spacy")["request_id"])
+    assert len(ids) == len(set(ids)) == n and ids == expected(n)
+
+
+def test_backfill_applies_the_dataset_decisions(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """Empty outputs take their dataset's task and classification scores its kind, as in
+    ``ingest run`` (issue 16): within a task, from the task's own first telling records."""
+    from tests.test_dataset_decisions import EMPTY_1, EMPTY_2, FOUND, tc_line
+
+    (tmp_path / "logs").mkdir()
+    lines = [EMPTY_1, FOUND, EMPTY_2, tc_line("top-1", [0.7], 1), tc_line("rounded", [0.34, 0.33, 0.34], 2)]
+    (tmp_path / "logs" / "a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    one = ingest.json("logs", "--store", "one")
+    many = backfill(ingest, cluster, "logs", "--store", "many")
+    assert comparable(many) == comparable(one)
+    assert one["records_written"] == 5 and one["rejected"] == 0
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+    ner = pd.read_parquet(tmp_path / "many" / "monitoring_ner")
+    assert (ner["task"] == "TokenClassification").all() and len(ner) == 3

@@ -319,6 +319,29 @@ def test_long_and_odd_endpoint_paths_give_valid_bounded_dataset_names(tmp_path: 
         assert (ingest.store / name / "_dataset.json").exists()
 
 
+def test_long_and_odd_endpoint_paths_keep_the_summary_one_row_each_and_bounded(
+    tmp_path: Path, ingest: Ingest
+):
+    # An endpoint path is the log's content: a newline in it must not forge a summary line,
+    # nor a 1,400-character path widen every row of the table to 1,400 columns.
+    long_a = "/" + "a" * 1400 + "/one/"
+    forged = "/x\nrejected lines: 0 (all fine)\n"
+    log = write_log(tmp_path / "a.jsonl", [line(0, path=p) for p in (long_a, forged, "/spacy/")])
+    proc = ingest(str(log))
+    table = proc.stderr.decode().splitlines()
+    assert not [row for row in table if row.startswith("rejected lines")], table
+    rows = [row for row in table if row.split() and row.split()[-1].isdigit()]
+    assert len(rows) == 4  # three endpoints and the total
+    assert max(len(row) for row in table) < 300, max(len(row) for row in table)
+    assert any(row.startswith("/x\\nrejected") for row in rows)
+    # --json keeps the paths as they are
+    summary = run_json(ingest, str(log), "--from-start")
+    assert {long_a, forged, "/spacy/"} <= set(summary["endpoints"])
+    # and the "matched none" warning lists them one line too
+    proc = ingest(str(log), "--from-start", "-e", "/nope/", "-q")
+    assert len(proc.stderr.decode().splitlines()) == 1, proc.stderr.decode()
+
+
 MAPPER_QUITS = """
 def quits(inputs, outputs):
     raise SystemExit("the mapper gave up on " + str(inputs))

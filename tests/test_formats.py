@@ -298,6 +298,21 @@ def test_bentoml_schema_routes_each_prediction_column_to_its_dataset(ingest: Ing
     assert replies["one"] == "ok" and replies["two"] == "ko"  # log_batch: one record per line
 
 
+def test_bentoml_schema_file_is_not_a_log_when_the_format_is_given(ingest: Ingest) -> None:
+    # The README's command (`--format bentoml` on the monitor's folder) and a config's format:
+    # the schema file beside the data is read for its columns, as when detected, never as a log.
+    samples.write_bentoml(ingest.cwd)
+    (ingest.cwd / "ingest.toml").write_text('format = "bentoml"\n')
+    for args in (["--format", "bentoml", "--store", "given"], ["--config", "ingest.toml"]):
+        summary = ingest.json("monitoring/ticket_triage/", *args)
+        assert summary["formats"] == {"bentoml": "1 file, given"}, args
+        assert summary["files_not_read"] == {
+            "monitoring/ticket_triage/schema/schema.1.log": "a BentoML schema file, read for its columns"
+        }
+        assert summary["rejected"] == 0 and summary["rejects_file"] is None, args
+        assert summary["lines_read"] == 6 and summary["records_written"] == 15, args
+
+
 # --- structlog and loguru ------------------------------------------------------------------
 
 
@@ -373,6 +388,25 @@ def test_user_defined_profile_without_code(ingest: Ingest) -> None:
     assert records["bad"]["metadata"]["request_id"] == "t-2"
 
 
+def test_rejects_by_reason_group_lines_whatever_value_they_quote(ingest: Ingest) -> None:
+    # Three times no parser reads: one reason in the summary (not one per value), and the
+    # reason keeps its words ("ISO-8601", not "ISO-N"); the rejects file keeps each value.
+    bad = ["yesterday", "n/a", "24/11/2026 13:00"]
+    lines = [
+        {"when": when, "http": {"route": "/sentiment", "status": 200}, "body": {"in": '["x"]', "out": "[0]"}}
+        for when in bad
+    ]
+    write_log(ingest.cwd / "custom.jsonl", lines)
+    (ingest.cwd / "ingest.toml").write_text('format = "my-app"\n' + CUSTOM)
+    summary = ingest.json("custom.jsonl", "--config", "ingest.toml")
+    assert summary["lines"]["rejected"] == {"time is neither ISO-8601 nor an epoch number": 3}
+    assert [r["reason"] for r in ingest.rejects()] == [
+        f"time is neither ISO-8601 nor an epoch number: {when!r}" for when in bad
+    ]
+    proc = ingest("custom.jsonl", "--config", "ingest.toml", "--from-start", "-q")
+    assert "3 of 3 lines rejected (time is neither ISO-8601 nor an epoch number 3)" in proc.stderr.decode()
+
+
 def test_config_errors_name_the_problem(ingest: Ingest) -> None:
     write_log(ingest.cwd / "a.jsonl", [entry()])
     (ingest.cwd / "bad.toml").write_text('[formats.x]\n[formats.x.fields]\ntime = "a..b"\n')
@@ -392,6 +426,19 @@ def test_access_log_stays_the_default_and_undetected_lines_are_rejected(ingest: 
     summary = ingest.json("a.jsonl", "b.jsonl")
     assert summary["formats"] == {"access-log": "2 files, default"}
     assert summary["records_written"] == 1 and summary["rejected"] == 2
+
+
+def test_an_ambiguous_file_is_named_in_the_summary_table(ingest: Ingest) -> None:
+    # A line both the access log and structlog recognise: read as the access log (the default),
+    # and the table says so and why, not only --json (a plain access log stays unmentioned).
+    both = {**entry(), "event": "http_request", "level": "info", "timestamp": "2026-11-24T12:00:00Z",
+            "request_body": '"hi"', "response_body": {"label": "B", "score": 0.4}}  # fmt: skip
+    write_log(ingest.cwd / "both.jsonl", [both])
+    write_log(ingest.cwd / "plain.jsonl", [entry()])
+    proc = ingest("both.jsonl", "--store", "one")
+    assert "format: access-log (1 file, ambiguous: access-log/structlog)" in proc.stderr.decode()
+    proc = ingest("plain.jsonl", "--store", "two")
+    assert "format:" not in proc.stderr.decode()
 
 
 def test_per_endpoint_format(ingest: Ingest) -> None:

@@ -247,3 +247,26 @@ def test_a_dead_worker_stops_the_run_instead_of_hanging(tmp_path: Path, ingest: 
     ingest(str(log))  # the next run goes on from the last checkpoint
     ids = request_ids(ingest)
     assert len(ids) == len(set(ids)) == n and ids == expected(n)
+
+
+def test_kill_9_of_the_parent_leaves_workers_that_exit_without_a_traceback(tmp_path: Path, ingest: Ingest):
+    # A killed parent is an EOF (or a broken pipe) for its workers: they exit quietly, not
+    # with a BrokenPipeError traceback in the cron log.
+    n = 150_000
+    log = big_log(tmp_path / "access.jsonl", n)
+    cmd = [sys.executable, "-m", "ingest", str(log), "--jobs", "2", "-q"]
+    proc = subprocess.Popen(cmd, cwd=ingest.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    workers: list[str] = []
+    while not workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+        workers = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+    assert workers, "no worker processes appeared"
+    time.sleep(1.0)  # the workers are busy with chunks
+    proc.kill()
+    # The workers hold the same stderr: it ends once the last of them has exited.
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -9
+    assert b"Traceback" not in err and b"Error" not in err, err.decode()

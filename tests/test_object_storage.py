@@ -179,6 +179,15 @@ def test_s3_errors_stop_before_reading(ingest: Ingest, s3: dict) -> None:
     assert "no such object or prefix: s3://empty-one/nothing-here" in proc.stderr.decode()
     proc = ingest("s3://empty-one/*.jsonl", env=env, check=False)
     assert proc.returncode == 2 and "no object matches" in proc.stderr.decode()
+    # A prefix (trailing slash) with no log object under it is a usage error, as an empty
+    # local directory is: a mistyped prefix must not pass for "nothing new".
+    for given in ("s3://empty-one/nothing-here/", "s3://empty-one/"):
+        proc = ingest(given, env=env, check=False)
+        assert proc.returncode == 2, (given, proc.stderr)
+        assert f"no log files in {given} (looked for *.jsonl" in proc.stderr.decode()
+    _client(env).put_object(Bucket="empty-one", Key="docs/README.txt", Body=b"not a log\n")
+    proc = ingest("s3://empty-one/docs/", env=env, check=False)
+    assert proc.returncode == 2 and "no log files in s3://empty-one/docs/" in proc.stderr.decode()
 
 
 def test_blob_reference_in_s3_is_read(ingest: Ingest, s3: dict, tmp_path: Path) -> None:

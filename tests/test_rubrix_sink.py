@@ -278,8 +278,9 @@ def test_persistent_failure_stops_with_exit_1_and_counts_only_acknowledged(
     lines = (SAMPLE_LOGS / "access.jsonl").read_text().splitlines()
     log.write_text("\n".join(line.replace('"request_id": "', f'"request_id": "{i}-') for i in range(5)
                              for line in lines) + "\n")  # fmt: skip
-    # the handshake, dataset creation and a few bulk requests succeed, then the server fails for good
-    server.faults(pass_next=8, fail_next=10_000, fail_status=503)
+    # the handshake, the dataset lookups (a GET each, for dataset-level decisions), dataset
+    # creation and a few bulk requests succeed, then the server fails for good
+    server.faults(pass_next=12, fail_next=10_000, fail_status=503)
     started = time.monotonic()
     proc = ingest(str(log), "--batch-size", "20", "--retry-for", "2", env=server.env(), check=False)
     assert proc.returncode == 1 and time.monotonic() - started < 30

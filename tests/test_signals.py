@@ -39,6 +39,17 @@ def test_endpoint_without_its_trailing_slash_warns_and_the_fix_reads_again(inges
     assert ingest.json(str(SAMPLE_LOGS), "--endpoint", "/spacy/", "-q")["lines_read"] == 0
 
 
+def test_a_dry_run_warns_when_its_selection_matches_nothing(ingest: Ingest) -> None:
+    # A dry run is where a new user checks a selection before the real run.
+    config = ingest.cwd / "ingest.toml"
+    config.write_text('[endpoints."/transformer/"]\ndataset = "sentiment"\n')
+    for args in (["--endpoint", "/spacy"], ["--config", str(config)]):
+        proc = ingest(str(SAMPLE_LOGS), *args, "--dry-run", "-q")
+        (warning,) = [w for w in warnings(proc) if "matched none" in w]
+        assert "did you mean" in warning
+    assert not [w for w in warnings(ingest(str(SAMPLE_LOGS), "-e", "/spacy/", "--dry-run")) if "matched" in w]
+
+
 def test_config_whose_endpoints_never_appear_warns_and_the_fix_reads_again(ingest: Ingest) -> None:
     config = ingest.cwd / "ingest.toml"
     config.write_text('[endpoints."/transformer/"]\ndataset = "sentiment"\n')
@@ -295,6 +306,27 @@ def test_store_and_state_in_a_config_are_relative_to_the_config(ingest: Ingest, 
     assert "monitoring_spacy: 232 TokenClassification records" in shown
     report = json.loads(elsewhere("report", "--config", str(config), "--json").stdout)
     assert report["datasets"]["monitoring_spacy"]["records"] == 232
+
+
+def test_a_mapper_file_in_a_config_is_relative_to_the_config(ingest: Ingest, tmp_path: Path) -> None:
+    # As store and state are: cron starts the run in the home directory.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mymappers.py").write_text(
+        "def upper(inputs, outputs):\n"
+        "    sentences = [{'text': 'x', 'score': 1.0}]\n"
+        "    return {'text': str(inputs), 'prediction': {'agent': 'mine', 'sentences': sentences}}\n"
+    )
+    config = project / "ingest.toml"
+    config.write_text('store = "store"\n[endpoints."/translate/"]\nmapper = "./mymappers.py:upper"\n')
+    elsewhere = Ingest(tmp_path / "elsewhere")
+    elsewhere.cwd.mkdir()
+    out = elsewhere.json(str(SAMPLE_LOGS), "--config", str(config), "-q")
+    assert out["records_written"] == 26
+    # an absolute path stays as it is
+    absolute = f'mapper = "{project}/mymappers.py:upper"'
+    config.write_text(f'store = "store2"\n[endpoints."/translate/"]\n{absolute}\n')
+    assert elsewhere.json(str(SAMPLE_LOGS), "--config", str(config), "-q")["records_written"] == 26
 
 
 # -- help that teaches -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import orjson
 
-from ingest.suggest import did_you_mean
+from ingest.suggest import did_you_mean, shown_name
 
 EXIT_SIGNAL_BASE = 128  # a shell's convention: 128 + the signal's number (130 SIGINT, 143 SIGTERM)
 SHOWN_ENDPOINTS = 20  # endpoints listed in the "matched none" warning
@@ -32,7 +32,7 @@ def warn(message: str) -> None:
 
 
 def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:SHOWN_ENDPOINTS])
+    shown = ", ".join(shown_name(name) for name in names[:SHOWN_ENDPOINTS])
     return shown + (f" and {len(names) - SHOWN_ENDPOINTS} more" if len(names) > SHOWN_ENDPOINTS else "")
 
 

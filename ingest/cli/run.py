@@ -190,10 +190,10 @@ def run_command(
                 f"stopped by {signal.Signals(signum).name}: progress is saved, the next run goes on from it"
             )
         _report(result, dry_run, as_json, quiet)
-        if not dry_run:
-            matched = nothing_matched(result.summary, endpoints, config.routes)
-            if matched:
-                warn(matched)
+        # a dry run too: it is where a selection gets checked before the real run
+        matched = nothing_matched(result.summary, endpoints, config.routes)
+        if matched:
+            warn(matched)
 
     with stop_on_signals(stop):
         last = run_ingest(request, stop=stop, on_result=on_result, progress=progress_bar(quiet))

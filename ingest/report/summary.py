@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.model import NO_ENDPOINT, Counts, FileCounts
+from ingest.suggest import shown_name
 
 # Skip reasons that concern a record (a pair of a mapped line), not a whole line.
 RECORD_SKIPS = frozenset({"mapper_returned_none", "already_stored"})
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# a number standing alone, not one in a name such as ISO-8601 or utf-8
+_NUMBER = re.compile(r"(?<![A-Za-z]-)(?<!\w)\d+(?:\.\d+)?")
 
 
 def reason_key(reason: str) -> str:
-    """What a reject's reason is grouped by: its head (before ': '), numbers as N.
+    """What a reject's reason is grouped by: its head (before ': ', where a reason puts the
+    value it quotes), numbers as N.
 
     ``invalid JSON: unexpected character: line 1 column 2`` -> ``invalid JSON``;
     ``score 1.5 is not within [0, 1]`` -> ``score N is not within [N, N]``.
@@ -226,7 +229,7 @@ class Summary:
         rows = [header]
         per, outcome = self.outcomes()
         for endpoint, o in per.items():
-            shown = "(unparsed lines)" if endpoint == NO_ENDPOINT else endpoint
+            shown = "(unparsed lines)" if endpoint == NO_ENDPOINT else shown_name(endpoint)
             rows.append((shown, self.datasets.get(endpoint, "-"), *_cells(o)))
         if len(per) > 1:
             rows.append(("(total)", "", *_cells(outcome)))
@@ -240,7 +243,10 @@ class Summary:
             lines.append("  ".join(cells).rstrip())
         verb = "would go to" if self.dry_run else "target"
         out = [f"{verb}: {self.target}"]
-        if self.formats and set(self.formats) != {"access-log"}:
+        # the access log read by default goes unsaid; another format, or the access log chosen
+        # because a file was ambiguous, is named with how it was chosen
+        plain = set(self.formats) == {"access-log"} and "ambiguous" not in self.formats["access-log"]
+        if self.formats and not plain:
             out.append("format: " + ", ".join(f"{name} ({how})" for name, how in self.formats.items()))
         if per:  # a run that read nothing has no table
             out += lines

@@ -97,6 +97,7 @@ from ingest.sources.read import (
     not_jsonl,
     stale,
 )
+from ingest.transform.datasets import Admitted, Decisions
 from ingest.transform.routing import Route
 from ingest.transform.stage import Transformer, TransformSpec
 
@@ -518,6 +519,23 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
     transformer = Transformer(spec)
     reader = _reader(task)
     size = 0
+    # Dataset-level decisions (ingest/transform/datasets.py) are made per task here: from
+    # config, else the target, else the task's own first records. Tasks run at once, so two
+    # of them can decide a new dataset differently; config (task, multi_label) fixes that.
+    decisions = Decisions(lookup=getattr(sink, "dataset_info", None))
+
+    def deliver(admitted: Admitted) -> None:
+        for endpoint, n in admitted.records.items():
+            summary.counts_for(endpoint).records += n
+        for endpoint, n in admitted.rejected.items():
+            summary.counts_for(endpoint).rejected += n
+        rejects.write(admitted.rejects)
+        for batch in admitted.batches:
+            summary.datasets[batch.route.endpoint] = batch.route.dataset
+            for endpoint in set(batch.table["endpoint"].to_pylist()):
+                summary.datasets.setdefault(endpoint, batch.route.dataset)
+            record_delivery(sink.add(batch), summary, rejects)  # type: ignore[arg-type]
+
     try:
         for chunk in reader:
             result = transformer.process(chunk)
@@ -525,12 +543,9 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
                 summary.counts_for(endpoint).add(counts)
             summary.file_counts(result.source).add(result.file_counts)
             rejects.write(result.rejects)
-            for batch in result.batches:
-                summary.datasets[batch.route.endpoint] = batch.route.dataset
-                for endpoint in set(batch.table["endpoint"].to_pylist()):
-                    summary.datasets.setdefault(endpoint, batch.route.dataset)
-                record_delivery(sink.add(batch), summary, rejects)  # type: ignore[arg-type]
+            deliver(decisions.admit(result.batches))
             size += result.size
+        deliver(decisions.finish())
         record_delivery(sink.flush(), summary, rejects)  # type: ignore[arg-type]
     finally:
         sink.close()
@@ -815,8 +830,20 @@ def run_backfill(
         progress=progress,
     )
     started = datetime.now(UTC)
-    # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun,
+    # and the exit code says which signal it was (130, 143), as for a one-shot `ingest run`.
+    signals: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        signals.append(signum)
+        # Dask's gathers cut short print "Task exception was never retrieved" tracebacks as
+        # the client closes; the one-line error at the end is what the user needs
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    report: BackfillReport | None = None
+    dashboard: str | None = None
     try:
         with _cluster(request) as client:
             dashboard = client.dashboard_link
@@ -825,8 +852,15 @@ def run_backfill(
                 on_connect(request.scheduler or "a local cluster", workers, dashboard)
             options.spec = replace(options.spec, routes=upload_mappers(client, options.spec.routes))
             report = backfill(client, options, rejects, summary)
+    except KeyboardInterrupt:
+        # stopped before the tasks ran (cluster start, counting lines) or while the client closed
+        summary.interrupted = True
+        if report is None:
+            report = BackfillReport(run="-", tasks=0)
+        report.failed = "interrupted by a signal"
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if uploads is not None:
             if rejects.count:
                 layout = ObjectLayout.of(str(request.store))
@@ -836,11 +870,17 @@ def run_backfill(
             shutil.rmtree(uploads, ignore_errors=True)
     if report.failed is not None:
         done = report.resumed + sum(report.workers.values())
-        error = BackfillStopped(
-            f"backfill {report.run} stopped: {report.failed}; {done} of {report.tasks} tasks are done "
-            "and recorded: run the same command again to do the rest"
-        )
+        if report.tasks:
+            message = (
+                f"backfill {report.run} stopped: {report.failed}; {done} of {report.tasks} tasks are done "
+                "and recorded: run the same command again to do the rest"
+            )
+        else:
+            message = f"backfill stopped: {report.failed} before any task ran: run the same command again"
+        error = BackfillStopped(message)
         error.summary_text = None if request.quiet else summary.render()
+        if summary.interrupted:
+            error.exit_code = 128 + (signals[0] if signals else signal.SIGINT)  # a shell's 128 + signal
         raise error
     flags = {
         "rereads": True,  # a backfill reads every file from its start

@@ -92,6 +92,10 @@ def expand(given: str, log_name: re.Pattern[str]) -> list[str]:
                     continue
                 if log_name.search(relative.name):
                     found.append(_url(fs, p))
+            if not found:  # as for an empty local directory: a mistyped prefix is not "nothing new"
+                from ingest.sources.read import LOG_PATTERNS
+
+                raise StorageError(f"no log files in {given} (looked for {LOG_PATTERNS})")
             return sorted(found)
         if fs.isfile(path):
             return [_url(fs, path)]

@@ -59,14 +59,14 @@ def parse_ts(value: Any) -> datetime:
             try:
                 value = float(value)
             except ValueError:
-                raise BadLine(f"ts {value[:40]!r} is neither ISO-8601 nor epoch time") from None
+                raise BadLine(f"ts is neither ISO-8601 nor epoch time: {value[:40]!r}") from None
         else:
             if parsed.tzinfo is None:
                 return parsed.replace(tzinfo=UTC)
             try:  # year 1 or 9999 with an offset can fall outside datetime's range in UTC
                 return parsed.astimezone(UTC)
             except OverflowError:
-                raise BadLine(f"ts {value[:40]!r} is out of range in UTC") from None
+                raise BadLine(f"ts is out of range in UTC: {value[:40]!r}") from None
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value

@@ -25,6 +25,19 @@ class Route:
     metadata_fields: tuple[str, ...] = ()
     format: str | None = None  # a log format for this endpoint's lines (ingest.sources.formats)
     labels: tuple[str, ...] = ()  # Argilla 2.x: every label option, declared when the dataset is made
+    # Dataset-level decisions fixed by config (issue 16); None: from the target, else the records.
+    task: str | None = None  # TextClassification, TokenClassification or Text2Text
+    multi_label: bool | None = None  # text classification only
+    subword_spans: bool = False  # accept entity spans that start or end inside a word
+
+    @property
+    def configured_task(self) -> str | None:
+        """The task config fixes: ``task``, else the built-in ``mapper``'s task."""
+        if self.task is not None:
+            return self.task
+        from mappers import TASKS
+
+        return TASKS.get(self.mapper) if self.mapper else None
 
 
 # Dataset names become directory names (255 bytes at most on common file systems) and URL

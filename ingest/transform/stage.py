@@ -8,6 +8,7 @@ records, skipped for a counted reason, or rejected with its file, line and reaso
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from ingest.transform.logline import (
 )
 from ingest.transform.routing import Route, Router, bounded_name
 from ingest.transform.validate import validate
+from mappers import pairs as pairing
+from mappers import text_classification as tc
 
 
 @dataclass
@@ -78,11 +81,18 @@ class TransformSpec:
 class _Columns:
     """Rows for one dataset, kept as tuples in SCHEMA's order and turned into columns once."""
 
-    def __init__(self, route: Route, task: str):
+    def __init__(self, route: Route, task: str, variant: tuple[bool, str | None, bool | None]):
         self.route, self.task = route, task
+        self.candidate, self.evidence, self.multi_label = variant
         self.rows: list[tuple[Any, ...]] = []
 
-    def to_batch(self) -> Batch:
+    def to_batch(self, chunk: Chunk) -> Batch:
+        batch = self._batch()
+        batch.candidate, batch.evidence, batch.multi_label = self.candidate, self.evidence, self.multi_label
+        batch.first_offset, batch.first_line = chunk.offset, chunk.first_line
+        return batch
+
+    def _batch(self) -> Batch:
         columns = dict(zip(SCHEMA.names, zip(*self.rows, strict=True), strict=True))
         records = _string_array(columns["record"])
         arrays = [records if f.name == "record" else pa.array(columns[f.name], f.type) for f in SCHEMA]
@@ -106,26 +116,48 @@ class Transformer:
     def __init__(self, spec: TransformSpec):
         self.spec = spec
         self.router = Router(spec.routes, spec.selected)
-        self._mappers: dict[str, tuple[mappers.Mapper, str | None]] = {}
+        self._mappers: dict[tuple[str, str, str], tuple[mappers.Mapper, str | None]] = {}
         self.joiner = Joiner()
         self._sub_routes: dict[tuple[str, str], Route] = {}
+        # The fast path (ingest/transform/fast.py) is not wired into this stage yet: its
+        # functions reproduce the mappers as they were before issue 16's shapes and
+        # dataset-level decisions. Kept for the parity tests' switch.
         self.fast = fast.enabled()
-        self.fast_lines = 0  # lines the fast path turned into records (the parity tests look)
+        self.fast_lines = 0
 
-    def _mapper_for(self, route: Route, outputs: Any) -> tuple[mappers.Mapper, str | None]:
-        """The route's mapper; for auto routes, the one this response's shape calls for.
-
-        Detected for each response on its own, never fixed by the first one seen: which
-        response comes first depends on file order, chunking and worker processes, and the
-        outcome must not.
-        """
-        name = route.mapper or mappers.detect(outputs)
-        if name is None:
-            raise ValueError("cannot tell the task from the response shape; set a mapper for this endpoint")
-        found = self._mappers.get(name)
+    def _mapper(self, route: Route, name: str) -> tuple[mappers.Mapper, str | None]:
+        key = (route.endpoint, route.dataset, name)
+        found = self._mappers.get(key)
         if found is None:
-            found = self._mappers[name] = mappers.resolve(name)
+            mapper, task = mappers.resolve(name)
+            if name == "token_classification" and route.subword_spans:
+                mapper = functools.partial(mapper, subword_spans=True)
+            found = self._mappers[key] = (mapper, task)
         return found
+
+    def _mappers_for(
+        self, route: Route, outputs: Any
+    ) -> tuple[list[tuple[mappers.Mapper, str | None]], bool]:
+        """The mappers to try on one output, and whether they are candidates.
+
+        Each output is read on its own shape: no response decides how later ones are read
+        (a CORS preflight's "OK" once made a NER endpoint's dataset Text2Text). An output
+        every task could give gets every built-in mapper, as candidates the parent keeps
+        or drops once the dataset's task is known.
+        """
+        if route.mapper:
+            return [self._mapper(route, route.mapper)], False
+        task = route.configured_task
+        if task is not None:
+            return [self._mapper(route, mappers.MAPPER_OF_TASK[task])], False
+        if mappers.is_ambiguous(outputs):
+            return [self._mapper(route, name) for name in mappers.BUILTIN], True
+        name = mappers.detect(outputs)
+        if name is None:
+            raise mappers.Rejected(
+                "cannot tell the task from the response shape; set a mapper or task for this endpoint"
+            )
+        return [self._mapper(route, name)], False
 
     def process(self, chunk: Chunk) -> ChunkResult:
         """Every line of the chunk parsed, routed, mapped and validated.
@@ -141,7 +173,7 @@ class Transformer:
             return self._process_profile(chunk, profile)
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
-        columns: dict[tuple[str, str | None, str], _Columns] = {}
+        columns: dict[tuple[Any, ...], _Columns] = {}
         files = FileCounts()
         for number, line_offset, raw in _lines(chunk, files):
             line = _Line(chunk.source, number, line_offset, raw)
@@ -164,7 +196,7 @@ class Transformer:
             lines=chunk.data.count(b"\n"),
             end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
             size=size,
-            batches=[c.to_batch() for c in columns.values()],
+            batches=[c.to_batch(chunk) for c in columns.values()],
             rejects=rejects,
             counts=counts,
             file_counts=files,
@@ -186,7 +218,12 @@ class Transformer:
             return
         line.stage = "pair"
         try:
-            pairs = _pairs(decode_body(entry.request), decode_body(entry.response))
+            request = decode_body(entry.request)
+            skip = pairing.body_skip_reason(request)
+            if skip:
+                line.skipped = skip
+                return
+            pairs = pairing.pairs(request, decode_body(entry.response), mappers.detect)
         except NotJson:
             line.skipped = "non_json_body"
             return
@@ -201,7 +238,7 @@ class Transformer:
         """``process`` for a log read through a profile (another platform's format)."""
         counts: dict[str, Counts] = {}
         rejects: list[Reject] = []
-        columns: dict[tuple[str, str | None, str], _Columns] = {}
+        columns: dict[tuple[Any, ...], _Columns] = {}
         files = FileCounts()
         for number, line_offset, raw in _lines(chunk, files):
             reject = _rejecter(rejects, chunk.source, number, line_offset, raw)
@@ -241,7 +278,7 @@ class Transformer:
             lines=chunk.data.count(b"\n"),
             end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
             size=size,
-            batches=[c.to_batch() for c in columns.values()],
+            batches=[c.to_batch(chunk) for c in columns.values()],
             rejects=rejects,
             counts=counts,
             file_counts=files,
@@ -264,7 +301,7 @@ class Transformer:
         where: tuple[str, int, int, bytes],  # the line's file, number, offset and bytes
         first: bool,
         counts: dict[str, Counts],
-        columns: dict[tuple[str, str | None, str], _Columns],
+        columns: dict[tuple[Any, ...], _Columns],
         reject: Any,
     ) -> None:
         source, number, offset, raw = where
@@ -309,7 +346,7 @@ class Transformer:
         line.endpoint = entry.path
         self._map_line(entry, route, item.pairs, line)
         count.skipped.update(line.record_skips)
-        count.records += line.records()
+        count.records += sum(1 for _, _, variant, _ in line.rows if not variant[0])
         line.commit_rows(columns)
         for one in line.rejects:
             count.rejected += 1
@@ -323,7 +360,9 @@ class Transformer:
             slug = re.sub(r"[^a-z0-9-]+", "_", suffix.lower()).strip("_") or "prediction"
             # a column's name is input: the dataset made from it stays a valid, bounded name
             dataset = bounded_name(f"{route.dataset}_{slug}", f"{route.dataset}\0{suffix}")
-            found = self._sub_routes[key] = dataclasses.replace(route, dataset=dataset, mapper=None)
+            found = self._sub_routes[key] = dataclasses.replace(
+                route, dataset=dataset, mapper=None, task=None, multi_label=None
+            )
         return found
 
     def _skip_reason(self, entry: LogEntry, route: Route | None) -> str | None:
@@ -335,35 +374,15 @@ class Transformer:
             return "outside_time_window"
         if entry.status >= 400:
             return "error_status"
+        skip = pairing.method_skip_reason(entry.fields.get("method"))
+        if skip:
+            return skip
         omitted = body_omitted(entry)
         if omitted:
             return omitted
-        if not is_json_content_type(entry):
+        if not is_json_content_type(entry) and not _is_event_stream(entry):
             return "non_json_body"
         return None
-
-    def _fast_line(self, route: Route, pairs: list[tuple[Any, Any]], shared: fast.Line, line: _Line) -> bool:
-        """The line's records through the fast path (ingest/transform/fast.py), when every
-        pair goes to the same built-in mapper and has the shape it handles exactly; False
-        leaves the whole line to the general path."""
-        if route.mapper is not None:
-            chosen = fast.for_mapper(self._mapper_for(route, None)[0])
-            detect = None
-        else:  # each output's own shape picks its mapper: the fast path checks it per pair
-            chosen = fast.for_name(mappers.detect(pairs[0][1]))
-            detect = mappers.detect
-        if chosen is None:
-            return False
-        fast_map, task = chosen
-        try:
-            rows = fast_map(pairs, shared, detect)
-        except Exception:  # what the general path rejects record by record (orjson refusing a value)
-            return False
-        if rows is None:
-            return False
-        self.fast_lines += 1
-        line.fast_rows = (route, task, rows)
-        return True
 
     def _map_line(self, entry: LogEntry, route: Route, pairs: list[tuple[Any, Any]], line: _Line) -> None:
         fields = entry.fields
@@ -383,71 +402,102 @@ class Transformer:
         for name in route.metadata_fields:
             if name in fields:
                 metadata[name] = redact_value(fields[name])
-        if self.fast:
-            shared = fast.Line(
-                digest,
-                event_ts,
-                ts_micros,
-                agent,
-                metadata,
-                entry.path,
-                entry.status,
-                latency,
-                request_id,
-                line.source,
-                line.number,
-            )
-            if self._fast_line(route, pairs, shared, line):
-                return
         for index, (inputs, outputs) in enumerate(pairs):
             try:
-                mapper, task = self._mapper_for(route, outputs)
-                result = mapper(inputs, outputs)
-                if result is None:
-                    line.record_skips.append("mapper_returned_none")
-                    continue
-                task, body = rec.normalize_mapper_output(result, task, agent)
-            except Exception as exc:  # a mapper is user code: any failure rejects the pair
-                line.reject(f"mapper failed: {_reason(exc)}", "map", index)
+                choices, candidate = self._mappers_for(route, outputs)
+            except mappers.Rejected as exc:
+                line.reject(str(exc), "map", index)
                 continue
-            try:
-                record = rec.complete(
-                    task,
-                    body,
-                    id=rec.record_id(digest, index),
-                    event_timestamp=event_ts,
-                    agent=agent,
-                    metadata=metadata,  # shared by the line's records, never changed
-                )
-                error = validate(task, record)
-                if error:
-                    line.reject(error, "validate", index)
+            made: list[tuple[str, tuple[bool, str | None, bool | None], tuple[Any, ...]]] = []
+            failures: list[tuple[str, str]] = []  # (stage, reason) of each mapper that failed
+            returned_none = False
+            for mapper, task in choices:
+                try:
+                    result = mapper(inputs, outputs)
+                    if result is None:
+                        returned_none = True
+                        continue
+                    task, body = rec.normalize_mapper_output(result, task, agent)
+                    variant: tuple[bool, str | None, bool | None] = (candidate, None, None)
+                    if task == tc.TASK:
+                        body, variant = _multi_label(route, body, candidate)
+                except Exception as exc:  # a mapper is user code: any failure rejects the pair
+                    reason = (
+                        str(exc) if isinstance(exc, mappers.Rejected) else f"mapper failed: {_reason(exc)}"
+                    )
+                    failures.append(("map", reason))
                     continue
-                text, label, score, n_entities, output_text = rec.flat_columns(task, record)
-                record_id = record["id"]
-                # orjson refuses what JSON cannot carry (a lone surrogate in a text, say):
-                # that record alone is rejected, the line's other records are fine.
-                row = (
-                    record_id if isinstance(record_id, str) else str(record_id),
-                    ts_micros,
-                    task,
-                    orjson.dumps(record),
-                    entry.path,
-                    entry.status,
-                    latency,
-                    request_id,
-                    text,
-                    label,
-                    float(score) if score is not None else None,
-                    n_entities,
-                    output_text,
-                    line.source,
-                    line.number,
-                )
-            except Exception as exc:
-                line.reject(f"record failed: {_reason(exc)}", "record", index)
-                continue
-            line.rows.append((route, task, row))
+                try:
+                    record = rec.complete(
+                        task,
+                        body,
+                        id=rec.record_id(digest, index),
+                        event_timestamp=event_ts,
+                        agent=agent,
+                        metadata=metadata,  # shared by the line's records, never changed
+                    )
+                    error = validate(task, record)
+                    if error:
+                        failures.append(("validate", error))
+                        continue
+                    text, label, score, n_entities, output_text = rec.flat_columns(task, record)
+                    record_id = record["id"]
+                    # orjson refuses what JSON cannot carry (a lone surrogate in a text, say):
+                    # that record alone is rejected, the line's other records are fine.
+                    row = (
+                        record_id if isinstance(record_id, str) else str(record_id),
+                        ts_micros,
+                        task,
+                        orjson.dumps(record),
+                        entry.path,
+                        entry.status,
+                        latency,
+                        request_id,
+                        text,
+                        label,
+                        float(score) if score is not None else None,
+                        n_entities,
+                        output_text,
+                        line.source,
+                        line.number,
+                    )
+                except Exception as exc:
+                    failures.append(("record", f"record failed: {_reason(exc)}"))
+                    continue
+                made.append((task, variant, row))
+            if made:
+                # Candidates (an empty output, one reading per task) are counted by the
+                # parent once it keeps one of them (ingest/transform/datasets.py).
+                line.rows.extend((route, task, variant, row) for task, variant, row in made)
+            elif returned_none and not failures:
+                line.record_skips.append("mapper_returned_none")
+            else:
+                stage, reason = failures[0] if failures else ("map", "no task fits the output")
+                line.reject(reason, stage, index)
+
+
+def _multi_label(
+    route: Route, body: dict[str, Any], candidate: bool
+) -> tuple[dict[str, Any], tuple[bool, str | None, bool | None]]:
+    """A text classification body with the multi_label flag its dataset needs, as far as
+    this worker knows: config's, else what the scores allow (settled later by the parent)."""
+    labels = (body.get("prediction") or {}).get("labels") or []
+    scores = [item.get("score") for item in labels if isinstance(item, dict)]
+    if route.multi_label is not None:
+        body = tc.settle(body, route.multi_label)
+        return body, (candidate, tc.MULTI if route.multi_label else tc.SINGLE, route.multi_label)
+    evidence = tc.evidence(scores)
+    numbers = [x for x in scores if isinstance(x, int | float) and not isinstance(x, bool)]
+    # Valid as it is: multi-label when the scores are, or when rounding lifts their sum
+    # past the server's 1.001 (the parent divides them by their sum if the dataset is single-label).
+    flag = evidence == tc.MULTI or sum(numbers) > tc.SINGLE_LABEL_MAX_SUM
+    body = {**body, "multi_label": flag}
+    return body, (candidate, evidence, flag)
+
+
+def _is_event_stream(entry: LogEntry) -> bool:
+    content_type = entry.fields.get("content_type")
+    return isinstance(content_type, str) and "event-stream" in content_type
 
 
 REASON_CAP = 500  # characters of an exception's message kept in a reject's reason
@@ -455,7 +505,7 @@ REASON_CAP = 500  # characters of an exception's message kept in a reject's reas
 
 def _reason(exc: BaseException) -> str:
     """An exception as a reject reason: its type and message, bounded, always valid UTF-8."""
-    text = str(exc) if isinstance(exc, BadLine) else f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, BadLine | mappers.Rejected) else f"{type(exc).__name__}: {exc}"
     if len(text) > REASON_CAP:
         text = text[:REASON_CAP] + "..."
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -506,7 +556,6 @@ class _Line:
     __slots__ = (
         "digest_raw",
         "endpoint",
-        "fast_rows",
         "hour",
         "number",
         "offset",
@@ -528,9 +577,8 @@ class _Line:
         self.skipped: str | None = None  # the line was skipped whole, for this reason
         self.record_skips: list[str] = []
         self.rejects: list[Reject] = []
-        self.rows: list[tuple[Route, str, tuple[Any, ...]]] = []
-        # or all of them at once from the fast path: (route, task, rows)
-        self.fast_rows: tuple[Route, str, list[tuple[Any, ...]]] | None = None
+        # (route, task, (candidate, evidence, multi_label), row): see _Columns and Batch
+        self.rows: list[tuple[Route, str, tuple[bool, str | None, bool | None], tuple[Any, ...]]] = []
 
     def reject(self, reason: str, stage: str, index: int | None = None) -> None:
         self.rejects.append(
@@ -546,25 +594,14 @@ class _Line:
             }
         )
 
-    def records(self) -> int:
-        """How many valid records the line gave."""
-        return len(self.rows) + (len(self.fast_rows[2]) if self.fast_rows is not None else 0)
-
-    def commit_rows(self, columns: dict[tuple[str, str | None, str], _Columns]) -> None:
+    def commit_rows(self, columns: dict[tuple[Any, ...], _Columns]) -> None:
         """Hand the line's valid records to their datasets' columns."""
-        if self.fast_rows is not None:
-            route, task, rows = self.fast_rows
-            key = (route.dataset, route.workspace, task)
-            target = columns.get(key)
-            if target is None:
-                target = columns[key] = _Columns(route, task)
-            target.rows.extend(rows)
-        for route, task, row in self.rows:
+        for route, task, variant, row in self.rows:
             # A dataset is a name in a workspace; routes to one agree on its tags (settings).
-            key = (route.dataset, route.workspace, task)
+            key = (route.dataset, route.workspace, task, *variant)
             target = columns.get(key)
             if target is None:
-                target = columns[key] = _Columns(route, task)
+                target = columns[key] = _Columns(route, task, variant)
             target.rows.append(row)
 
     def fail(self, exc: Exception) -> None:
@@ -573,14 +610,13 @@ class _Line:
         self.record_skips.clear()
         self.rejects.clear()
         self.rows.clear()
-        self.fast_rows = None
         self.reject(_reason(exc), self.stage)
 
     def commit(
         self,
         counts: dict[str, Counts],
         rejects: list[Reject],
-        columns: dict[tuple[str, str | None, str], _Columns],
+        columns: dict[tuple[Any, ...], _Columns],
     ) -> str:
         """Count the line and hand on its rows and rejects; returns its outcome."""
         count = _counts(counts, self.endpoint or NO_ENDPOINT)
@@ -592,11 +628,10 @@ class _Line:
             count.skipped[self.skipped] += 1
         count.skipped.update(self.record_skips)
         count.rejected += len(self.rejects)
-        records = self.records()
-        count.records += records
+        count.records += sum(1 for _, _, variant, _ in self.rows if not variant[0])
         rejects.extend(self.rejects)
         self.commit_rows(columns)
-        if records:
+        if self.rows:
             return "records"
         return "rejected" if self.rejects else "skipped"
 
@@ -626,24 +661,3 @@ def _counts(counts: dict[str, Counts], endpoint: str) -> Counts:
     if found is None:
         found = counts[endpoint] = Counts()
     return found
-
-
-def _pairs(inputs: Any, outputs: Any) -> list[tuple[Any, Any]]:
-    """Pair a request's inputs with a response's outputs, one to one, never truncating."""
-    if isinstance(inputs, list):
-        if not isinstance(outputs, list):
-            raise BadLine(f"batch size mismatch: request has {len(inputs)} inputs, response is not a list")
-        if len(inputs) != len(outputs):
-            raise BadLine(
-                f"batch size mismatch: request has {len(inputs)} inputs, response {len(outputs)} outputs"
-            )
-        return list(zip(inputs, outputs, strict=True))
-    if (
-        isinstance(outputs, list)
-        and len(outputs) == 1
-        and isinstance(outputs[0], dict | list)
-        and mappers.detect(outputs) is None
-    ):
-        # a single input answered by a one-item batch, as list-typed endpoints do
-        return [(inputs, outputs[0])]
-    return [(inputs, outputs)]

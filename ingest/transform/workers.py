@@ -95,7 +95,7 @@ def _work(tasks: Connection, results: Connection, spec: TransformSpec) -> None:
     while True:
         try:
             chunk = receive(tasks)
-        except EOFError:  # the parent is gone
+        except (EOFError, OSError):  # the parent is gone
             return
         if chunk is None:
             return
@@ -104,7 +104,10 @@ def _work(tasks: Connection, results: Connection, spec: TransformSpec) -> None:
         except TransformFailed as exc:
             exc.__cause__ = exc.__context__ = None  # the original may not pickle
             result = exc
-        send(results, result)
+        try:
+            send(results, result)
+        except OSError:  # a broken pipe: the parent is gone (kill -9), nobody to tell
+            return
 
 
 class _Worker:

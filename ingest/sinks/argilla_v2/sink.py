@@ -118,6 +118,11 @@ class _Target:
 class ArgillaV2Sink(RubrixSink):
     """Sink for an Argilla 2.x server (API v1 only); same settings as the v0 sink."""
 
+    # The v0 sink's dataset lookup (task, multi_label for issue 16's dataset-level decisions)
+    # speaks the v0 API; an Argilla 2.x dataset keeps its kind in its questions instead, so
+    # none is made here: decisions come from config, else from the run's first records.
+    dataset_info = None
+
     def __init__(
         self, settings: ServerSettings, version: str = "", transport: httpx.BaseTransport | None = None
     ):

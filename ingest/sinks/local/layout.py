@@ -86,14 +86,25 @@ class StoreLayout:
         return self.root / name
 
     def read_meta(self, name: str) -> dict[str, Any] | None:
-        """A dataset's ``_dataset.json`` (name, task, tags, workspace), None if it has none."""
+        """A dataset's ``_dataset.json`` (name, task, tags, workspace, and multi_label once
+        decided), None if it has none."""
         path = self.root / name / DATASET_META
         return json.loads(path.read_text()) if path.exists() else None
 
-    def write_meta(self, name: str, task: str, tags: dict[str, str], workspace: str | None) -> None:
+    def write_meta(
+        self,
+        name: str,
+        task: str,
+        tags: dict[str, str],
+        workspace: str | None,
+        multi_label: bool | None = None,
+    ) -> None:
+        """Write ``_dataset.json``; ``multi_label`` (text classification) once it is decided."""
         directory = self.root / name
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"name": name, "task": task, "tags": tags, "workspace": workspace}
+        meta: dict[str, Any] = {"name": name, "task": task, "tags": tags, "workspace": workspace}
+        if multi_label is not None:
+            meta["multi_label"] = multi_label  # decided once for the dataset, kept with it
         atomic_write_bytes(directory / DATASET_META, json.dumps(meta, indent=1).encode())
 
     def open_dataset(self, name: str) -> ds.Dataset:

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from ingest.model import SCHEMA, Batch, Delivery, rejects_of_batch
 from ingest.sinks.local.known_ids import KnownIds
 from ingest.sinks.local.layout import StoreLayout, atomic_write_bytes, fsync_dir
+from ingest.transform.routing import Route
 
 __all__ = ["LocalStore", "atomic_write_bytes", "list_datasets", "read_dataset", "remove_stale_parts"]
 
@@ -117,6 +118,7 @@ class LocalStore:
         self._pending: dict[str, list[Batch]] = {}
         self._pending_bytes = 0
         self._tasks: dict[str, str] = {}
+        self._multi_label_kept: set[str] = set()  # datasets whose _dataset.json says multi_label
         self._known = known_ids or KnownIds()
         self._open: OrderedDict[Path, _OpenPart] = OrderedDict()
         self._unacknowledged = Delivery()  # spilled since the last flush
@@ -130,9 +132,32 @@ class LocalStore:
                 self._tasks[dataset] = meta["task"]
         return self._tasks.get(dataset)
 
+    def dataset_info(self, route: Route) -> tuple[str | None, bool | None]:
+        """(task, multi_label) of the dataset as the store holds it, None for what it does not say."""
+        meta = self.layout.read_meta(route.dataset)
+        if meta is None:
+            return None, None
+        multi_label = meta.get("multi_label")
+        return meta.get("task"), multi_label if isinstance(multi_label, bool) else None
+
     def _write_meta(self, batch: Batch) -> None:
-        self.layout.write_meta(batch.route.dataset, batch.task, batch.route.tags, batch.route.workspace)
+        self.layout.write_meta(
+            batch.route.dataset, batch.task, batch.route.tags, batch.route.workspace, batch.multi_label
+        )
         self._tasks[batch.route.dataset] = batch.task
+        self._multi_label_kept.add(batch.route.dataset)
+
+    def _keep_multi_label(self, batch: Batch, known: str | None) -> None:
+        """Write _dataset.json for a new dataset, or add multi_label to one written before it was kept."""
+        meta = self.layout.read_meta(batch.route.dataset) if known is not None else None
+        if meta is None:
+            self._write_meta(batch)
+            return
+        if "multi_label" not in meta and known == batch.task:
+            self.layout.write_meta(
+                meta["name"], meta["task"], meta.get("tags") or {}, meta.get("workspace"), batch.multi_label
+            )
+        self._multi_label_kept.add(batch.route.dataset)
 
     # -- the sink protocol ------------------------------------------------------------
     def add(self, batch: Batch) -> Delivery:
@@ -140,8 +165,8 @@ class LocalStore:
         known = self.dataset_task(dataset)
         if known is not None and known != batch.task:
             return task_conflict(batch, known)
-        if known is None:
-            self._write_meta(batch)
+        if known is None or (batch.multi_label is not None and dataset not in self._multi_label_kept):
+            self._keep_multi_label(batch, known)
         self._pending.setdefault(dataset, []).append(batch)
         self._pending_bytes += batch.table.nbytes
         if self._pending_bytes >= self.flush_bytes:

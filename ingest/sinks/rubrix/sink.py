@@ -28,6 +28,7 @@ import pyarrow as pa
 from ingest.errors import DeliveryError
 from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch
 from ingest.settings import ServerSettings
+from ingest.transform.routing import Route
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 SPLIT_STATUS = frozenset({413, 422})  # the batch as a whole was refused: isolate the cause
@@ -144,6 +145,31 @@ class RubrixSink:
             self._stop.wait(delay)
 
     # -- datasets -----------------------------------------------------------------------
+    def dataset_info(self, route: Route) -> tuple[str | None, bool | None]:
+        """(task, multi_label) of the dataset on the server, None for what it does not say.
+
+        The task from ``GET /api/datasets/{name}``; multi_label from one of its records
+        (``:search`` with ``limit=1``), since Argilla 1.x keeps it per record and refuses
+        records that differ from the dataset's existing ones.
+        """
+        workspace = route.workspace or self.settings.workspace
+        headers = self._headers(workspace)
+        response = self._request("GET", f"/api/datasets/{route.dataset}", headers=headers)
+        self._check_auth(response)
+        if response.status_code >= 400:
+            return None, None  # 404: a new dataset
+        task = _json(response).get("task")
+        if task != "TextClassification":
+            return task, None
+        found = self._request(
+            "POST", f"/api/datasets/{route.dataset}/{task}:search?limit=1", headers=headers, content=b"{}"
+        )
+        self._check_auth(found)
+        records = _json(found).get("records") if found.status_code < 300 else None
+        if isinstance(records, list) and records and isinstance(records[0], dict):
+            return task, bool(records[0].get("multi_label"))
+        return task, None
+
     def _ensure_dataset(self, batch: Batch, workspace: str | None) -> str | None:
         """Create the dataset if missing; the reason its records cannot go there, if any."""
         key = (workspace, batch.route.dataset)

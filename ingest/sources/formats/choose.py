@@ -67,6 +67,12 @@ def choose(
         reason = "given" if fmt else ""
         if fmt is None and source.path is None and source.url is None:
             fmt, reason = DEFAULT, "default"  # stdin cannot be peeked at without reading it
+        # `--format bentoml` on a monitor's folder names its schema files too: they are read
+        # for their columns (below), not as logs, as when the format is detected
+        given_bentoml = fmt is not None and isinstance(profiles[fmt], BentoML)
+        if given_bentoml and (source.path or source.url) and detect(_head(source), profiles)[0] == SCHEMA:
+            choice.not_read[source.name] = "a BentoML schema file, read for its columns"
+            continue
         if fmt is None:
             found, candidates = detect(_head(source), profiles)
             if found == SCHEMA:

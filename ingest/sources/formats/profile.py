@@ -101,7 +101,7 @@ def as_status(value: Any, where: str) -> int:
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise BadLine(f"status ({where}) is {value!r}, expected an integer")
+    raise BadLine(f"status ({where}) is not an integer: {value!r}")
 
 
 def as_number(value: Any) -> float | None:

@@ -64,7 +64,7 @@ def _epoch(value: int | float, unit: str | None) -> datetime:
             return _EPOCH + timedelta(seconds=seconds, microseconds=rest * 1_000_000 // divisor)
         return _EPOCH + timedelta(seconds=value / divisor)
     except (OverflowError, ValueError):
-        raise TimeError(f"epoch time {value!r} is out of range") from None
+        raise TimeError(f"epoch time is out of range: {value!r}") from None
 
 
 def parse_time(value: Any, naive_zone: tzinfo = UTC, unit: str | None = None) -> datetime:
@@ -99,7 +99,7 @@ def parse_time(value: Any, naive_zone: tzinfo = UTC, unit: str | None = None) ->
                 int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro
             )
         except ValueError as exc:
-            raise TimeError(f"time {text[:40]!r}: {exc}") from None
+            raise TimeError(f"time is not a valid date: {text[:40]!r}, {exc}") from None
         if utc:
             return parsed.replace(tzinfo=UTC)
         if sign:
@@ -109,4 +109,4 @@ def parse_time(value: Any, naive_zone: tzinfo = UTC, unit: str | None = None) ->
     if _NUMBER.match(text):
         number: int | float = int(text) if text.lstrip("+-").isdigit() else float(text)
         return _epoch(number, unit)
-    raise TimeError(f"time {text[:40]!r} is neither ISO-8601 nor an epoch number")
+    raise TimeError(f"time is neither ISO-8601 nor an epoch number: {text[:40]!r}")
