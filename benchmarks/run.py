@@ -1,6 +1,6 @@
 """The throughput and memory harness: five ways through the same log, in one run.
 
-    python benchmarks/run.py 200000 [--json results.json] [--naive-lines 20000] [--no-server]
+    python benchmarks/run.py 200000 [--json results.json] [--naive-lines 20000] [--no-server] [--no-general]
 
 1. parse only (best of three runs): read the file and ``orjson.loads`` every line, the
    practical limit of any ingester in Python;
@@ -11,6 +11,8 @@
    as the client does (benchmarks/naive.py), on the first ``--naive-lines`` lines: it is
    two orders of magnitude slower, and its rate does not depend on the file's length;
 4. ``ingest`` into a fresh local store (jobs as the CLI picks them: both cores);
+4b. the same with the transform's fast path turned off (``RUBRIX_INGEST_FAST_PATH=0``,
+   ingest/transform/fast.py): the general path alone, what ingest did before it;
 5. ``ingest`` into the test Rubrix server (tests/rubrix_server.py), with the server's CPU
    time measured too, to show which side is the bottleneck.
 
@@ -85,7 +87,8 @@ def memory(pids: list[int]) -> int:
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Wall time, CPU time (with children) and peak tree memory (PSS) of one command."""
+    """Wall time, CPU time (of the process and its children) and peak tree memory (PSS) of one command."""
+    before = os.times()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
@@ -108,9 +111,11 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]
     done.set()
     sampler.join()
     seconds = time.perf_counter() - started
+    after = os.times()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
-    return {"seconds": seconds, "peak_pss_mb": peak / 2**20, "stdout": stdout.decode()}
+    cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    return {"seconds": seconds, "cpu_s": cpu, "peak_pss_mb": peak / 2**20, "stdout": stdout.decode()}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -144,6 +149,7 @@ def main() -> None:
     parser.add_argument("--naive-lines", type=int, default=20_000)
     parser.add_argument("--jobs", help="passed to ingest --jobs (default: the CLI's choice)")
     parser.add_argument("--no-server", action="store_true", help="skip step 5")
+    parser.add_argument("--no-general", action="store_true", help="skip step 4b (the general path alone)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -174,6 +180,17 @@ def main() -> None:
         records = summary["records_written"]
         results["ingest_local"] = {**step, "lines": summary["lines_read"], "records": records}
 
+        if not args.no_general:
+            env = {**os.environ, "RUBRIX_INGEST_FAST_PATH": "0"}
+            cmd = [py, "-m", "ingest", str(path), "--store", str(work / "general"), "--json", "-q", *jobs]
+            step = measure(cmd, env=env)
+            summary = json.loads(step.pop("stdout"))
+            results["ingest_general"] = {
+                **step,
+                "lines": summary["lines_read"],
+                "records": summary["records_written"],
+            }
+
         if not args.no_server:
             results["ingest_server"] = _server_step(py, path, work, jobs)
     finally:
@@ -188,16 +205,26 @@ def main() -> None:
         result["ratio_to_naive"] = result["lines_per_s"] / naive_rate
     report = {"file": str(path), "bytes": size, "lines": lines, "cpus": os.cpu_count(), "steps": results}
     print(f"{path.name}: {lines:,} lines, {size / 2**20:,.0f} MB, {os.cpu_count()} CPUs")
-    heading = ("seconds", "lines/s", "records/s", "peak PSS", "x parse", "x naive")
-    print(f"{'step':14} " + " ".join(f"{h:>{w}}" for h, w in zip(heading, (8, 10, 10, 9, 8, 8), strict=True)))
+    heading = ("seconds", "CPU s", "lines/s", "records/s", "peak PSS", "x parse", "x naive")
+    widths = (8, 7, 10, 10, 9, 8, 8)
+    print(f"{'step':14} " + " ".join(f"{h:>{w}}" for h, w in zip(heading, widths, strict=True)))
     for name, r in results.items():
         rec = f"{r['records_per_s']:10,.0f}" if r["records_per_s"] else f"{'-':>10}"
-        print(f"{name:14} {r['seconds']:8.1f} {r['lines_per_s']:10,.0f} {rec} {r['peak_pss_mb']:7.0f}MB "
-              f"{r['ratio_to_parse_only']:8.3f} {r['ratio_to_naive']:8.1f}")  # fmt: skip
+        cells = (
+            f"{r['seconds']:8.1f} {r['cpu_s']:7.1f} {r['lines_per_s']:10,.0f} {rec} {r['peak_pss_mb']:7.0f}MB"
+        )
+        print(f"{name:14} {cells} {r['ratio_to_parse_only']:8.3f} {r['ratio_to_naive']:8.1f}")
     ceiling = 2 * results["map_floor"]["lines_per_s"]
     print(f"two cores at the floor's rate: {ceiling:,.0f} lines/s = {ceiling / base:.3f} x parse; "
           f"ingest_local reaches {results['ingest_local']['lines_per_s'] / ceiling:.3f} of that")  # fmt: skip
     report["floor_two_cores_lines_per_s"] = ceiling
+    if "ingest_general" in results:
+        fast, general = results["ingest_local"], results["ingest_general"]
+        speed, saved = fast["lines_per_s"] / general["lines_per_s"], general["cpu_s"] / fast["cpu_s"]
+        print(
+            f"fast path: {speed:.2f}x the general path's lines/s, {saved:.2f}x less CPU "
+            f"({general['cpu_s']:.1f} -> {fast['cpu_s']:.1f} s)"
+        )
     if "ingest_server" in results:
         s = results["ingest_server"]
         print(f"ingest_server CPU: client {s['client_cpu_s']:.1f}s, server {s['server_cpu_s']:.1f}s "

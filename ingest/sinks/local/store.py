@@ -56,9 +56,9 @@ def _counter(table: pa.Table, column: str = "endpoint") -> Counter[str]:
 
 def first_occurrences(table: pa.Table) -> pa.Table:
     """Keep the first row of each id (the same line given twice, e.g. a file and its copy)."""
-    ids = table["id"].to_pylist()
-    if len(set(ids)) == len(ids):
+    if len(pc.unique(table["id"])) == table.num_rows:  # the usual case, with no Python str per id
         return table
+    ids = table["id"].to_pylist()
     seen: set[str] = set()
     keep = [not (i in seen or seen.add(i)) for i in ids]  # type: ignore[func-returns-value]
     return table.filter(pa.array(keep))
