@@ -189,18 +189,7 @@ class Transformer:
                 files.rejected += 1
             else:
                 files.skipped += 1
-        size = len(chunk.data)
-        return ChunkResult(
-            source=chunk.source,
-            first_line=chunk.first_line,
-            lines=chunk.data.count(b"\n"),
-            end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
-            size=size,
-            batches=[c.to_batch(chunk) for c in columns.values()],
-            rejects=rejects,
-            counts=counts,
-            file_counts=files,
-        )
+        return _chunk_result(chunk, columns, rejects, counts, files)
 
     def _line(self, line: _Line) -> None:
         raw = line.raw
@@ -271,18 +260,7 @@ class Transformer:
                 files.skipped += 1
         for half, reason in self.joiner.expired(self.spec.profiles):
             _counts(counts, half.endpoint).skipped[reason] += 1
-        size = len(chunk.data)
-        return ChunkResult(
-            source=chunk.source,
-            first_line=chunk.first_line,
-            lines=chunk.data.count(b"\n"),
-            end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
-            size=size,
-            batches=[c.to_batch(chunk) for c in columns.values()],
-            rejects=rejects,
-            counts=counts,
-            file_counts=files,
-        )
+        return _chunk_result(chunk, columns, rejects, counts, files)
 
     def _parse_with(self, profile: Profile, raw: bytes, source: str) -> list[Item]:
         """The line's items; an endpoint whose route names another format is read with that one."""
@@ -654,6 +632,22 @@ def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw:
         )
 
     return reject
+
+
+def _chunk_result(chunk: Chunk, columns: dict, rejects: list, counts: dict, files: Any) -> ChunkResult:
+    """The outcome of one chunk, for either line path: its offsets, batches, rejects and counts."""
+    size = len(chunk.data)
+    return ChunkResult(
+        source=chunk.source,
+        first_line=chunk.first_line,
+        lines=chunk.data.count(b"\n"),
+        end_offset=chunk.offset + size - (1 if chunk.unterminated else 0),
+        size=size,
+        batches=[c.to_batch(chunk) for c in columns.values()],
+        rejects=rejects,
+        counts=counts,
+        file_counts=files,
+    )
 
 
 def _counts(counts: dict[str, Counts], endpoint: str) -> Counts:
