@@ -213,7 +213,7 @@ MUTANTS = [
         'return {"text": item, "score": 1.0}',
         'return {"text": item, "score": 1}',
     ),
-    ("tokens of the response ignored", 'or outputs.get("tokens") or not text', "or not text"),
+    ("tokens of the response ignored", 'or outputs.get("tokens")\n', "or False\n"),
     ("the last of equal top scores", "score > top_score:", "score >= top_score:"),
     ("a span ending inside a word", " or _inside_word(text, end):", ":"),
     ("no multi-label evidence", "evidence = _tc.evidence(scores)", "evidence = _tc.OPEN"),
