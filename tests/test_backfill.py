@@ -423,3 +423,59 @@ def test_backfill_applies_the_dataset_decisions(tmp_path: Path, ingest: Ingest, 
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
     ner = pd.read_parquet(tmp_path / "many" / "monitoring_ner")
     assert (ner["task"] == "TokenClassification").all() and len(ner) == 3
+
+
+def test_files_that_cannot_be_read_are_reported_each_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """An unreadable file, a dangling symlink, a symlink loop and damaged .gz files among good
+    files: each is named with its reason in the summary and --json's files_failed, the others
+    are read, exit 3; the rerun reads the damaged files again (their tasks are not recorded as
+    done, as their checkpoints stay on one machine) and stores nothing twice."""
+    import gzip
+
+    from tests.test_faults import line, unprivileged
+
+    unprivileged(ingest)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    big_log(logs / "a.jsonl", 3000)
+    (logs / "b.jsonl").symlink_to(logs / "gone.jsonl")
+    (logs / "c.jsonl").symlink_to("c.jsonl")
+    locked = logs / "d.jsonl"
+    locked.write_text(line(1) + "\n")
+    locked.chmod(0)
+    whole = gzip.compress((line(2) + "\n" + line(3) + "\n").encode(), mtime=0)
+    (logs / "e.jsonl.1.gz").write_bytes(whole + b"trailing bytes")
+    crc = bytearray(gzip.compress((line(4) + "\n").encode(), mtime=0))
+    crc[-8] ^= 0xFF  # the CRC32 in the trailer: the line decompresses, the end does not check
+    (logs / "e.jsonl.2.gz").write_bytes(bytes(crc))
+    (logs / "f.jsonl").write_text(line(5) + "\n")
+    one = ingest("logs", "--store", "one", "--json", check=False)
+    many = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                  "--split-bytes", "200KB", check=False)  # fmt: skip
+    assert one.returncode == many.returncode == 3, many.stderr.decode()
+    assert b"Traceback" not in many.stderr, many.stderr.decode()
+    one_summary, many_summary = json.loads(one.stdout), json.loads(many.stdout)
+    failed = many_summary["files_failed"]
+    names = ("b.jsonl", "c.jsonl", "d.jsonl", "e.jsonl.1.gz", "e.jsonl.2.gz")
+    assert set(failed) == {f"logs/{n}" for n in names}
+    assert "dangling symlink" in failed["logs/b.jsonl"] and "Permission denied" in failed["logs/d.jsonl"]
+    assert "CRC" in failed["logs/e.jsonl.2.gz"]
+    assert many_summary["backfill"]["tasks"] > 2
+    assert comparable(many_summary) == comparable(one_summary)
+    assert many_summary["error"] == one_summary["error"]
+    stderr = many.stderr.decode()
+    assert "could not read logs/d.jsonl: Permission denied" in stderr, stderr
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+    again = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                   "--split-bytes", "200KB", check=False)  # fmt: skip
+    assert again.returncode == 3
+    summary = json.loads(again.stdout)
+    assert set(summary["files_failed"]) == set(failed)
+    # the task of the damaged files ran again (their sound lines, and f.jsonl's if it shares
+    # their task, are already stored); a.jsonl's tasks did not
+    assert summary["records_written"] == 0 and summary["lines_read"] in (3, 4)
+    assert summary["skipped"] == {"already_stored": summary["lines_read"]}
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))

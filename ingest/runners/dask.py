@@ -980,6 +980,11 @@ def _release(
     for name, file_counts in result.by_file.items():
         summary.file_counts(name).add(file_counts)
     report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
+    if result.failed:
+        # A file that could not be read keeps its checkpoint on one machine; here its task
+        # stays unrecorded, so the same command reads it again once it can be read (the
+        # task's other lines are already stored then: upserts, counted as such).
+        return
     entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
              "end": task.end}  # fmt: skip
     manifest.append(
