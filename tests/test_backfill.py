@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -479,3 +480,43 @@ def test_files_that_cannot_be_read_are_reported_each_as_on_one_machine(
     assert summary["records_written"] == 0 and summary["lines_read"] in (3, 4)
     assert summary["skipped"] == {"already_stored": summary["lines_read"]}
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+
+def test_signals_and_json_are_those_of_ingest_run(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """--max-rejects (exit 65 with the summary so far), the "nothing matched" warning, the
+    one warning line of -q, and --json's shape: as ``ingest run`` gives them (issue 14)."""
+    shutil.copytree(SAMPLE_LOGS, tmp_path / "logs", ignore=shutil.ignore_patterns("*.py"))
+    bf = ("backfill", "--scheduler", cluster.address)
+
+    runs = {name: ingest(*cmd, "logs", "--store", name, "--json", "--max-rejects", "0", check=False)
+            for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    one, many = (json.loads(runs[n].stdout) for n in ("one", "many"))
+    assert runs["one"].returncode == runs["many"].returncode == 65, runs["many"].stderr.decode()
+    assert one["ok"] is many["ok"] is False and one["exit_code"] == many["exit_code"] == 65
+    assert set(many) - {"backfill", "dashboard"} == set(one)
+    shape = r"\d+ rejected lines and \d+ rejected records in \d+ lines read exceeded --max-rejects 0; .*"
+    for summary in (one, many):
+        assert re.fullmatch(shape + r" \(see .*\)", summary["error"]), summary["error"]
+    assert "not recorded as done" in many["error"]
+    assert "Traceback" not in runs["many"].stderr.decode()
+    assert b"endpoint" in runs["many"].stderr  # the table of what was done, before the error
+
+    # a share the logs stay under: the run goes through, and so does the backfill
+    one = ingest.json("logs", "--store", "one-b", "--max-rejects", "50%")
+    many = ingest.json(*bf, "logs", "--store", "many-b", "--max-rejects", "50%")
+    assert comparable(many) == comparable(one) and many["exit_code"] == 0
+
+    # -q: the one warning line about rejects, and a selection that matched nothing
+    quiet = {name: ingest(*cmd, "logs", "--store", f"{name}-c", "-q", "--endpoint", "/spacy",
+                          check=False) for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    assert quiet["one"].returncode == quiet["many"].returncode == 0
+    one_err, many_err = (quiet[n].stderr.decode() for n in ("one", "many"))
+    assert "--endpoint /spacy matched none of the endpoints read" in one_err
+    assert "did you mean /spacy/" in one_err
+    matched = [line for line in one_err.splitlines() if "matched none" in line]
+    assert matched and matched == [line for line in many_err.splitlines() if "matched none" in line]
+    quiet = {name: ingest(*cmd, "logs", "--store", f"{name}-d", "-q", check=False)
+             for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    lines = {n: re.sub(r"see \S+", "see FILE", quiet[n].stderr.decode()) for n in ("one", "many")}
+    assert lines["one"].startswith("ingest: warning: 2 of 266 lines rejected")
+    assert lines["one"] == lines["many"]
