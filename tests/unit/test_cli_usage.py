@@ -54,6 +54,8 @@ def invoke(*args: str, env: dict[str, str | None] | None = None):
         (["a.jsonl", "--since", "1d", "--until", "2d"], None, "--since must be before --until"),
         (["a.jsonl", "--concurrency", "0"], None, "Invalid value for '--concurrency'"),
         (["a.jsonl", "--every", "soon"], None, "is not a duration like 30s"),
+        (["a.jsonl", "--every", "0s"], None, "give a duration above zero"),
+        (["a.jsonl", "--max-rejects", "150%"], None, "give a share up to 100%"),
         (["push"], None, "push needs a server"),
         (["push", "--rubrix-url", "http://127.0.0.1:9"], None, "no datasets in rubrix-store"),
         (["show"], None, "no local store at rubrix-store"),
