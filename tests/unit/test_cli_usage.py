@@ -57,7 +57,7 @@ def invoke(*args: str, env: dict[str, str | None] | None = None):
         (["a.jsonl", "--every", "0s"], None, "give a duration above zero"),
         (["a.jsonl", "--max-rejects", "150%"], None, "give a share up to 100%"),
         (["push"], None, "push needs a server"),
-        (["push", "--rubrix-url", "http://127.0.0.1:9"], None, "no datasets in rubrix-store"),
+        (["push", "--rubrix-url", "http://127.0.0.1:9"], None, "no local store at rubrix-store"),
         (["show"], None, "no local store at rubrix-store"),
         (["report"], None, "no local store at rubrix-store"),
     ],
