@@ -91,7 +91,7 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML config: endpoint routes, store, [rubrix] settings (env RUBRIX_INGEST_CONFIG); "
-    "its store, state and rejects paths are relative to the file.",
+    "its store, state and rejects paths and ./file.py mappers are relative to the file.",
 )
 
 SERVER_FLAGS = ("rubrix_url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")
