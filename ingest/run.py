@@ -328,8 +328,11 @@ def run_push(
 
     if server is None:
         raise UsageError("push needs a server: give --rubrix-url or set RUBRIX_API_URL")
+    if not store.is_dir():
+        # The same words as show and report: a mistyped --store is the usual cause.
+        raise UsageError(f"no local store at {store}")
     layout = StoreLayout(store)
-    available = layout.datasets() if store.is_dir() else []
+    available = layout.datasets()
     check_datasets(store, datasets, available)
     if not available:
         raise UsageError(f"no datasets in {store}")

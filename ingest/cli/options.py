@@ -40,13 +40,21 @@ class DurationParam(click.ParamType):
 
     name = "DURATION"
 
+    def __init__(self, positive: bool = False) -> None:
+        # --every 0s would run back to back and spin a core on an idle log; a period must be > 0.
+        self.positive = positive
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, int | float):
-            return float(value)
-        match = _DURATION.match(str(value).strip())
-        if not match:
-            self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
-        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}).total_seconds()
+            seconds = float(value)
+        else:
+            match = _DURATION.match(str(value).strip())
+            if not match:
+                self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
+            seconds = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}).total_seconds()
+        if self.positive and seconds <= 0:
+            self.fail(f"{value!r} is not a period: give a duration above zero, like 30s or 5m", param, ctx)
+        return seconds
 
 
 class TimeParam(click.ParamType):
@@ -84,7 +92,7 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML config: endpoint routes, store, [rubrix] settings (env RUBRIX_INGEST_CONFIG); "
-    "its store, state and rejects paths are relative to the file.",
+    "its store, state and rejects paths and ./file.py mappers are relative to the file.",
 )
 
 SERVER_FLAGS = ("rubrix_url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 @click.option("--wait", is_flag=True, help="If another run holds the lock, wait for it instead of exiting.")
 @click.option(
     "--every",
-    type=DurationParam(),
+    type=DurationParam(positive=True),
     metavar="DURATION",
     help="Run again every DURATION (30s, 5m, 1h) until SIGTERM/SIGINT, for containers without cron.",
 )
