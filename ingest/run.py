@@ -494,8 +494,11 @@ def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summa
         summary.notes.append(f"unjoined events kept for the next run: {len(transformer.joiner.pending)}")
 
 
-def check_rejects(options: RunOptions, summary: Summary, final: bool, where: Any) -> None:
-    """Stop the run (before its next checkpoint) once rejects exceed ``--max-rejects``.
+def check_rejects(
+    options: Any, summary: Summary, final: bool, where: Any, kept: str = "checkpoints stay where they were"
+) -> None:
+    """Stop the run (before its next checkpoint) once rejects exceed ``--max-rejects``
+    (``options.max_rejects``); ``kept`` says what stays for the next run.
 
     A count is checked after every chunk, a percentage only at checkpoints, where it is a
     share of enough lines to mean something.
@@ -512,7 +515,7 @@ def check_rejects(options: RunOptions, summary: Summary, final: bool, where: Any
         shown = f"{limit:g}%" if percent else f"{limit:g}"
         raise TooManyRejects(
             f"{lines} rejected lines and {records} rejected records in {read} lines read exceeded "
-            f"--max-rejects {shown}; checkpoints stay where they were" + (f" (see {where})" if where else "")
+            f"--max-rejects {shown}; {kept}" + (f" (see {where})" if where else "")
         )
 
 
