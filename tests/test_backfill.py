@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -423,3 +424,99 @@ def test_backfill_applies_the_dataset_decisions(tmp_path: Path, ingest: Ingest, 
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
     ner = pd.read_parquet(tmp_path / "many" / "monitoring_ner")
     assert (ner["task"] == "TokenClassification").all() and len(ner) == 3
+
+
+def test_files_that_cannot_be_read_are_reported_each_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """An unreadable file, a dangling symlink, a symlink loop and damaged .gz files among good
+    files: each is named with its reason in the summary and --json's files_failed, the others
+    are read, exit 3; the rerun reads the damaged files again (their tasks are not recorded as
+    done, as their checkpoints stay on one machine) and stores nothing twice."""
+    import gzip
+
+    from tests.test_faults import line, unprivileged
+
+    unprivileged(ingest)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    big_log(logs / "a.jsonl", 3000)
+    (logs / "b.jsonl").symlink_to(logs / "gone.jsonl")
+    (logs / "c.jsonl").symlink_to("c.jsonl")
+    locked = logs / "d.jsonl"
+    locked.write_text(line(1) + "\n")
+    locked.chmod(0)
+    whole = gzip.compress((line(2) + "\n" + line(3) + "\n").encode(), mtime=0)
+    (logs / "e.jsonl.1.gz").write_bytes(whole + b"trailing bytes")
+    crc = bytearray(gzip.compress((line(4) + "\n").encode(), mtime=0))
+    crc[-8] ^= 0xFF  # the CRC32 in the trailer: the line decompresses, the end does not check
+    (logs / "e.jsonl.2.gz").write_bytes(bytes(crc))
+    (logs / "f.jsonl").write_text(line(5) + "\n")
+    one = ingest("logs", "--store", "one", "--json", check=False)
+    many = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                  "--split-bytes", "200KB", check=False)  # fmt: skip
+    assert one.returncode == many.returncode == 3, many.stderr.decode()
+    assert b"Traceback" not in many.stderr, many.stderr.decode()
+    one_summary, many_summary = json.loads(one.stdout), json.loads(many.stdout)
+    failed = many_summary["files_failed"]
+    names = ("b.jsonl", "c.jsonl", "d.jsonl", "e.jsonl.1.gz", "e.jsonl.2.gz")
+    assert set(failed) == {f"logs/{n}" for n in names}
+    assert "dangling symlink" in failed["logs/b.jsonl"] and "Permission denied" in failed["logs/d.jsonl"]
+    assert "CRC" in failed["logs/e.jsonl.2.gz"]
+    assert many_summary["backfill"]["tasks"] > 2
+    assert comparable(many_summary) == comparable(one_summary)
+    assert many_summary["error"] == one_summary["error"]
+    stderr = many.stderr.decode()
+    assert "could not read logs/d.jsonl: Permission denied" in stderr, stderr
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+    again = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                   "--split-bytes", "200KB", check=False)  # fmt: skip
+    assert again.returncode == 3
+    summary = json.loads(again.stdout)
+    assert set(summary["files_failed"]) == set(failed)
+    # the task of the damaged files ran again (their sound lines, and f.jsonl's if it shares
+    # their task, are already stored); a.jsonl's tasks did not
+    assert summary["records_written"] == 0 and summary["lines_read"] in (3, 4)
+    assert summary["skipped"] == {"already_stored": summary["lines_read"]}
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+
+def test_signals_and_json_are_those_of_ingest_run(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """--max-rejects (exit 65 with the summary so far), the "nothing matched" warning, the
+    one warning line of -q, and --json's shape: as ``ingest run`` gives them (issue 14)."""
+    shutil.copytree(SAMPLE_LOGS, tmp_path / "logs", ignore=shutil.ignore_patterns("*.py"))
+    bf = ("backfill", "--scheduler", cluster.address)
+
+    runs = {name: ingest(*cmd, "logs", "--store", name, "--json", "--max-rejects", "0", check=False)
+            for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    one, many = (json.loads(runs[n].stdout) for n in ("one", "many"))
+    assert runs["one"].returncode == runs["many"].returncode == 65, runs["many"].stderr.decode()
+    assert one["ok"] is many["ok"] is False and one["exit_code"] == many["exit_code"] == 65
+    assert set(many) - {"backfill", "dashboard"} == set(one)
+    shape = r"\d+ rejected lines and \d+ rejected records in \d+ lines read exceeded --max-rejects 0; .*"
+    for summary in (one, many):
+        assert re.fullmatch(shape + r" \(see .*\)", summary["error"]), summary["error"]
+    assert "not recorded as done" in many["error"]
+    assert "Traceback" not in runs["many"].stderr.decode()
+    assert b"endpoint" in runs["many"].stderr  # the table of what was done, before the error
+
+    # a share the logs stay under: the run goes through, and so does the backfill
+    one = ingest.json("logs", "--store", "one-b", "--max-rejects", "50%")
+    many = ingest.json(*bf, "logs", "--store", "many-b", "--max-rejects", "50%")
+    assert comparable(many) == comparable(one) and many["exit_code"] == 0
+
+    # -q: the one warning line about rejects, and a selection that matched nothing
+    quiet = {name: ingest(*cmd, "logs", "--store", f"{name}-c", "-q", "--endpoint", "/spacy",
+                          check=False) for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    assert quiet["one"].returncode == quiet["many"].returncode == 0
+    one_err, many_err = (quiet[n].stderr.decode() for n in ("one", "many"))
+    assert "--endpoint /spacy matched none of the endpoints read" in one_err
+    assert "did you mean /spacy/" in one_err
+    matched = [line for line in one_err.splitlines() if "matched none" in line]
+    assert matched and matched == [line for line in many_err.splitlines() if "matched none" in line]
+    quiet = {name: ingest(*cmd, "logs", "--store", f"{name}-d", "-q", check=False)
+             for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    lines = {n: re.sub(r"see \S+", "see FILE", quiet[n].stderr.decode()) for n in ("one", "many")}
+    assert lines["one"].startswith("ingest: warning: 2 of 266 lines rejected")
+    assert lines["one"] == lines["many"]

@@ -64,11 +64,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.errors import FileFault, IngestError, MissingExtra, UsageError
+from ingest.errors import FileFault, IngestError, MissingExtra, TooManyRejects, UsageError
 from ingest.model import SCHEMA, Counts, FileCounts
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
-from ingest.run import record_delivery
+from ingest.run import check_rejects, record_delivery
 from ingest.runners.dask_objectstore import (
     ObjectLayout,
     ObjectManifest,
@@ -655,6 +655,7 @@ class BackfillOptions:
     split_bytes: int = SPLIT_BYTES
     retries: int = RETRIES
     progress: bool = False  # Dask's text progress bar on stderr
+    max_rejects: tuple[float, bool] | None = None  # (N, N is a percentage of the lines read)
 
 
 @dataclass
@@ -712,6 +713,7 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
         for task in pending
     ]  # fmt: skip
     bar = _progress_bar(client, futures) if options.progress and futures else None
+    too_many: TooManyRejects | None = None
     ran: set[str] = set()
     waiting: dict[int, TaskResult] = {}
     order = [t.index for t in pending]
@@ -725,9 +727,11 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
             result: TaskResult = future.result()
             waiting[result.index] = result
             while next_at < len(order) and order[next_at] in waiting:
-                _release(waiting.pop(order[next_at]), tasks, summary, rejects, manifest, report)
+                _release(waiting.pop(order[next_at]), tasks, summary, rejects, manifest, report, options)
                 ran.add(tasks[order[next_at]].key)
                 next_at += 1
+    except TooManyRejects as exc:
+        too_many, report.failed = exc, str(exc)
     except KeyboardInterrupt:  # SIGINT, or SIGTERM as the CLI maps it: what finished is recorded
         report.failed = "interrupted by a signal"
         summary.interrupted = True
@@ -743,6 +747,8 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     if rejects.path is not None and rejects.count:
         summary.rejects_file = str(rejects.path)
     summary.seconds = time.perf_counter() - started
+    if too_many is not None:
+        raise too_many
     return report
 
 
@@ -768,6 +774,7 @@ class BackfillRequest:
     quiet: bool = False  # no summary table travels with a failure
     log_format: str | None = None  # every input's format (--format, config); None: detected per input
     input_formats: dict[str, str] = field(default_factory=dict)  # input prefix or glob -> format
+    max_rejects: tuple[float, bool] | None = None  # (N, N is a percentage of the lines read)
 
 
 @dataclass
@@ -828,6 +835,7 @@ def run_backfill(
         split_bytes=request.split_bytes,
         retries=request.retries,
         progress=progress,
+        max_rejects=request.max_rejects,
     )
     started = datetime.now(UTC)
     # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun,
@@ -851,7 +859,12 @@ def run_backfill(
                 workers = len(client.scheduler_info(n_workers=-1)["workers"])
                 on_connect(request.scheduler or "a local cluster", workers, dashboard)
             options.spec = replace(options.spec, routes=upload_mappers(client, options.spec.routes))
-            report = backfill(client, options, rejects, summary)
+            try:
+                report = backfill(client, options, rejects, summary)
+            except TooManyRejects as exc:  # the table and --json of what was done, as run gives them
+                exc.summary_text = None if request.quiet else summary.render()
+                exc.summary = summary
+                raise
     except KeyboardInterrupt:
         # stopped before the tasks ran (cluster start, counting lines) or while the client closed
         summary.interrupted = True
@@ -963,10 +976,15 @@ def _release(
     tasks: list[Task],
     summary: Summary,
     rejects: Any,
-    manifest: Manifest,
+    manifest: Manifest | ObjectManifest,
     report: BackfillReport,
+    options: BackfillOptions,
 ) -> None:
-    """A finished task, in input order: its rejects made durable, then counted and recorded."""
+    """A finished task, in input order: its rejects made durable, then counted and recorded.
+
+    Raises TooManyRejects past ``--max-rejects`` before the task is recorded: a task is
+    what a checkpoint is to ``ingest run`` (a count and a percentage are checked at each).
+    """
     task = tasks[result.index]
     rejects.write(result.rejects)
     rejects.sync()
@@ -980,6 +998,13 @@ def _release(
     for name, file_counts in result.by_file.items():
         summary.file_counts(name).add(file_counts)
     report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
+    check_rejects(options, summary, True, rejects.path, kept="this task and the ones after it are not "
+                  "recorded as done")  # fmt: skip
+    if result.failed:
+        # A file that could not be read keeps its checkpoint on one machine; here its task
+        # stays unrecorded, so the same command reads it again once it can be read (the
+        # task's other lines are already stored then: upserts, counted as such).
+        return
     entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
              "end": task.end}  # fmt: skip
     manifest.append(
