@@ -215,7 +215,7 @@ MUTANTS = [
     ),
     ("tokens of the response ignored", 'or outputs.get("tokens")\n', "or False\n"),
     ("the last of equal top scores", "score > top_score:", "score >= top_score:"),
-    ("a span ending inside a word", " or _inside_word(text, end):", ":"),
+    ("a span ending inside a word", "and _inside_word(text, end):", "and False:"),
     ("no multi-label evidence", "evidence = _tc.evidence(scores)", "evidence = _tc.OPEN"),
 ]
 
