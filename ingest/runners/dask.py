@@ -526,6 +526,7 @@ class TaskResult:
     failed: dict[str, str]  # file -> why it could not be read (to its end)
     size: int  # bytes read
     seconds: float
+    cpu_seconds: float = 0.0  # CPU of the task's own thread: a worker's cost per line, whatever the load
     worker: str = ""
     by_file: dict[str, FileCounts] = field(default_factory=dict)  # file -> what its lines gave
     # (workspace, dataset, task, multi_label) decided by the task's own records (None: not by them)
@@ -631,7 +632,7 @@ class _Run:
     ):
         # As in the pipeline: Arrow's default allocators keep freed pages of short-lived batches.
         pa.set_memory_pool(pa.system_memory_pool())
-        self.started = time.perf_counter()
+        self.started, self.cpu_started = time.perf_counter(), time.thread_time()
         self.task = task
         self.summary = Summary(target="")
         self.rejects = _Collected()
@@ -682,6 +683,7 @@ class _Run:
             failed=reader.failed if reader is not None else {},
             size=self.size,
             seconds=time.perf_counter() - self.started,
+            cpu_seconds=time.thread_time() - self.cpu_started,
             worker=str(worker),
             by_file=self.summary.by_file,
             decided=self.decisions.decided(),
@@ -1323,7 +1325,8 @@ def _release(
     entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
              "end": task.end}  # fmt: skip
     manifest.append(
-        {**entry, "size": result.size, "seconds": round(result.seconds, 3), "worker": result.worker,
+        {**entry, "size": result.size, "seconds": round(result.seconds, 3),
+         "cpu_seconds": round(result.cpu_seconds, 3), "worker": result.worker,
          "decided": result.decided, "halves": [h.to_json() for h in result.halves]}
     )  # fmt: skip
 
