@@ -332,8 +332,7 @@ def test_inputs_and_store_in_s3_through_moto(
 
 
 def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
-    """SageMaker data capture (issue 15) cut into ranges gives what a single-machine run gives;
-    a format that joins two events per pair needs one process and is refused."""
+    """SageMaker data capture (issue 15) cut into ranges gives what a single-machine run gives."""
     from tests import format_samples as samples
 
     key = "cap/sentiment/AllTraffic/2026/11/24/12/00-00-000-a.jsonl"
@@ -349,9 +348,6 @@ def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, clus
     assert comparable(many) == comparable(one)
     assert one["endpoints"]["sentiment"]["written"] == 3008
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
-
-    proc = ingest("backfill", "cap", "--format", "kserve", "--scheduler", cluster.address, check=False)
-    assert proc.returncode == 2 and "format kserve joins two events" in proc.stderr.decode()
 
 
 def test_a_file_that_is_not_a_log_stops_alone_as_on_one_machine(
@@ -520,3 +516,114 @@ def test_signals_and_json_are_those_of_ingest_run(tmp_path: Path, ingest: Ingest
     lines = {n: re.sub(r"see \S+", "see FILE", quiet[n].stderr.decode()) for n in ("one", "many")}
     assert lines["one"].startswith("ingest: warning: 2 of 266 lines rejected")
     assert lines["one"] == lines["many"]
+
+
+def _kserve_pairs(n: int, gap: int) -> list[dict]:
+    """n KServe pairs whose response comes ``gap`` events after its request (so pairs straddle
+    files and ranges), at 12:00:00 + 0.1 s each; pair 7's batch sizes differ (a reject)."""
+    from tests import format_samples as samples
+
+    def ts(i: int) -> str:
+        return f"2026-11-24T12:0{i // 600}:{(i // 10) % 60:02d}.{i % 10}Z"
+
+    events, step = [], 0
+    for i in range(n + gap):
+        if i < n:
+            texts = ["first", "second"] if i == 7 else [f"text {i}"]
+            events.append(samples.cloudevent("request", f"p-{i}", {"instances": texts}, time=ts(step)))
+            step += 1
+        if i >= gap:
+            events.append(
+                samples.cloudevent("response", f"p-{i - gap}", {"predictions": [i % 2]}, time=ts(step))
+            )
+            step += 1
+    return events
+
+
+def test_joined_formats_equal_a_single_machine_run(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """KServe and Azure ML log a pair as two events joined by an id: halves in different
+    files and ranges (tasks) are joined by the join step, and the store, summary and rejects
+    file equal ``ingest run``'s, the missing halves counted as there."""
+    from tests import format_samples as samples
+
+    events = tmp_path / "kserve"
+    pairs = _kserve_pairs(400, gap=5)
+    for k in range(4):  # a quarter of the events each: pairs straddle the files
+        samples._dump(events / f"events-{k}.jsonl", pairs[k * 202 : (k + 1) * 202])
+    sample = samples.kserve_lines()  # both orders, a lone request and a lone response, v2, SSE
+    samples._dump(events / "z-sample-0.jsonl", sample[0:1] + sample[2:3] + sample[4:7])
+    samples._dump(events / "z-sample-1.jsonl", sample[1:2] + sample[3:4] + sample[7:])
+    (tmp_path / "ingest.toml").write_text('[formats.kserve]\nlabels = ["NEGATIVE", "POSITIVE"]\n')
+
+    blob = tmp_path / "blobs" / "c-3.json"
+    blob.parent.mkdir()
+    blob.write_text(json.dumps([{"ticket": "big payload ticket"}]))
+    azure = samples.azure_lines(str(blob), str(tmp_path / "blobs" / "gone.json"))
+    folder = tmp_path / "modelDataCollector" / "tickets" / "blue" / "model_inputs" / "2026" / "11" / "24"
+    for k, part in enumerate((azure[0:3], azure[3:8], azure[8:])):  # c-1, c-2, c-4 split
+        samples._dump(folder / f"{12 + k}" / "0.jsonl", part)
+
+    args = ("kserve", "modelDataCollector", "--config", "ingest.toml")
+    one = ingest.json(*args, "--store", "one")
+    many = backfill(ingest, cluster, *args, "--store", "many", "--split-bytes", "4KB")
+    assert many["backfill"]["tasks"] > 20  # files cut into ranges: most pairs cross a task boundary
+    assert (
+        many["formats"] == one["formats"] == {"kserve": "6 files, detected", "azureml": "3 files, detected"}
+    )
+    assert comparable(many) == comparable(one)
+    assert one["endpoints"]["sentiment"]["written"] == 399 + 5 and one["endpoints"]["tickets"]["written"] == 5
+    assert one["skipped"]["missing_output"] == 2 and one["skipped"]["response_without_request"] == 1
+    assert one["notes"] == []  # nothing waits: every pair is complete or past its window
+    assert read_rejects(ingest, many["rejects_file"]) == read_rejects(ingest, one["rejects_file"])
+    assert [r["line"] for r in read_rejects(ingest, one["rejects_file"])]  # pair 7, at its response
+    single, cluster_rows = store_rows(tmp_path / "one"), store_rows(tmp_path / "many")
+    assert not cluster_rows["id"].duplicated().any()
+    pd.testing.assert_frame_equal(cluster_rows, single)
+
+    # resumed after the tasks were done: the halves they left are in the manifest
+    (manifest,) = (tmp_path / "many" / "_backfill").glob("*.jsonl")
+    kept = [
+        line for line in manifest.read_text().splitlines() if '"join"' not in line and "finished" not in line
+    ]
+    manifest.write_text("\n".join(kept) + "\n")
+    shutil.rmtree(tmp_path / "many" / "monitoring_sentiment")
+    again = backfill(ingest, cluster, *args, "--store", "many", "--split-bytes", "4KB")
+    assert again["backfill"]["resumed"] == again["backfill"]["tasks"]
+    joined = store_rows(tmp_path / "many")
+    assert len(joined) < len(single)  # only the pairs the join step makes came back
+    assert set(joined["id"]) <= set(single["id"])
+
+
+def test_a_dataset_decided_by_a_later_file_is_decided_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """A new dataset's task and multi-label kind come from its first telling records in input
+    order (issue 16): when those are in another task than records they decide (an empty
+    output before them, a multi-label record after them), the backfill decides as one machine."""
+    from tests.test_dataset_decisions import EMPTY_1, EMPTY_2, FOUND, tc_line
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    files = {
+        "a.jsonl": [EMPTY_1, tc_line("top-1", [0.7], 1)],  # waits for its task; decides single-label
+        "b.jsonl": [EMPTY_2],
+        "c.jsonl": [FOUND, tc_line("two labels", [0.9, 0.8], 3)],  # tells NER; would say multi-label
+    }
+    for name, logged in files.items():
+        (logs / name).write_text("".join(json.dumps(line) + "\n" for line in logged))
+    one = ingest.json("logs", "--store", "one")
+    many = backfill(ingest, cluster, "logs", "--store", "many", "--split-bytes", "200B")
+    assert many["backfill"]["tasks"] >= 4  # a line or two per task
+    assert comparable(many) == comparable(one)
+    assert one["endpoints"]["/ner/"]["written"] == 3 and one["rejected"] == 1
+    rejects = read_rejects(ingest, many["rejects_file"])
+    assert rejects == read_rejects(ingest, one["rejects_file"])
+    assert "is single-label: decided by its first records" in rejects[0]["reason"]
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+    for dataset in ("monitoring_ner", "monitoring_cls"):
+        meta = json.loads((tmp_path / "one" / dataset / "_dataset.json").read_text())
+        assert json.loads((tmp_path / "many" / dataset / "_dataset.json").read_text()) == meta
+    assert (
+        json.loads((tmp_path / "one" / "monitoring_cls" / "_dataset.json").read_text())["multi_label"]
+        is False
+    )
