@@ -31,6 +31,17 @@ Exactly once, on a cluster where workers die:
   start, as ``--since/--until`` runs do; the store's id check makes lines already
   ingested by cron count as ``already_stored``.
 
+What one machine decides from what came before, the backfill decides the same way:
+
+- A new dataset's task and multi-label kind come from its first telling records in input
+  order. Each task reports what its own records decided and what it settled with none to
+  tell (``TaskDecisions``); the client takes tasks in input order and runs one again, with
+  the decisions of the tasks before it, when they differ (``_Decided``).
+- Formats that log a pair as two events (KServe, Azure ML) join in each task what it holds
+  both halves of; the halves left go to one join step after the tasks (``run_join``), which
+  reads their lines again in input order, so that a pair gives the records, ids and
+  rejects one machine gives.
+
 Towards a Rubrix server, every HTTP request of every task holds a lease of one
 ``distributed.Semaphore`` of ``concurrency`` leases: the bound is for the whole cluster,
 not per worker.
