@@ -627,3 +627,29 @@ def test_a_dataset_decided_by_a_later_file_is_decided_as_on_one_machine(
         json.loads((tmp_path / "one" / "monitoring_cls" / "_dataset.json").read_text())["multi_label"]
         is False
     )
+
+
+def test_a_wrong_scheduler_address_is_one_clear_line_not_a_traceback_or_a_hang(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster, moto_s3: MotoS3
+):
+    """Addresses a user gets wrong: a typo (exit 2, before anything is read), the dashboard's
+    port or another HTTP server (exit 1 within Dask's connect timeout, which stops a Client
+    from waiting forever on a server that never answers Dask's handshake), nobody there."""
+    big_log(tmp_path / "access.jsonl", 20)
+    env = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "4s"}
+    wrong = {
+        "nonsense": 2,  # no port
+        "http://127.0.0.1:8786": 2,  # not a Dask protocol
+        f"tcp://127.0.0.1:{cluster.dashboard_port}": 1,  # the dashboard: HTTP that waits for a request
+        moto_s3.url.replace("http://", "tcp://"): 1,  # an HTTP server that answers Dask with an error page
+        "tcp://127.0.0.1:1": 1,  # nobody
+    }
+    for address, code in wrong.items():
+        started = time.monotonic()
+        proc = ingest("backfill", "access.jsonl", "--scheduler", address, env=env, check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == code, (address, err)
+        assert "Traceback" not in err and err.startswith("ingest: error: "), (address, err)
+        assert address in err and len(err.strip().splitlines()) == 1, (address, err)
+        assert time.monotonic() - started < 60, address
+    assert not (tmp_path / "rubrix-store").exists()  # nothing was written for any of them

@@ -1240,8 +1240,10 @@ def _cluster(request: BackfillRequest) -> Iterator[Client]:
     from distributed import Client, LocalCluster
 
     if request.scheduler is not None:
+        timeout = _connect_timeout()
+        _reach_scheduler(request.scheduler, timeout)
         try:
-            client = Client(request.scheduler, timeout="20s")
+            client = Client(request.scheduler, timeout=timeout)
         except OSError as exc:
             raise BackfillStopped(f"cannot reach the Dask scheduler at {request.scheduler}: {exc}") from None
         with client:
@@ -1258,6 +1260,69 @@ def _cluster(request: BackfillRequest) -> Iterator[Client]:
         Client(cluster) as client,
     ):
         yield client
+
+
+def check_scheduler_address(address: str) -> None:
+    """Raises UsageError for an address Dask cannot parse (no port, an unknown scheme such as
+    ``http://``), before anything is read: Dask itself raises ValueError deep in the Client."""
+    try:
+        from distributed.comm.addressing import parse_address
+        from distributed.comm.registry import get_backend
+    except ImportError:
+        return  # run_backfill says which extra is missing
+    try:
+        scheme, location = parse_address(address)
+        get_backend(scheme).get_address_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--scheduler {address!r} is not a Dask scheduler address like tcp://host:8786: {exc}"
+        ) from None
+
+
+def _connect_timeout() -> float:
+    """Dask's own connect timeout (``distributed.comm.timeouts.connect``, 30s by default;
+    ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT`` sets it), in seconds."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s"))
+
+
+def _reach_scheduler(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is, within ``timeout`` seconds for each step; raises
+    BackfillStopped unless a Dask scheduler answers.
+
+    ``Client(address, timeout=...)`` waits forever on a server that accepts the connection
+    but never answers Dask's handshake (the scheduler's dashboard port, for one), and turns
+    an HTTP server's error page into a MemoryError traceback: a wrong address must be one
+    line instead.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def identity() -> Any:
+        # Dask's own timeout first (its message names the address), then ours
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout + 1)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(identity())
+    except (OSError, TimeoutError) as exc:
+        why = str(exc) or f"no answer within {timeout:g}s (the scheduler's port, not the dashboard's?)"
+        raise BackfillStopped(f"cannot reach the Dask scheduler at {address}: {why}") from None
+    except Exception as exc:  # what a non-Dask server's bytes become when read as Dask frames
+        raise BackfillStopped(
+            f"no Dask scheduler answers at {address} (is it the dashboard's or another service's "
+            f"port?): {type(exc).__name__}"
+        ) from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        what = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
+        raise BackfillStopped(f"{address} is not a Dask scheduler (it answers as a {what})")
 
 
 def _count_lines_before(client: Client, tasks: list[Task], pending: list[Task], retries: int) -> list[Task]:
