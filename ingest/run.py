@@ -415,6 +415,7 @@ def run(
             summary.counts_for(endpoint).rejected += n
         rejects.write(batches.rejects)
         summary.count_rejects(batches.rejects)
+        summary.count_refused(batches.refused)
         return batches.batches
 
     def deliver_batch(batch: Batch) -> None:

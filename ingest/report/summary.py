@@ -59,6 +59,8 @@ class Summary:
     )  # endpoint -> records refused before the sink
     exit_code: int = 0
     error: str | None = None
+    # (file, line offset) -> pairs refused after the transform, for count_refused
+    refused_pairs: dict[tuple[str, int], set[int]] = field(default_factory=dict, repr=False)
 
     def count_rejects(self, rejects: list[Any]) -> None:
         """Tally rejects by endpoint and reason: a whole line's, or one record's of a line."""
@@ -71,6 +73,23 @@ class Summary:
                 if reject.get("stage") in ("map", "validate"):
                     self.mapping_rejects[endpoint] += 1
             found[reason_key(str(reject["reason"]))] += 1
+
+    def count_refused(self, refused: list[tuple[str, int, int, int]]) -> None:
+        """Records a dataset decision refused after the worker counted their line as giving
+        records: (file, line offset, pair index, pairs of the line that gave rows, 0 when not
+        known). Once every pair of a line is refused, the line gave no record: in ``by_file``
+        it moves from ``gave_records`` to ``rejected`` (each line is exactly one of the three)."""
+        for name, offset, index, pairs in refused:
+            if pairs <= 0:
+                continue
+            seen = self.refused_pairs.setdefault((name, offset), set())
+            if index in seen:
+                continue
+            seen.add(index)
+            if len(seen) == pairs:
+                counts = self.file_counts(name)
+                counts.gave_records -= 1
+                counts.rejected += 1
 
     def counts_for(self, endpoint: str) -> Counts:
         found = self.counts.get(endpoint)

@@ -530,6 +530,7 @@ def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget
         for endpoint, n in admitted.rejected.items():
             summary.counts_for(endpoint).rejected += n
         rejects.write(admitted.rejects)
+        summary.count_refused(admitted.refused)
         for batch in admitted.batches:
             summary.datasets[batch.route.endpoint] = batch.route.dataset
             for endpoint in set(batch.table["endpoint"].to_pylist()):
