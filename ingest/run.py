@@ -29,6 +29,7 @@ from ingest.errors import (
     InputsUnreadable,
     TargetFailed,
     TooManyRejects,
+    TrailingGarbage,
     UsageError,
 )
 from ingest.model import Batch, Delivery, Reject
@@ -377,8 +378,17 @@ def run(
         # The one rule of the read stage: whatever goes wrong opening or reading a file stops
         # that file alone. It is reported, its checkpoint stays, and the next file is read.
         for reader in readers:
+            fresh = False
             try:
-                yield from reader
+                for chunk in reader:
+                    fresh = True
+                    yield chunk
+            except TrailingGarbage as exc:
+                # Its lines are all read and its checkpoint moves past them. Reported by the run
+                # that read them (or one from the start); a later run finds nothing new in a
+                # file that cannot grow and has nothing to say of it (see TrailingGarbage).
+                if fresh or reader.start_offset == 0:
+                    summary.failed_files[reader.source.name] = describe(exc, reader.source)
             except Exception as exc:
                 name = reader.source.name
                 summary.failed_files[name] = describe(exc, reader.source)
