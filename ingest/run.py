@@ -32,7 +32,7 @@ from ingest.errors import (
     TrailingGarbage,
     UsageError,
 )
-from ingest.model import Batch, Delivery, Reject
+from ingest.model import NO_ENDPOINT, Batch, Delivery, Reject
 from ingest.report.runlog import append_run, counted_lines
 from ingest.report.summary import Summary
 from ingest.runners import Runner, get_runner
@@ -474,6 +474,7 @@ def run(
         if transformer is not None:
             _settle_halves(transformer, options, summary)
         checkpoint()
+        _check_format(options, summary)
     except Exception as exc:
         record_acknowledged(exc, summary, rejects)
         raise
@@ -500,6 +501,20 @@ def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summa
         summary.counts_for(half.endpoint).skipped[reason] += 1
     if transformer.joiner.pending:
         summary.notes.append(f"unjoined events kept for the next run: {len(transformer.joiner.pending)}")
+
+
+def _check_format(options: RunOptions, summary: Summary) -> None:
+    """A run whose lines were mostly not requests in the format read says so (issue 13): a
+    wrong --format otherwise exits 0 with nothing ingested and the checkpoints moved."""
+    from ingest.sources.formats.choose import wrong_format_warning
+
+    found = summary.counts.get(NO_ENDPOINT)
+    not_requests = found.skipped.get("not_a_request", 0) if found is not None else 0
+    text = wrong_format_warning(
+        not_requests, summary.lines, options.sources, options.spec.formats, options.spec.profiles
+    )
+    if text:
+        summary.warnings.append(text)
 
 
 def check_rejects(options: RunOptions, summary: Summary, final: bool, where: Any) -> None:

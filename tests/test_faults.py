@@ -422,3 +422,20 @@ def test_a_dataset_named_after_a_long_bentoml_column_is_bounded(ingest: Ingest):
     assert len(names) == 3 and any(name.startswith("monitoring_ticket_triage_sentimentxxx") for name in names)
     for name in names:
         assert re.fullmatch(r"(?!-|_)[a-z0-9-_]{1,100}", name), name
+
+
+def test_a_wrong_format_says_so_in_the_table_in_json_and_under_q(tmp_path: Path, ingest: Ingest):
+    """Gap (b) of issue 13: the sagemaker profile on access-log lines counted every line
+    not_a_request and exited 0, silently, while the checkpoints moved past them."""
+    log = write_log(tmp_path / "access.jsonl", [entry(request_id=f"r{i}") for i in range(5)])
+    proc = ingest(str(log), "--format", "sagemaker", "--json", "-q")
+    summary = json.loads(proc.stdout)
+    (warning,) = summary["warnings"]
+    assert "5 of 5 lines read are not requests in the format read (sagemaker)" in warning
+    assert f"{log} looks like access-log (--format access-log?)" in warning and "--from-start" in warning
+    assert f"ingest: warning: {warning}" in proc.stderr.decode()  # even under -q
+    table = ingest(str(log), "--format", "sagemaker", "--from-start").stderr.decode()
+    assert f"warning: {warning}" in table
+    # the right format: records, and nothing to warn of
+    right = ingest.json(str(log), "--format", "access-log", "--from-start")
+    assert right["records_written"] == 5 and right["warnings"] == []

@@ -51,6 +51,8 @@ class Summary:
     seconds: float = 0.0
     formats: dict[str, str] = field(default_factory=dict)  # format -> how chosen, e.g. "3 files, detected"
     notes: list[str] = field(default_factory=list)
+    # what a run that did little must say, in the table, in --json and under -q alike
+    warnings: list[str] = field(default_factory=list)
     # endpoint -> reason -> count, from the rejects as they are filed
     rejected_lines: dict[str, Counter[str]] = field(default_factory=dict)
     rejected_records: dict[str, Counter[str]] = field(default_factory=dict)
@@ -215,6 +217,7 @@ class Summary:
             "interrupted": self.interrupted,
             "formats": self.formats,
             "notes": self.notes,
+            "warnings": self.warnings,
             "lines": {
                 "read": outcome["lines"],
                 "mapped": outcome["lines_mapped"],
@@ -288,6 +291,7 @@ class Summary:
         for name, reason in self.failed_files.items():
             out.append(f"could not read {name}: {reason}")
         out.extend(self.notes)
+        out.extend(f"warning: {text}" for text in self.warnings)
         if self.interrupted:
             out.append("stopped by a signal: progress up to here is saved, the next run goes on from it")
         for name, size in self.incomplete.items():
