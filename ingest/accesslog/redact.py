@@ -79,7 +79,8 @@ _SHAPES = re.compile(
             r"bearer[^a-z0-9]{0,3}[a-z0-9._~+/=\-\ufffd]{4,}",
             r"(?<![a-z])(?:basic|digest|token|negotiate)\s{1,3}[a-z0-9._~+/=\-]{6,}",
             # well-known key formats, however they are framed
-            r"(?<![a-z])(?:sk|rk|pk)[-_][a-z0-9_\-]{3,}",
+            r"(?<![a-z])sk-[a-z0-9_\-]{3,}",
+            r"(?<![a-z])(?:sk|rk|pk)_(?:live|test)_[a-z0-9]{8,}",
             r"(?<![a-z])(?:ghp|gho|ghs|ghu|ghr)_[a-z0-9]{16,}",
             r"github_pat_[a-z0-9_]{16,}",
             r"(?<![a-z])xox[abprs]-[a-z0-9\-]{8,}",
