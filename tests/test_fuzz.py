@@ -28,7 +28,15 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.logstrategies import BOM, SECRET, dumps, examples, expected_lines, valid_entries
+from tests.logstrategies import (
+    BOM,
+    SECRET,
+    dumps,
+    examples,
+    expected_lines,
+    valid_entries,
+    whole_test_timeout,
+)
 
 CHUNK_ENV = "RUBRIX_INGEST_CHUNK_BYTES"
 EXIT_INPUT = 3
@@ -239,7 +247,8 @@ def read_rejects(store: Path) -> list[dict]:
     return found
 
 
-@examples(ci=12, long=400)
+@examples(ci=25, long=400)
+@whole_test_timeout()
 @given(case=fuzz_case())
 def test_fuzz_no_traceback_documented_exit_every_line_counted_once(case: dict):
     with tempfile.TemporaryDirectory() as tmp:
