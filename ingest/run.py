@@ -329,8 +329,11 @@ def run_push(
 
     if server is None:
         raise UsageError("push needs a server: give --rubrix-url or set RUBRIX_API_URL")
+    if not store.is_dir():
+        # The same words as show and report: a mistyped --store is the usual cause.
+        raise UsageError(f"no local store at {store}")
     layout = StoreLayout(store)
-    available = layout.datasets() if store.is_dir() else []
+    available = layout.datasets()
     check_datasets(store, datasets, available)
     if not available:
         raise UsageError(f"no datasets in {store}")
@@ -517,8 +520,11 @@ def _check_format(options: RunOptions, summary: Summary) -> None:
         summary.warnings.append(text)
 
 
-def check_rejects(options: RunOptions, summary: Summary, final: bool, where: Any) -> None:
-    """Stop the run (before its next checkpoint) once rejects exceed ``--max-rejects``.
+def check_rejects(
+    options: Any, summary: Summary, final: bool, where: Any, kept: str = "checkpoints stay where they were"
+) -> None:
+    """Stop the run (before its next checkpoint) once rejects exceed ``--max-rejects``
+    (``options.max_rejects``); ``kept`` says what stays for the next run.
 
     A count is checked after every chunk, a percentage only at checkpoints, where it is a
     share of enough lines to mean something.
@@ -535,7 +541,7 @@ def check_rejects(options: RunOptions, summary: Summary, final: bool, where: Any
         shown = f"{limit:g}%" if percent else f"{limit:g}"
         raise TooManyRejects(
             f"{lines} rejected lines and {records} rejected records in {read} lines read exceeded "
-            f"--max-rejects {shown}; checkpoints stay where they were" + (f" (see {where})" if where else "")
+            f"--max-rejects {shown}; {kept}" + (f" (see {where})" if where else "")
         )
 
 

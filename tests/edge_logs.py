@@ -93,7 +93,7 @@ def mutate(line: dict[str, Any], rng: random.Random) -> dict[str, Any] | str | b
     """One mutation of a line (a dict, or the raw text of a line that is not one)."""
     line = copy.deepcopy(line)
     path = line["path"]
-    choice = rng.randrange(40)
+    choice = rng.randrange(41)
     entity = _some_entity(line, rng) if path == "/spacy/" else None
     output = _some_output(line, rng)
     if choice == 0 and entity:
@@ -199,6 +199,13 @@ def mutate(line: dict[str, Any], rng: random.Random) -> dict[str, Any] | str | b
         line["response"][i]["entities"].append({"label": "ALL", "start": 0, "end": len(text), "score": 0.5})
     elif choice == 38 and path == "/spacy/":
         line["response"][0]["entities"].insert(0, {"label": "DUP", "start": 0, "end": 1})
+    elif choice == 39 and path == "/spacy/":
+        # Booleans equal to the offsets they replace (0 and 1): Python takes False for 0, JSON does not.
+        for out in line["response"]:
+            for one in out["entities"]:
+                if one["start"] == 0:
+                    one["start"] = False
+                    one["end"] = True if one["end"] == 1 else one["end"]
     else:
         line["method"] = rng.choice(["GET", "PUT", None])
     return line

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -331,8 +332,7 @@ def test_inputs_and_store_in_s3_through_moto(
 
 
 def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
-    """SageMaker data capture (issue 15) cut into ranges gives what a single-machine run gives;
-    a format that joins two events per pair needs one process and is refused."""
+    """SageMaker data capture (issue 15) cut into ranges gives what a single-machine run gives."""
     from tests import format_samples as samples
 
     key = "cap/sentiment/AllTraffic/2026/11/24/12/00-00-000-a.jsonl"
@@ -348,9 +348,6 @@ def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, clus
     assert comparable(many) == comparable(one)
     assert one["endpoints"]["sentiment"]["written"] == 3008
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
-
-    proc = ingest("backfill", "cap", "--format", "kserve", "--scheduler", cluster.address, check=False)
-    assert proc.returncode == 2 and "format kserve joins two events" in proc.stderr.decode()
 
 
 def test_a_file_that_is_not_a_log_stops_alone_as_on_one_machine(
@@ -423,3 +420,210 @@ def test_backfill_applies_the_dataset_decisions(tmp_path: Path, ingest: Ingest, 
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
     ner = pd.read_parquet(tmp_path / "many" / "monitoring_ner")
     assert (ner["task"] == "TokenClassification").all() and len(ner) == 3
+
+
+def test_files_that_cannot_be_read_are_reported_each_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """An unreadable file, a dangling symlink, a symlink loop and damaged .gz files among good
+    files: each is named with its reason in the summary and --json's files_failed, the others
+    are read, exit 3; the rerun reads the damaged files again (their tasks are not recorded as
+    done, as their checkpoints stay on one machine) and stores nothing twice."""
+    import gzip
+
+    from tests.test_faults import line, unprivileged
+
+    unprivileged(ingest)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    big_log(logs / "a.jsonl", 3000)
+    (logs / "b.jsonl").symlink_to(logs / "gone.jsonl")
+    (logs / "c.jsonl").symlink_to("c.jsonl")
+    locked = logs / "d.jsonl"
+    locked.write_text(line(1) + "\n")
+    locked.chmod(0)
+    whole = gzip.compress((line(2) + "\n" + line(3) + "\n").encode(), mtime=0)
+    (logs / "e.jsonl.1.gz").write_bytes(whole + b"trailing bytes")
+    crc = bytearray(gzip.compress((line(4) + "\n").encode(), mtime=0))
+    crc[-8] ^= 0xFF  # the CRC32 in the trailer: the line decompresses, the end does not check
+    (logs / "e.jsonl.2.gz").write_bytes(bytes(crc))
+    (logs / "f.jsonl").write_text(line(5) + "\n")
+    one = ingest("logs", "--store", "one", "--json", check=False)
+    many = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                  "--split-bytes", "200KB", check=False)  # fmt: skip
+    assert one.returncode == many.returncode == 3, many.stderr.decode()
+    assert b"Traceback" not in many.stderr, many.stderr.decode()
+    one_summary, many_summary = json.loads(one.stdout), json.loads(many.stdout)
+    failed = many_summary["files_failed"]
+    names = ("b.jsonl", "c.jsonl", "d.jsonl", "e.jsonl.1.gz", "e.jsonl.2.gz")
+    assert set(failed) == {f"logs/{n}" for n in names}
+    assert "dangling symlink" in failed["logs/b.jsonl"] and "Permission denied" in failed["logs/d.jsonl"]
+    assert "CRC" in failed["logs/e.jsonl.2.gz"]
+    assert many_summary["backfill"]["tasks"] > 2
+    assert comparable(many_summary) == comparable(one_summary)
+    assert many_summary["error"] == one_summary["error"]
+    stderr = many.stderr.decode()
+    assert "could not read logs/d.jsonl: Permission denied" in stderr, stderr
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+    again = ingest("backfill", "logs", "--store", "many", "--json", "--scheduler", cluster.address,
+                   "--split-bytes", "200KB", check=False)  # fmt: skip
+    assert again.returncode == 3
+    summary = json.loads(again.stdout)
+    assert set(summary["files_failed"]) == set(failed)
+    # the task of the damaged files ran again (their sound lines, and f.jsonl's if it shares
+    # their task, are already stored); a.jsonl's tasks did not
+    assert summary["records_written"] == 0 and summary["lines_read"] in (3, 4)
+    assert summary["skipped"] == {"already_stored": summary["lines_read"]}
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+
+def test_signals_and_json_are_those_of_ingest_run(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """--max-rejects (exit 65 with the summary so far), the "nothing matched" warning, the
+    one warning line of -q, and --json's shape: as ``ingest run`` gives them (issue 14)."""
+    shutil.copytree(SAMPLE_LOGS, tmp_path / "logs", ignore=shutil.ignore_patterns("*.py"))
+    bf = ("backfill", "--scheduler", cluster.address)
+
+    runs = {name: ingest(*cmd, "logs", "--store", name, "--json", "--max-rejects", "0", check=False)
+            for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    one, many = (json.loads(runs[n].stdout) for n in ("one", "many"))
+    assert runs["one"].returncode == runs["many"].returncode == 65, runs["many"].stderr.decode()
+    assert one["ok"] is many["ok"] is False and one["exit_code"] == many["exit_code"] == 65
+    assert set(many) - {"backfill", "dashboard"} == set(one)
+    shape = r"\d+ rejected lines and \d+ rejected records in \d+ lines read exceeded --max-rejects 0; .*"
+    for summary in (one, many):
+        assert re.fullmatch(shape + r" \(see .*\)", summary["error"]), summary["error"]
+    assert "not recorded as done" in many["error"]
+    assert "Traceback" not in runs["many"].stderr.decode()
+    assert b"endpoint" in runs["many"].stderr  # the table of what was done, before the error
+
+    # a share the logs stay under: the run goes through, and so does the backfill
+    one = ingest.json("logs", "--store", "one-b", "--max-rejects", "50%")
+    many = ingest.json(*bf, "logs", "--store", "many-b", "--max-rejects", "50%")
+    assert comparable(many) == comparable(one) and many["exit_code"] == 0
+
+    # -q: the one warning line about rejects, and a selection that matched nothing
+    quiet = {name: ingest(*cmd, "logs", "--store", f"{name}-c", "-q", "--endpoint", "/spacy",
+                          check=False) for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    assert quiet["one"].returncode == quiet["many"].returncode == 0
+    one_err, many_err = (quiet[n].stderr.decode() for n in ("one", "many"))
+    assert "--endpoint /spacy matched none of the endpoints read" in one_err
+    assert "did you mean /spacy/" in one_err
+    matched = [line for line in one_err.splitlines() if "matched none" in line]
+    assert matched and matched == [line for line in many_err.splitlines() if "matched none" in line]
+    quiet = {name: ingest(*cmd, "logs", "--store", f"{name}-d", "-q", check=False)
+             for name, cmd in (("one", ()), ("many", bf))}  # fmt: skip
+    lines = {n: re.sub(r"see \S+", "see FILE", quiet[n].stderr.decode()) for n in ("one", "many")}
+    assert lines["one"].startswith("ingest: warning: 2 of 266 lines rejected")
+    assert lines["one"] == lines["many"]
+
+
+def _kserve_pairs(n: int, gap: int) -> list[dict]:
+    """n KServe pairs whose response comes ``gap`` events after its request (so pairs straddle
+    files and ranges), at 12:00:00 + 0.1 s each; pair 7's batch sizes differ (a reject)."""
+    from tests import format_samples as samples
+
+    def ts(i: int) -> str:
+        return f"2026-11-24T12:0{i // 600}:{(i // 10) % 60:02d}.{i % 10}Z"
+
+    events, step = [], 0
+    for i in range(n + gap):
+        if i < n:
+            texts = ["first", "second"] if i == 7 else [f"text {i}"]
+            events.append(samples.cloudevent("request", f"p-{i}", {"instances": texts}, time=ts(step)))
+            step += 1
+        if i >= gap:
+            events.append(
+                samples.cloudevent("response", f"p-{i - gap}", {"predictions": [i % 2]}, time=ts(step))
+            )
+            step += 1
+    return events
+
+
+def test_joined_formats_equal_a_single_machine_run(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
+    """KServe and Azure ML log a pair as two events joined by an id: halves in different
+    files and ranges (tasks) are joined by the join step, and the store, summary and rejects
+    file equal ``ingest run``'s, the missing halves counted as there."""
+    from tests import format_samples as samples
+
+    events = tmp_path / "kserve"
+    pairs = _kserve_pairs(400, gap=5)
+    for k in range(4):  # a quarter of the events each: pairs straddle the files
+        samples._dump(events / f"events-{k}.jsonl", pairs[k * 202 : (k + 1) * 202])
+    sample = samples.kserve_lines()  # both orders, a lone request and a lone response, v2, SSE
+    samples._dump(events / "z-sample-0.jsonl", sample[0:1] + sample[2:3] + sample[4:7])
+    samples._dump(events / "z-sample-1.jsonl", sample[1:2] + sample[3:4] + sample[7:])
+    (tmp_path / "ingest.toml").write_text('[formats.kserve]\nlabels = ["NEGATIVE", "POSITIVE"]\n')
+
+    blob = tmp_path / "blobs" / "c-3.json"
+    blob.parent.mkdir()
+    blob.write_text(json.dumps([{"ticket": "big payload ticket"}]))
+    azure = samples.azure_lines(str(blob), str(tmp_path / "blobs" / "gone.json"))
+    folder = tmp_path / "modelDataCollector" / "tickets" / "blue" / "model_inputs" / "2026" / "11" / "24"
+    for k, part in enumerate((azure[0:3], azure[3:8], azure[8:])):  # c-1, c-2, c-4 split
+        samples._dump(folder / f"{12 + k}" / "0.jsonl", part)
+
+    args = ("kserve", "modelDataCollector", "--config", "ingest.toml")
+    one = ingest.json(*args, "--store", "one")
+    many = backfill(ingest, cluster, *args, "--store", "many", "--split-bytes", "4KB")
+    assert many["backfill"]["tasks"] > 20  # files cut into ranges: most pairs cross a task boundary
+    assert (
+        many["formats"] == one["formats"] == {"kserve": "6 files, detected", "azureml": "3 files, detected"}
+    )
+    assert comparable(many) == comparable(one)
+    assert one["endpoints"]["sentiment"]["written"] == 399 + 5 and one["endpoints"]["tickets"]["written"] == 5
+    assert one["skipped"]["missing_output"] == 2 and one["skipped"]["response_without_request"] == 1
+    assert one["notes"] == []  # nothing waits: every pair is complete or past its window
+    assert read_rejects(ingest, many["rejects_file"]) == read_rejects(ingest, one["rejects_file"])
+    assert [r["line"] for r in read_rejects(ingest, one["rejects_file"])]  # pair 7, at its response
+    single, cluster_rows = store_rows(tmp_path / "one"), store_rows(tmp_path / "many")
+    assert not cluster_rows["id"].duplicated().any()
+    pd.testing.assert_frame_equal(cluster_rows, single)
+
+    # resumed after the tasks were done: the halves they left are in the manifest
+    (manifest,) = (tmp_path / "many" / "_backfill").glob("*.jsonl")
+    kept = [
+        line for line in manifest.read_text().splitlines() if '"join"' not in line and "finished" not in line
+    ]
+    manifest.write_text("\n".join(kept) + "\n")
+    shutil.rmtree(tmp_path / "many" / "monitoring_sentiment")
+    again = backfill(ingest, cluster, *args, "--store", "many", "--split-bytes", "4KB")
+    assert again["backfill"]["resumed"] == again["backfill"]["tasks"]
+    joined = store_rows(tmp_path / "many")
+    assert len(joined) < len(single)  # only the pairs the join step makes came back
+    assert set(joined["id"]) <= set(single["id"])
+
+
+def test_a_dataset_decided_by_a_later_file_is_decided_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """A new dataset's task and multi-label kind come from its first telling records in input
+    order (issue 16): when those are in another task than records they decide (an empty
+    output before them, a multi-label record after them), the backfill decides as one machine."""
+    from tests.test_dataset_decisions import EMPTY_1, EMPTY_2, FOUND, tc_line
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    files = {
+        "a.jsonl": [EMPTY_1, tc_line("top-1", [0.7], 1)],  # waits for its task; decides single-label
+        "b.jsonl": [EMPTY_2],
+        "c.jsonl": [FOUND, tc_line("two labels", [0.9, 0.8], 3)],  # tells NER; would say multi-label
+    }
+    for name, logged in files.items():
+        (logs / name).write_text("".join(json.dumps(line) + "\n" for line in logged))
+    one = ingest.json("logs", "--store", "one")
+    many = backfill(ingest, cluster, "logs", "--store", "many", "--split-bytes", "200B")
+    assert many["backfill"]["tasks"] >= 4  # a line or two per task
+    assert comparable(many) == comparable(one)
+    assert one["endpoints"]["/ner/"]["written"] == 3 and one["rejected"] == 1
+    rejects = read_rejects(ingest, many["rejects_file"])
+    assert rejects == read_rejects(ingest, one["rejects_file"])
+    assert "is single-label: decided by its first records" in rejects[0]["reason"]
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+    for dataset in ("monitoring_ner", "monitoring_cls"):
+        meta = json.loads((tmp_path / "one" / dataset / "_dataset.json").read_text())
+        assert json.loads((tmp_path / "many" / dataset / "_dataset.json").read_text()) == meta
+    assert (
+        json.loads((tmp_path / "one" / "monitoring_cls" / "_dataset.json").read_text())["multi_label"]
+        is False
+    )

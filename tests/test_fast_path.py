@@ -11,8 +11,10 @@ must have taken most ordinary lines (else the comparison would prove nothing).
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
+import types
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -22,16 +24,12 @@ from ingest.sources.read import LineChunks, Source
 from ingest.transform import fast
 from ingest.transform.routing import Route
 from ingest.transform.stage import Transformer, TransformSpec
-from tests.conftest import SAMPLE_LOGS, Ingest
+from tests import format_samples as samples
+from tests.conftest import SAMPLE_LOGS, Ingest, write_log
 from tests.edge_logs import mutated_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from generate import generate
-
-# Issue 16 (new output shapes, dataset-level decisions, checked offsets) merged into the
-# stage while the fast path was being finished: its functions reproduce the mappers of
-# before, so they are not called until adapted (the parity tests then compare for real).
-NOT_WIRED = "the fast path is not wired into issue 16's stage yet (ingest/transform/fast.py)"
 
 CUSTOM_MAPPER = """
 def sentiment(inputs, outputs):
@@ -127,6 +125,20 @@ def test_configured_mappers_metadata_and_custom_mappers_give_the_same_store(tmp_
     _assert_same(general, fast)
 
 
+def test_other_log_formats_give_the_same_store(ingest: Ingest):
+    """Profiles (SageMaker, KServe, BentoML, structlog, loguru) map their pairs through the
+    same ``_map_line``, so their records may take the fast path too."""
+    samples.write_sagemaker(ingest.cwd / "capture")
+    samples.write_bentoml(ingest.cwd)
+    write_log(ingest.cwd / "events.jsonl", samples.kserve_lines())
+    write_log(ingest.cwd / "app.log", samples.structlog_lines())
+    write_log(ingest.cwd / "loguru.jsonl", samples.loguru_lines())
+    inputs = ("capture/", "monitoring/", "events.jsonl", "app.log", "loguru.jsonl")
+    general, fast = _both_paths(ingest, *inputs, "--jobs", "1")
+    assert general["summary"]["records_written"] >= 15
+    _assert_same(general, fast)
+
+
 def _transform(path: Path, fast: bool, routes: dict[str, Route] | None = None) -> tuple[list, int]:
     transformer = Transformer(TransformSpec(routes=routes or {}, selected=None))
     transformer.fast = fast
@@ -139,7 +151,10 @@ def _transform(path: Path, fast: bool, routes: dict[str, Route] | None = None) -
             r.end_offset,
             r.rejects,
             r.counts,
-            [(b.route, b.task, b.table.schema, b.table.to_pylist()) for b in r.batches],
+            [
+                (b.route, b.task, b.candidate, b.evidence, b.multi_label, b.table.schema, b.table.to_pylist())
+                for b in r.batches
+            ],
         )
         for r in results
     ]
@@ -154,12 +169,9 @@ def test_mutated_lines_in_process_chunk_by_chunk(tmp_path: Path, seed: int):
     assert none == 0
     assert through_fast == general
     # Most lines are mutated, yet the fast path must still have had real work to compare.
-    if NOT_WIRED:
-        pytest.skip(NOT_WIRED)
     assert 1500 < taken < 7000
 
 
-@pytest.mark.skipif(bool(NOT_WIRED), reason=NOT_WIRED)
 def test_the_fast_path_takes_ordinary_lines(tmp_path: Path):
     if not all(fast.current(task) for task in fast.FINGERPRINTS):
         pytest.skip("a task's fast path is off: see the fingerprint test")
@@ -172,7 +184,6 @@ def test_the_fast_path_takes_ordinary_lines(tmp_path: Path):
     assert taken == answered
 
 
-@pytest.mark.skipif(bool(NOT_WIRED), reason=NOT_WIRED)
 def test_each_fast_function_was_checked_against_the_general_path_of_today():
     """A change to a mapper, records.py, validate.py or the stage's _map_line turns the
     fast path of the tasks it touches off (output stays right, throughput drops by a third).
@@ -186,3 +197,49 @@ def test_each_fast_function_was_checked_against_the_general_path_of_today():
         "values once this file's parity tests pass; or, to leave a task on the general path for "
         "now, take its line out of fast._BY_MAPPER (correct either way, only slower)."
     )
+
+
+# Bugs a fast function could have, each as (what drifts, text of ingest/transform/fast.py, the
+# bug): the parity comparison must see every one of them on a mutated log, else it proves
+# nothing about the fast path. Each is a drift that once happened or easily could: a boolean
+# offset taken for an integer (JSON ``true`` where the general path rejects, or the ``1`` a
+# compiled build wrote), a default score written as an integer, tokens from the response
+# ignored, the last of equal scores taken as the top one, a span cut inside a word accepted,
+# a text classification record's multi-label evidence not computed.
+MUTANTS = [
+    ("booleans taken as offsets", "type(start) is not int\n", "not isinstance(start, int)\n"),
+    (
+        "a text's default score as an integer",
+        'return {"text": item, "score": 1.0}',
+        'return {"text": item, "score": 1}',
+    ),
+    ("tokens of the response ignored", 'or outputs.get("tokens")\n', "or False\n"),
+    ("the last of equal top scores", "score > top_score:", "score >= top_score:"),
+    ("a span ending inside a word", "and _inside_word(text, end):", "and False:"),
+    ("no multi-label evidence", "evidence = _tc.evidence(scores)", "evidence = _tc.OPEN"),
+]
+
+
+def _mutant(original: str, bug: str) -> types.ModuleType:
+    """ingest/transform/fast.py with one bug planted, as a module of its own."""
+    source = inspect.getsource(fast)
+    assert source.count(original) == 1, original
+    module = types.ModuleType("fast_mutant")
+    exec(compile(source.replace(original, bug), fast.__file__, "exec"), module.__dict__)
+    return module
+
+
+def test_the_parity_comparison_catches_every_planted_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    log = _write(tmp_path / "edge.jsonl", mutated_lines(4000, 21))
+    general, _ = _transform(log, fast=False)
+    unseen = []
+    for what, original, bug in MUTANTS:
+        # the stage finds fast functions through fast._BY_MAPPER (by the built-in mapper)
+        monkeypatch.setattr(fast, "_BY_MAPPER", _mutant(original, bug)._BY_MAPPER)
+        through_fast, taken = _transform(log, fast=True)
+        assert taken > 1000, what  # the mutant ran
+        if through_fast == general:
+            unseen.append(what)
+    monkeypatch.undo()
+    assert _transform(log, fast=True)[0] == general  # and without a bug, no difference
+    assert not unseen, f"the parity comparison did not see these bugs in the fast path: {unseen}"

@@ -166,3 +166,51 @@ def test_whitespace_split_is_rubrix_regex_split():
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
         assert whitespace_split(text) == re.split(r"\s+", text), repr(text)
+
+
+def _evidence_by_the_definition(scores: list) -> str:
+    """tc.evidence as issue 16 wrote it, with ``tolerance`` computed for every record."""
+    from mappers import text_classification as tc
+
+    numbers = [s for s in scores if isinstance(s, int | float) and not isinstance(s, bool)]
+    total = sum(numbers)
+    slack = tc.tolerance(numbers)
+    if total > 1 + slack:
+        return tc.MULTI
+    if len(numbers) >= 2 and abs(total - 1) <= slack:
+        return tc.SINGLE
+    return tc.OPEN
+
+
+def test_evidence_decided_without_tolerance_answers_as_the_definition():
+    """The shortcuts of tc.evidence (a sum within 0.001 of 1, or beyond what 2 decimals
+    allow) must give the definition's answer, also at the edges of both bounds."""
+    import random
+
+    from mappers import text_classification as tc
+
+    rng = random.Random(5)
+    cases: list[list] = [
+        [],
+        [1],
+        [True, 0.5],
+        [0.5, 0.5],
+        [0.5, 0.501],
+        [0.5, 0.5011],
+        [10**30, 1],
+        [1e308, 1e308],
+    ]
+    for n in (1, 2, 3, 5, 8):
+        for _ in range(3000):
+            raw = [rng.random() for _ in range(n)]
+            scores = [x / sum(raw) for x in raw]
+            shift = rng.choice(
+                [0.0, 1e-3, -1e-3, 1e-3 + 1e-9, 2e-3, n * 0.005, n * 0.005 + 1e-9, rng.uniform(-0.05, 0.05)]
+            )
+            scores[0] += shift
+            places = rng.choice([None, 1, 2, 3, 4, 6, 7])
+            if places is not None:
+                scores = [round(s, places) for s in scores]
+            cases.append(scores)
+    for scores in cases:
+        assert tc.evidence(scores) == _evidence_by_the_definition(scores), scores

@@ -162,6 +162,9 @@ def test_push_needs_a_server_and_datasets(ingest: Ingest):
     proc = ingest("push", check=False)
     assert proc.returncode == 2 and "push needs a server" in proc.stderr.decode()
     proc = ingest("push", "--rubrix-url", "http://127.0.0.1:9", check=False)
+    assert proc.returncode == 2 and "no local store at rubrix-store" in proc.stderr.decode()
+    (ingest.cwd / "rubrix-store").mkdir()
+    proc = ingest("push", "--rubrix-url", "http://127.0.0.1:9", check=False)
     assert proc.returncode == 2 and "no datasets in rubrix-store" in proc.stderr.decode()
 
 

@@ -14,13 +14,13 @@ from typing import Any
 import click
 
 from ingest.cli.options import (
-    TimeParam,
-    config_option,
+    reading_options,
     rejects_option,
+    reporting_options,
     rubrix_options,
     server_flags,
 )
-from ingest.cli.outcome import examples
+from ingest.cli.outcome import examples, nothing_matched, warn
 
 
 def _size(value: str) -> int:
@@ -83,22 +83,7 @@ def _store(value: str) -> Path | str:
     show_default=True,
     help="Times Dask reruns a failed task.",
 )
-@click.option("--endpoint", "-e", "endpoints", multiple=True, metavar="PATH", help="Only these endpoints.")
-@click.option("--since", type=TimeParam(), help="Only requests at or after this time (ISO-8601 or 7d ago).")
-@click.option("--until", type=TimeParam(), help="Only requests before this time.")
-@config_option
-@click.option(
-    "--format",
-    "log_format",
-    metavar="NAME",
-    help="Log format (as for ingest run; formats that join two events per pair need ingest run) "
-    "[default: detected from each input's first lines, else access-log].",
-)
-@click.option("--dataset", help="Dataset for the single --endpoint given.")
-@click.option(
-    "--mapper",
-    help="Mapper for the single --endpoint: a built-in, package.module:function or ./file.py:function.",
-)
+@reading_options
 @click.option(
     "--store",
     metavar="DIR|URL",
@@ -106,8 +91,7 @@ def _store(value: str) -> Path | str:
     "(env RUBRIX_INGEST_STORE) [default: ./rubrix-store].",
 )
 @rejects_option("<store>/_rejects/<time>.jsonl")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="No summary table or progress bar on stderr.")
+@reporting_options
 @rubrix_options
 def backfill_command(
     paths: tuple[str, ...],
@@ -128,6 +112,7 @@ def backfill_command(
     rejects_path: Path | None,
     as_json: bool,
     quiet: bool,
+    max_rejects: tuple[float, bool] | None,
     **params: Any,
 ) -> None:
     """Ingest access logs on a Dask cluster: the same records, store and summary as `ingest run`.
@@ -175,6 +160,7 @@ def backfill_command(
         split_bytes=_size(split_bytes),
         retries=retries,
         quiet=quiet,
+        max_rejects=max_rejects,
     )
 
     def connected(where: str, n: int, dashboard: str | None) -> None:
@@ -200,5 +186,8 @@ def backfill_command(
     report_summary(
         result.summary, quiet, as_json, {"backfill": report.to_json(), "dashboard": result.dashboard}
     )
+    matched = nothing_matched(result.summary, endpoints, config.routes)
+    if matched:
+        warn(matched)
     if unreadable is not None:
         raise unreadable

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ingest.cli.outcome import MaxRejectsParam
 from ingest.settings import DEFAULT_STORE, DEFAULTS
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
@@ -39,13 +40,21 @@ class DurationParam(click.ParamType):
 
     name = "DURATION"
 
+    def __init__(self, positive: bool = False) -> None:
+        # --every 0s would run back to back and spin a core on an idle log; a period must be > 0.
+        self.positive = positive
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, int | float):
-            return float(value)
-        match = _DURATION.match(str(value).strip())
-        if not match:
-            self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
-        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}).total_seconds()
+            seconds = float(value)
+        else:
+            match = _DURATION.match(str(value).strip())
+            if not match:
+                self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
+            seconds = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}).total_seconds()
+        if self.positive and seconds <= 0:
+            self.fail(f"{value!r} is not a period: give a duration above zero, like 30s or 5m", param, ctx)
+        return seconds
 
 
 class TimeParam(click.ParamType):
@@ -83,7 +92,7 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML config: endpoint routes, store, [rubrix] settings (env RUBRIX_INGEST_CONFIG); "
-    "its store, state and rejects paths are relative to the file.",
+    "its store, state and rejects paths and ./file.py mappers are relative to the file.",
 )
 
 SERVER_FLAGS = ("rubrix_url", "api_key", "workspace", "batch_size", "concurrency", "retry_for", "timeout")
@@ -144,3 +153,71 @@ def progress_bar(quiet: bool) -> Callable[[int], AbstractContextManager[Callable
             yield shown.update
 
     return bar
+
+
+def _stack(func: Any, options: list[Any]) -> Any:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def reading_options(func: Any) -> Any:
+    """What a run reads and how it maps it, shared by ``run`` and ``backfill`` (one job, two
+    runners): --endpoint, --since/--until, --config, --format, --dataset, --mapper."""
+    return _stack(
+        func,
+        [
+            click.option(
+                "--endpoint",
+                "-e",
+                "endpoints",
+                multiple=True,
+                metavar="PATH",
+                help="Only these endpoint paths (exact match, repeatable).",
+            ),
+            click.option(
+                "--since",
+                type=TimeParam(),
+                help="Only requests at or after this time (ISO-8601 or 2h, 7d ago).",
+            ),
+            click.option("--until", type=TimeParam(), help="Only requests before this time."),
+            config_option,
+            click.option(
+                "--format",
+                "log_format",
+                metavar="NAME",
+                help="Log format: access-log, sagemaker, kserve, bentoml, azureml, structlog, loguru, or a "
+                "[formats.NAME] of the config [default: detected from each input's first lines, else "
+                "access-log].",
+            ),
+            click.option("--dataset", help="Dataset for the single --endpoint given."),
+            click.option(
+                "--mapper",
+                help="Mapper for the single --endpoint: text_classification, "
+                "token_classification, text2text, package.module:function or ./file.py:function.",
+            ),
+        ],
+    )
+
+
+def reporting_options(func: Any) -> Any:
+    """How a run reports, shared by ``run`` and ``backfill``: --json, -q, --max-rejects."""
+    return _stack(
+        func,
+        [
+            click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout."),
+            click.option(
+                "--quiet",
+                "-q",
+                is_flag=True,
+                help="No summary table (or progress bar) on stderr; warnings (rejects, nothing matched) "
+                "still.",
+            ),
+            click.option(
+                "--max-rejects",
+                type=MaxRejectsParam(),
+                help="Fail the run (exit 65, checkpoints left where they were) past N rejected lines and "
+                "records, or N% of the lines read.",
+            ),
+        ],
+    )

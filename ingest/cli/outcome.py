@@ -66,6 +66,9 @@ def parse_max_rejects(value: str) -> tuple[float, bool]:
         number = -1.0
     if number < 0 or (not percent and not number.is_integer()):
         raise click.BadParameter(f"{value!r} is neither a count like 10 nor a share like 5%")
+    if percent and number > 100:
+        # A share above 100% can never be exceeded: the limit would silently be off.
+        raise click.BadParameter(f"{value!r} is more than all the lines read: give a share up to 100%")
     return number, percent
 
 

@@ -14,15 +14,15 @@ import orjson
 
 from ingest.cli.options import (
     DurationParam,
-    TimeParam,
-    config_option,
     progress_bar,
+    reading_options,
     rejects_option,
+    reporting_options,
     rubrix_options,
     server_flags,
     store_option,
 )
-from ingest.cli.outcome import EXIT_SIGNAL_BASE, MaxRejectsParam, examples, nothing_matched, warn
+from ingest.cli.outcome import EXIT_SIGNAL_BASE, examples, nothing_matched, warn
 
 if TYPE_CHECKING:
     from ingest.run import RunResult
@@ -38,37 +38,10 @@ if TYPE_CHECKING:
     ),
 )
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--endpoint",
-    "-e",
-    "endpoints",
-    multiple=True,
-    metavar="PATH",
-    help="Only these endpoint paths (exact match, repeatable).",
-)
-@click.option(
-    "--since",
-    type=TimeParam(),
-    help="Only requests at or after this time (ISO-8601 or 2h, 7d ago).",
-)
-@click.option("--until", type=TimeParam(), help="Only requests before this time.")
-@config_option
-@click.option(
-    "--format",
-    "log_format",
-    metavar="NAME",
-    help="Log format: access-log, sagemaker, kserve, bentoml, azureml, structlog, loguru, or a "
-    "[formats.NAME] of the config [default: detected from each input's first lines, else access-log].",
-)
-@click.option("--dataset", help="Dataset for the single --endpoint given.")
-@click.option(
-    "--mapper",
-    help="Mapper for the single --endpoint: text_classification, "
-    "token_classification, text2text, package.module:function or ./file.py:function.",
-)
+@reading_options
 @store_option
 @rejects_option("<store>/_rejects/<time>.jsonl")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@reporting_options
 @click.option("--dry-run", is_flag=True, help="Map and validate, show a few records, write nothing.")
 @click.option(
     "--show",
@@ -77,18 +50,6 @@ if TYPE_CHECKING:
     help="With --dry-run: records per dataset shown [default: 3].",
 )
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: auto].")
-@click.option(
-    "--quiet",
-    "-q",
-    is_flag=True,
-    help="No summary table on stderr; warnings (rejects, nothing matched) still.",
-)
-@click.option(
-    "--max-rejects",
-    type=MaxRejectsParam(),
-    help="Fail the run (exit 65, checkpoints left where they were) past N rejected lines and "
-    "records, or N% of the lines read.",
-)
 @click.option(
     "--state",
     "state_path",
@@ -100,7 +61,7 @@ if TYPE_CHECKING:
 @click.option("--wait", is_flag=True, help="If another run holds the lock, wait for it instead of exiting.")
 @click.option(
     "--every",
-    type=DurationParam(),
+    type=DurationParam(positive=True),
     metavar="DURATION",
     help="Run again every DURATION (30s, 5m, 1h) until SIGTERM/SIGINT, for containers without cron.",
 )

@@ -38,11 +38,15 @@ not per worker.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import copy
 import hashlib
+import heapq
 import importlib
 import importlib.machinery
 import logging
+import math
 import os
 import shutil
 import signal
@@ -64,11 +68,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.errors import FileFault, IngestError, MissingExtra, UsageError
+from ingest.errors import FileFault, IngestError, MissingExtra, TooManyRejects, UsageError
 from ingest.model import SCHEMA, Counts, FileCounts
 from ingest.report.runlog import append_run
 from ingest.report.summary import Summary
-from ingest.run import record_delivery
+from ingest.run import check_rejects, record_delivery
 from ingest.runners.dask_objectstore import (
     ObjectLayout,
     ObjectManifest,
@@ -97,9 +101,9 @@ from ingest.sources.read import (
     not_jsonl,
     stale,
 )
-from ingest.transform.datasets import Admitted, Decisions
+from ingest.transform.datasets import TC, Admitted, Decisions, _Dataset
 from ingest.transform.routing import Route
-from ingest.transform.stage import Transformer, TransformSpec
+from ingest.transform.stage import Transformer, TransformSpec, _lines
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -108,6 +112,7 @@ SPLIT_BYTES = 64 << 20  # uncompressed files larger than this are split into ran
 PROBE_THREADS = 32  # inputs probed at once while planning (a first line and a size each)
 GROUP_FILES = 1000  # at most this many small files, of SPLIT_BYTES together, make one task
 RETRIES = 3  # a task that raises is tried this many more times (dead workers: the scheduler's own count)
+JOIN_TASK = "join"  # the key of the step that joins the halves tasks could not join (no "-" in it)
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -378,6 +383,9 @@ class StoreTarget:
 
     root: str
     run: str
+    # Datasets the store held before the backfill (None: not known, every _dataset.json counts):
+    # what a task finds of the others written by the run's other tasks is not "the target".
+    before: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -412,7 +420,8 @@ class TaskStore(LocalStore):
     whichever task finished first.
     """
 
-    def __init__(self, root: Path, run: str, task: str):
+    def __init__(self, root: Path, run: str, task: str, before: frozenset[str] | None = None):
+        self.before = before
         layout = StoreLayout(root)
         prefix, run_prefix = layout.task_prefix(run, task), layout.task_prefix(run)
         for old in layout.task_parts(prefix + "-"):
@@ -426,6 +435,22 @@ class TaskStore(LocalStore):
         super().__init__(root, known_ids=KnownIds(ignore=other_task_of_the_run))
         self.prefix = prefix
         self._parts_opened = 0
+
+    def dataset_task(self, dataset: str) -> str | None:
+        """The task of a dataset as the store held it before the run, or as this task wrote it.
+
+        Another task of the run may have written its ``_dataset.json`` first, with a decision
+        the commit step may still overrule: one machine would not see it as the target's.
+        """
+        if dataset in self._tasks or self.before is None or dataset in self.before:
+            return super().dataset_task(dataset)
+        return None
+
+    def dataset_info(self, route: Route) -> tuple[str | None, bool | None]:
+        """(task, multi_label) of a dataset the store held before the run (see dataset_task)."""
+        if self.before is None or route.dataset in self.before:
+            return super().dataset_info(route)
+        return None, None
 
     def _part_for(self, directory: Path) -> _OpenPart:
         part = self._open.pop(directory, None)
@@ -458,7 +483,7 @@ def _open_task_sink(task: Task, target: StoreTarget | ServerTarget) -> Any:
     if isinstance(target, StoreTarget):
         if is_url(target.root):
             return ObjectTaskStore(target.root, target.run, task.key)
-        return TaskStore(Path(target.root), target.run, task.key)
+        return TaskStore(Path(target.root), target.run, task.key, target.before)
     where = Target(store=Path(target.store), server=target.settings)
     sink = open_sink(choose(where), where)  # connects: two GETs, not bounded
     sink._client = _BoundedClient(sink._client, target.semaphore)
@@ -503,71 +528,234 @@ class TaskResult:
     seconds: float
     worker: str = ""
     by_file: dict[str, FileCounts] = field(default_factory=dict)  # file -> what its lines gave
+    # (workspace, dataset, task, multi_label) decided by the task's own records (None: not by them)
+    decided: list[tuple[str | None, str, str | None, bool | None]] = field(default_factory=list)
+    # (workspace, dataset, "task" | "multi_label") the task settled with no record to tell
+    unsettled: list[tuple[str | None, str, str]] = field(default_factory=list)
+    halves: list[HalfLine] = field(default_factory=list)  # unjoined halves, for the join step
 
 
-def run_task(task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget) -> TaskResult:
-    """Read, map, validate and deliver one task's lines; the records are durable on return.
+DatasetKey = tuple[str | None, str]  # (workspace, dataset): a dataset is a name in a workspace
+Given = dict[DatasetKey, tuple[str | None, bool | None]]  # decisions the run made before a task
 
-    Raises what the sink raises (DeliveryError), which Dask retries.
+
+class TaskDecisions(Decisions):
+    """One task's dataset decisions (ingest/transform/datasets.py), made as one machine makes them.
+
+    One machine decides a new dataset's task and multi-label kind from its first records in
+    input order; a task sees only its own. So a task reports what its records decided and what
+    it had to settle with none to tell (an empty output's task, the default kind), and the
+    client runs it again with ``given``, the decisions of the tasks before it, when they differ
+    (``backfill``): decisions given count as made by this run's records, as they were.
     """
-    started = time.perf_counter()
-    # As in the pipeline: Arrow's default allocators keep freed pages of short-lived batches.
-    pa.set_memory_pool(pa.system_memory_pool())
-    summary = Summary(target="")
-    rejects = _Collected()
-    sink = _open_task_sink(task, target)
-    transformer = Transformer(spec)
-    reader = _reader(task)
-    size = 0
-    # Dataset-level decisions (ingest/transform/datasets.py) are made per task here: from
-    # config, else the target, else the task's own first records. Tasks run at once, so two
-    # of them can decide a new dataset differently; config (task, multi_label) fixes that.
-    decisions = Decisions(lookup=getattr(sink, "dataset_info", None))
 
-    def deliver(admitted: Admitted) -> None:
+    def __init__(self, lookup: Any = None, given: Given | None = None):
+        super().__init__(lookup)
+        self.given = given or {}
+        self.unsettled: set[tuple[str | None, str, str]] = set()
+
+    def _dataset(self, route: Route) -> _Dataset:
+        key = (route.workspace, route.dataset)
+        fresh = key not in self._datasets
+        found = super()._dataset(route)
+        if fresh and key in self.given:
+            task, multi_label = self.given[key]
+            if found.task is None and task:
+                found.task, found.task_from = task, "records"
+            if found.multi_label is None and multi_label is not None and found.task in (None, TC):
+                found.multi_label, found.multi_from = multi_label, "records"
+        return found
+
+    def _give_up(self, state: _Dataset, out: Admitted) -> None:
+        workspace, dataset = next(key for key, found in self._datasets.items() if found is state)
+        if state.task is None:
+            self.unsettled.add((workspace, dataset, "task"))
+        elif state.task == TC and state.multi_label is None:
+            self.unsettled.add((workspace, dataset, "multi_label"))
+        super()._give_up(state, out)
+
+    def decided(self) -> list[tuple[str | None, str, str | None, bool | None]]:
+        """(workspace, dataset, task, multi_label) for what records decided (or were given)."""
+        found = []
+        for (workspace, dataset), state in self._datasets.items():
+            task = state.task if state.task_from == "records" else None
+            multi_label = state.multi_label if state.multi_from == "records" else None
+            if task is not None or multi_label is not None:
+                found.append((workspace, dataset, task, multi_label))
+        return found
+
+
+@dataclass(frozen=True, order=True)
+class HalfLine:
+    """A half of a pair (KServe, Azure ML) that its task could not join: the line, where it is,
+    and its place in input order (task, file within the task, line, offset)."""
+
+    order: tuple[int, int, int, int]
+    source: str
+    line: int
+    offset: int
+    raw: bytes
+
+    def to_json(self) -> list[Any]:
+        return [list(self.order), self.source, self.line, self.offset, base64.b64encode(self.raw).decode()]
+
+    @classmethod
+    def from_json(cls, item: list[Any]) -> HalfLine:
+        order, source, line, offset, raw = item
+        return cls(tuple(order), source, line, offset, base64.b64decode(raw))  # type: ignore[arg-type]
+
+
+def _unbounded_joins(spec: TransformSpec) -> TransformSpec:
+    """The spec with joining profiles that never give up on a half (no join window).
+
+    A task sees only its own lines, so its event-time clock is not the run's: a half its
+    task cannot join goes to the join step instead of being counted as missing, and the
+    join step counts what is left at the end, as a run with no state to keep halves in does.
+    """
+    if not spec.joins:
+        return spec
+    profiles = {}
+    for name, profile in spec.profiles.items():
+        if profile.joins:
+            profile = copy.copy(profile)
+            profile.join_window = math.inf
+        profiles[name] = profile
+    return replace(spec, profiles=profiles)
+
+
+class _Run:
+    """What one task (or the join step) counts, delivers and collects, as ``ingest.run.run`` does."""
+
+    def __init__(
+        self, task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget, given: Given | None
+    ):
+        # As in the pipeline: Arrow's default allocators keep freed pages of short-lived batches.
+        pa.set_memory_pool(pa.system_memory_pool())
+        self.started = time.perf_counter()
+        self.task = task
+        self.summary = Summary(target="")
+        self.rejects = _Collected()
+        self.sink = _open_task_sink(task, target)
+        self.spec = _unbounded_joins(spec)
+        self.transformer = Transformer(self.spec)
+        self.decisions = TaskDecisions(getattr(self.sink, "dataset_info", None), given)
+        self.size = 0
+
+    def deliver(self, admitted: Admitted) -> None:
+        summary = self.summary
         for endpoint, n in admitted.records.items():
             summary.counts_for(endpoint).records += n
         for endpoint, n in admitted.rejected.items():
             summary.counts_for(endpoint).rejected += n
-        rejects.write(admitted.rejects)
+        self.rejects.write(admitted.rejects)
         summary.count_refused(admitted.refused)
         for batch in admitted.batches:
             summary.datasets[batch.route.endpoint] = batch.route.dataset
             for endpoint in set(batch.table["endpoint"].to_pylist()):
                 summary.datasets.setdefault(endpoint, batch.route.dataset)
-            record_delivery(sink.add(batch), summary, rejects)  # type: ignore[arg-type]
+            record_delivery(self.sink.add(batch), summary, self.rejects)  # type: ignore[arg-type]
 
+    def add(self, result: Any) -> None:
+        for endpoint, counts in result.counts.items():
+            self.summary.counts_for(endpoint).add(counts)
+        self.summary.file_counts(result.source).add(result.file_counts)
+        self.rejects.write(result.rejects)
+        self.deliver(self.decisions.admit(result.batches))
+        self.size += result.size
+
+    def finish(self) -> None:
+        self.deliver(self.decisions.finish())
+        record_delivery(self.sink.flush(), self.summary, self.rejects)  # type: ignore[arg-type]
+
+    def result(self, reader: Any, halves: list[HalfLine]) -> TaskResult:
+        worker = ""
+        with contextlib.suppress(Exception):
+            from distributed import get_worker
+
+            worker = get_worker().name
+        return TaskResult(
+            index=self.task.index,
+            key=self.task.key,
+            counts=self.summary.counts,
+            datasets=self.summary.datasets,
+            rejects=self.rejects.items,
+            incomplete=reader.incomplete if reader is not None else {},
+            failed=reader.failed if reader is not None else {},
+            size=self.size,
+            seconds=time.perf_counter() - self.started,
+            worker=str(worker),
+            by_file=self.summary.by_file,
+            decided=self.decisions.decided(),
+            unsettled=sorted(self.decisions.unsettled, key=repr),
+            halves=halves,
+        )
+
+
+def run_task(
+    task: Task, spec: TransformSpec, target: StoreTarget | ServerTarget, given: Given | None = None
+) -> TaskResult:
+    """Read, map, validate and deliver one task's lines; the records are durable on return.
+
+    ``given``: dataset decisions made by the run's earlier tasks (see TaskDecisions). Halves
+    of joined formats that the task could not join come back in ``halves``. Raises what the
+    sink raises (DeliveryError), which Dask retries.
+    """
+    run = _Run(task, spec, target, given)
+    reader = _reader(task)
+    joiner = run.transformer.joiner
+    offsets: dict[int, int] = {}  # id(waiting half) -> its line's offset (rejects name it)
+    files = {name: i for i, name in enumerate([task.source, *(name for name, _ in task.more)])}
     try:
         for chunk in reader:
-            result = transformer.process(chunk)
-            for endpoint, counts in result.counts.items():
-                summary.counts_for(endpoint).add(counts)
-            summary.file_counts(result.source).add(result.file_counts)
-            rejects.write(result.rejects)
-            deliver(decisions.admit(result.batches))
-            size += result.size
-        deliver(decisions.finish())
-        record_delivery(sink.flush(), summary, rejects)  # type: ignore[arg-type]
+            result = run.transformer.process(chunk)
+            if joiner.pending and any(id(w) not in offsets for w in joiner.pending.values()):
+                # The joiner keeps a half's line number, not its offset: find it in the chunk
+                # (only chunks that leave a new half waiting pay for this).
+                where = {(n, raw): at for n, at, raw in _lines(chunk, FileCounts())}
+                for waiting in joiner.pending.values():
+                    if id(waiting) not in offsets:
+                        offsets[id(waiting)] = where.get((waiting.line, waiting.half.raw), chunk.offset)
+            run.add(result)
+        run.finish()
     finally:
-        sink.close()
-    worker = ""
-    with contextlib.suppress(Exception):
-        from distributed import get_worker
+        run.sink.close()
+    halves = sorted(
+        HalfLine((task.index, files.get(w.source, 0), w.line, offsets.get(id(w), 0)), w.source, w.line,
+                 offsets.get(id(w), 0), w.half.raw)
+        for w in joiner.pending.values()
+    )  # fmt: skip
+    return run.result(reader, halves)
 
-        worker = get_worker().name
-    return TaskResult(
-        index=task.index,
-        key=task.key,
-        counts=summary.counts,
-        datasets=summary.datasets,
-        rejects=rejects.items,
-        incomplete=reader.incomplete,
-        failed=reader.failed,
-        size=size,
-        seconds=time.perf_counter() - started,
-        worker=str(worker),
-        by_file=summary.by_file,
-    )
+
+def run_join(
+    halves: list[HalfLine], spec: TransformSpec, target: StoreTarget | ServerTarget, index: int, given: Given
+) -> TaskResult:
+    """The join step: the halves no task could join, read again in input order by one joiner.
+
+    Each half is its line again, as a chunk of one line, so a pair joined here gives the
+    records, ids and rejects one machine gives (at the line that completes the pair). The
+    tasks counted these lines already: only what the joins add is counted here. Halves
+    still alone at the end are counted as a run with no state counts them
+    (``missing_output``, ``response_without_request``).
+    """
+    task = Task(index, JOIN_TASK, "(joins)", "")
+    run = _Run(task, spec, target, given)
+    try:
+        for half in sorted(halves):
+            result = run.transformer.process(Chunk(half.source, half.line, half.offset, half.raw + b"\n"))
+            for counts in result.counts.values():
+                counts.lines = 0  # the task that read the line counted it
+                counts.by_hour.clear()
+            # the task counted this line as skipped (a half waiting); what it gives now replaces that
+            result.file_counts.lines -= 1
+            result.file_counts.skipped -= 1
+            run.add(result)
+        for half, reason in run.transformer.joiner.expired(run.spec.profiles, flush=True):
+            run.summary.counts_for(half.endpoint).skipped[reason] += 1
+        run.finish()
+    finally:
+        run.sink.close()
+    return run.result(None, [])
 
 
 # -- the commit step (on workers) -------------------------------------------------------
@@ -623,15 +811,24 @@ class Manifest:
     def __init__(self, store: Path, run: str):
         self.path = StoreLayout(store).backfill_manifest(run)
         self.done: set[str] = set()
+        self.entries: dict[str, dict[str, Any]] = {}
         self.finished = False
         self.started = self.path.exists()
+        self.before: frozenset[str] | None = None  # the store's datasets when the backfill started
         if self.path.exists():
             for raw in self.path.read_bytes().splitlines():
                 with contextlib.suppress(orjson.JSONDecodeError):  # a line cut short by a crash
                     entry = orjson.loads(raw)
                     if "task" in entry:
                         self.done.add(entry["task"])
+                        self.entries[entry["task"]] = entry
+                    if "run" in entry and entry.get("datasets_before") is not None:
+                        self.before = frozenset(entry["datasets_before"])
                     self.finished = self.finished or bool(entry.get("finished"))
+
+    def entry(self, task: str) -> dict[str, Any]:
+        """A finished task's line: what it decided and the halves it left unjoined."""
+        return self.entries.get(task, {})
 
     def append(self, entry: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -656,6 +853,7 @@ class BackfillOptions:
     split_bytes: int = SPLIT_BYTES
     retries: int = RETRIES
     progress: bool = False  # Dask's text progress bar on stderr
+    max_rejects: tuple[float, bool] | None = None  # (N, N is a percentage of the lines read)
 
 
 @dataclass
@@ -673,12 +871,52 @@ class BackfillReport:
                 "workers": self.workers}  # fmt: skip
 
 
+class _Decided:
+    """The run's dataset decisions, as one machine makes them: the first task in input order
+    whose records decide a dataset's task (or multi-label kind) decides it for the run."""
+
+    def __init__(self) -> None:
+        self.known: dict[DatasetKey, list[Any]] = {}  # (workspace, dataset) -> [task, multi_label]
+
+    def given(self) -> Given:
+        return {key: (task, multi_label) for key, (task, multi_label) in self.known.items()}
+
+    def add(self, decided: list[Any]) -> None:
+        for workspace, dataset, task, multi_label in decided:
+            found = self.known.setdefault((workspace, dataset), [None, None])
+            if found[0] is None and task:
+                found[0] = task
+            if found[1] is None and multi_label is not None:
+                found[1] = multi_label
+
+    def verdict(self, result: TaskResult, all_done: bool) -> str:
+        """ "rerun" (the task decided otherwise, or settled what is decided), "hold" (it settled
+        what a later task may still decide) or "release"."""
+        for workspace, dataset, task, multi_label in result.decided:
+            found = self.known.get((workspace, dataset))
+            if found and (
+                (found[0] and task and found[0] != task)
+                or (found[1] is not None and multi_label is not None and found[1] != multi_label)
+            ):
+                return "rerun"
+        hold = False
+        for workspace, dataset, what in result.unsettled:
+            found = self.known.get((workspace, dataset))
+            if found is not None and found[0 if what == "task" else 1] is not None:
+                return "rerun"
+            hold = True
+        return "hold" if hold and not all_done else "release"
+
+
 def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Summary) -> BackfillReport:
     """Plan, run every task on the cluster, and fill in the summary as ``pipeline.run`` does.
 
     Rejects are written, and finished tasks recorded in the manifest, in input order. A task
-    that fails after its retries stops the run (``report.failed``): what finished is
-    counted and recorded, and rerunning the same command does the rest.
+    whose records decided a dataset otherwise than the tasks before it is run again with
+    their decisions first (``_Decided``); halves of joined formats that no task could join
+    are joined at the end (``run_join``). A task that fails after its retries stops the run
+    (``report.failed``): what finished is counted and recorded, and rerunning the same
+    command does the rest.
     """
     from distributed import Semaphore, as_completed
 
@@ -696,8 +934,19 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     report = BackfillReport(run=run, tasks=len(tasks))
     pending = [t for t in tasks if t.key not in manifest.done]
     report.resumed = len(tasks) - len(pending)
+    before: frozenset[str] | None = None
+    if not is_url(store) and options.server is None:
+        before = manifest.before if manifest.started else frozenset(StoreLayout(Path(store)).datasets())
     if not manifest.started:
-        manifest.append({"run": run, "target": target_name, "tasks": len(tasks), "files": summary.files})
+        manifest.append({"run": run, "target": target_name, "tasks": len(tasks), "files": summary.files,
+                         "datasets_before": sorted(before) if before is not None else None})  # fmt: skip
+    decided = _Decided()
+    halves: list[HalfLine] = []
+    for task in tasks:  # what the earlier attempt's finished tasks decided, and left unjoined
+        if task.key in manifest.done:
+            entry = manifest.entry(task.key)
+            decided.add(entry.get("decided") or [])
+            halves.extend(HalfLine.from_json(h) for h in entry.get("halves") or [])
 
     pending = _count_lines_before(client, tasks, pending, options.retries)
     target: StoreTarget | ServerTarget
@@ -705,7 +954,7 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
         semaphore = Semaphore(max_leases=options.server.concurrency, name=f"ingest-rubrix-{run}")
         target = ServerTarget(store, options.server, semaphore)
     else:
-        target = StoreTarget(store, run)
+        target = StoreTarget(store, run, before)
     spec = client.scatter(options.spec, broadcast=True) if pending else options.spec
     futures = [
         client.submit(run_task, task, spec, target, key=f"ingest-task-{run}-{task.key}",
@@ -713,25 +962,77 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
         for task in pending
     ]  # fmt: skip
     bar = _progress_bar(client, futures) if options.progress and futures else None
+    too_many: TooManyRejects | None = None
     ran: set[str] = set()
     waiting: dict[int, TaskResult] = {}
     order = [t.index for t in pending]
     next_at = 0
+    reruns = 0
+
+    def rerun(task: Task) -> Future:
+        nonlocal reruns
+        reruns += 1
+        future = client.submit(run_task, task, spec, target, decided.given(), retries=options.retries,
+                               key=f"ingest-task-{run}-{task.key}-again-{reruns}", pure=False)  # fmt: skip
+        futures.append(future)
+        return future
+
+    def release_ready(all_done: bool) -> Task | None:
+        """Release finished tasks in input order; the task to run again, if one must be."""
+        nonlocal next_at
+        while next_at < len(order) and order[next_at] in waiting:
+            task = tasks[order[next_at]]
+            verdict = decided.verdict(waiting[task.index], all_done)
+            if verdict == "hold":
+                return None
+            if verdict == "rerun":
+                del waiting[task.index]
+                return task
+            result = waiting.pop(task.index)
+            decided.add(result.decided)
+            halves.extend(result.halves)
+            _release(result, tasks, summary, rejects, manifest, report, options)
+            ran.add(task.key)
+            next_at += 1
+        return None
+
     try:
-        for future in as_completed(futures):
+        completed = as_completed(futures)
+        for future in completed:
             if future.status != "finished":
                 error = future.exception()
                 report.failed = f"{type(error).__name__}: {error}"
                 break
             result: TaskResult = future.result()
             waiting[result.index] = result
-            while next_at < len(order) and order[next_at] in waiting:
-                _release(waiting.pop(order[next_at]), tasks, summary, rejects, manifest, report)
-                ran.add(tasks[order[next_at]].key)
-                next_at += 1
+            again = release_ready(all_done=False)
+            if again is not None:
+                completed.add(rerun(again))
+        if report.failed is None and next_at < len(order):
+            # Held: a task settled a dataset (an empty output's task, the default kind) that no
+            # task before it decided. Every task is done now: the first one whose records decide
+            # it, in input order, decides it for the run, as on one machine.
+            for index in order[next_at:]:
+                decided.add(waiting[index].decided)
+            while next_at < len(order):
+                again = release_ready(all_done=True)
+                if again is not None:
+                    waiting[again.index] = rerun(again).result()
+        if report.failed is None and halves and JOIN_TASK not in manifest.done:
+            joined = client.submit(run_join, halves, spec, target, len(tasks), decided.given(),
+                                   key=f"ingest-join-{run}", retries=options.retries, pure=False)  # fmt: skip
+            futures.append(joined)
+            result = joined.result()
+            _release(result, [*tasks, Task(len(tasks), JOIN_TASK, "(joins)", "")], summary, rejects, manifest,
+                     report, options)  # fmt: skip
+            ran.add(JOIN_TASK)
+    except TooManyRejects as exc:
+        too_many, report.failed = exc, str(exc)
     except KeyboardInterrupt:  # SIGINT, or SIGTERM as the CLI maps it: what finished is recorded
         report.failed = "interrupted by a signal"
         summary.interrupted = True
+    except Exception as exc:  # a rerun or the join step that failed after its retries
+        report.failed = f"{type(exc).__name__}: {exc}"
     finally:
         if report.failed is not None:
             client.cancel(futures)
@@ -739,12 +1040,31 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
             bar.join(2)
     if report.failed is None and isinstance(target, StoreTarget):
         _commit(client, store, run, tasks, ran, summary)
+        if before is not None:
+            _settle_datasets(Path(store), decided, before)
         manifest.append({"finished": True, "lines": summary.lines, "written": summary.totals().written})
     rejects.close()
     if rejects.path is not None and rejects.count:
         summary.rejects_file = str(rejects.path)
     summary.seconds = time.perf_counter() - started
+    if too_many is not None:
+        raise too_many
     return report
+
+
+def _settle_datasets(store: Path, decided: _Decided, before: frozenset[str]) -> None:
+    """The run's new datasets' ``_dataset.json`` say the run's decisions: tasks wrote them as
+    each finished, and a task run again with the decisions of the tasks before it may not
+    have been the last to write."""
+    layout = StoreLayout(store)
+    for (workspace, dataset), (task, multi_label) in decided.known.items():
+        meta = layout.read_meta(dataset) if dataset not in before else None
+        if meta is None or meta.get("workspace") != workspace:
+            continue
+        task = task or meta["task"]
+        multi_label = multi_label if multi_label is not None else meta.get("multi_label")
+        if (task, multi_label) != (meta["task"], meta.get("multi_label")):
+            layout.write_meta(dataset, task, meta.get("tags") or {}, workspace, multi_label)
 
 
 class BackfillStopped(IngestError):
@@ -769,6 +1089,7 @@ class BackfillRequest:
     quiet: bool = False  # no summary table travels with a failure
     log_format: str | None = None  # every input's format (--format, config); None: detected per input
     input_formats: dict[str, str] = field(default_factory=dict)  # input prefix or glob -> format
+    max_rejects: tuple[float, bool] | None = None  # (N, N is a percentage of the lines read)
 
 
 @dataclass
@@ -798,12 +1119,6 @@ def run_backfill(
     # each input's log format (ingest/sources/formats), as for ``ingest run``
     choice = choose_formats(sources, request.spec.profiles, request.log_format, request.input_formats)
     spec = replace(request.spec, formats=choice.formats)
-    joining = sorted({name for name in choice.formats.values() if spec.profiles[name].joins})
-    if joining:
-        raise UsageError(
-            f"format {joining[0]} joins two events into each pair, which needs the events in one "
-            "process: use ingest run (with --jobs 1) for these inputs"
-        )
     sources = choice.sources
     description = f"store {request.store}" if is_url(request.store) else f"local store {request.store}"
     if request.server is not None:
@@ -829,6 +1144,7 @@ def run_backfill(
         split_bytes=request.split_bytes,
         retries=request.retries,
         progress=progress,
+        max_rejects=request.max_rejects,
     )
     started = datetime.now(UTC)
     # SIGTERM stops the backfill as Ctrl-C does: finished tasks stay recorded, for the rerun,
@@ -852,7 +1168,12 @@ def run_backfill(
                 workers = len(client.scheduler_info(n_workers=-1)["workers"])
                 on_connect(request.scheduler or "a local cluster", workers, dashboard)
             options.spec = replace(options.spec, routes=upload_mappers(client, options.spec.routes))
-            report = backfill(client, options, rejects, summary)
+            try:
+                report = backfill(client, options, rejects, summary)
+            except TooManyRejects as exc:  # the table and --json of what was done, as run gives them
+                exc.summary_text = None if request.quiet else summary.render()
+                exc.summary = summary
+                raise
     except KeyboardInterrupt:
         # stopped before the tasks ran (cluster start, counting lines) or while the client closed
         summary.interrupted = True
@@ -964,12 +1285,24 @@ def _release(
     tasks: list[Task],
     summary: Summary,
     rejects: Any,
-    manifest: Manifest,
+    manifest: Manifest | ObjectManifest,
     report: BackfillReport,
+    options: BackfillOptions,
 ) -> None:
-    """A finished task, in input order: its rejects made durable, then counted and recorded."""
+    """A finished task, in input order: its rejects made durable, then counted and recorded.
+
+    Raises TooManyRejects past ``--max-rejects`` before the task is recorded: a task is
+    what a checkpoint is to ``ingest run`` (a count and a percentage are checked at each).
+    """
     task = tasks[result.index]
-    rejects.write(result.rejects)
+    if task.key == JOIN_TASK and rejects.path is not None:
+        # A pair joined at the end is rejected at the line that completed it: in input order
+        # among the others, where one machine files it.
+        rejects.close()
+        _merge_rejects(rejects.path, result.rejects, summary.files)
+        rejects.count += len(result.rejects)
+    else:
+        rejects.write(result.rejects)
     rejects.sync()
     summary.count_rejects(result.rejects)  # by reason, lines and records apart, as a single run does
     for endpoint, counts in result.counts.items():
@@ -981,11 +1314,45 @@ def _release(
     for name, file_counts in result.by_file.items():
         summary.file_counts(name).add(file_counts)
     report.workers[result.worker] = report.workers.get(result.worker, 0) + 1
+    check_rejects(options, summary, True, rejects.path, kept="this task and the ones after it are not "
+                  "recorded as done")  # fmt: skip
+    if result.failed:
+        # A file that could not be read keeps its checkpoint on one machine; here its task
+        # stays unrecorded, so the same command reads it again once it can be read (the
+        # task's other lines are already stored then: upserts, counted as such).
+        return
     entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
              "end": task.end}  # fmt: skip
     manifest.append(
-        {**entry, "size": result.size, "seconds": round(result.seconds, 3), "worker": result.worker}
-    )
+        {**entry, "size": result.size, "seconds": round(result.seconds, 3), "worker": result.worker,
+         "decided": result.decided, "halves": [h.to_json() for h in result.halves]}
+    )  # fmt: skip
+
+
+def _merge_rejects(path: Path, extra: list[dict[str, Any]], files: list[str]) -> None:
+    """Insert ``extra`` rejects into a rejects file, each before the first one after it in
+    input order (file, line); the file's own order is kept."""
+    if not extra:
+        return
+    rank = {name: i for i, name in enumerate(files)}
+
+    def place(reject: dict[str, Any]) -> tuple[int, int]:
+        return rank.get(reject.get("file") or "", len(rank)), reject.get("line") or 0
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as out:
+        old = open(path, "rb") if path.exists() else None  # noqa: SIM115 (closed below)
+        try:
+            existing = ((place(orjson.loads(line)), 0, line) for line in old or ())
+            added = ((place(r), 1, orjson.dumps(r) + b"\n") for r in sorted(extra, key=place))
+            out.writelines(line for *_, line in heapq.merge(existing, added, key=lambda t: t[:2]))
+        finally:
+            if old is not None:
+                old.close()
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def _commit(client: Client, store: str, run: str, tasks: list[Task], ran: set[str], summary: Summary) -> None:
@@ -1002,7 +1369,7 @@ def _commit(client: Client, store: str, run: str, tasks: list[Task], ran: set[st
     shared = sorted(d for d, keys in by_dir.items() if len(keys) > 1)
     if not shared:
         return
-    order = {t.key: t.index for t in tasks}
+    order = {t.key: t.index for t in tasks} | {JOIN_TASK: len(tasks)}
     if is_url(store):
         futures = client.map(dedupe_object_partition, [store] * len(shared), shared, run=run, order=order,
                              pure=False)  # fmt: skip

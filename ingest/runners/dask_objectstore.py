@@ -221,6 +221,12 @@ class ObjectManifest:
         self.done = {n[: -len(".json")] for n in names if n not in ("run.json", "finished.json")}
         self.finished = "finished.json" in names
         self.started = "run.json" in names
+        self.before: frozenset[str] | None = None  # the local store's rule (dataset_info) is not kept here
+
+    def entry(self, task: str) -> dict[str, Any]:
+        """A finished task's object: what it decided and the halves it left unjoined."""
+        path = f"{self.dir}/{task}.json"
+        return orjson.loads(self.layout.fs.cat_file(path)) if self.layout.fs.exists(path) else {}
 
     def append(self, entry: dict[str, Any]) -> None:
         name = entry["task"] if "task" in entry else "finished" if entry.get("finished") else "run"

@@ -1,33 +1,41 @@
 """The fast path: one function per built-in task that maps, validates, identifies,
-serializes and splits into columns a whole log line's pairs in one pass.
+serializes and splits into columns one pair of a log line in one pass.
 
-The general path (``Transformer._map_line``) calls the mapper, completes the record
+The general path (``Transformer._map_line``) calls the mapper, settles the text
+classification flag (``stage._multi_label``), completes the record
 (ingest/transform/records.py), validates it against the server's rules
-(ingest/transform/validate.py), serializes it and extracts the analysis columns: five
+(ingest/transform/validate.py), serializes it and extracts the analysis columns: several
 walks over each record, each with its own type checks, for records that in a real log are
-almost all of one shape. Here a line whose pairs all have the usual shape of their
-built-in mapper's input (plain values of the expected types, nothing the mapper would
-repair or the server refuse) is turned into rows directly; anything else returns
-``None`` and the *whole line* goes to the general path, so a record or reject reason can
-only ever come from one place. Acceptance is deliberately narrow: ``type(x) is int``, not
+almost all of one shape. Here a pair of the usual shape of its built-in mapper's input
+(plain values of the expected types, nothing the mapper would repair or refuse, nothing
+the server would refuse) is turned into its row directly; anything else returns ``None``
+and the *whole line* goes to the general path, so a record or reject reason can only ever
+come from one place. Acceptance is deliberately narrow: ``type(x) is int``, not
 ``isinstance`` (a boolean offset is an ``int`` to Python and ``true`` in JSON), floats
-only where a float is what the general path would write, and so on.
+only where a float is what the general path would write, and so on. Where a mapper's rule
+is more than a type check (issue 16's span checks, the multi-label evidence, tokens cut at
+entity edges), the fast function calls the mapper's own helper rather than a copy.
 
 What a function here returns must equal, byte for byte, what the general path gives for
-the same line: the record JSON (keys in the client's order, see records.complete), every
-column, the row order. tests/test_fast_path.py runs logs of ordinary and odd lines through
-both paths with the real CLI and compares stores, rejects and summaries;
-``RUBRIX_INGEST_FAST_PATH=0`` turns this path off.
+the same pair: the (task, variant, row) the stage appends, with the record JSON (keys in
+the client's order, see records.complete) and every column. tests/test_fast_path.py runs
+logs of ordinary and odd lines through both paths with the real CLI and in process and
+compares stores, rejects and summaries, and plants bugs in this file to prove that the
+comparison sees them; ``RUBRIX_INGEST_FAST_PATH=0`` turns this path off.
 
-Only the built-in mappers have a fast path, chosen by identity of the route's mapper
-function: a custom ``package.module:function`` always takes the general path.
+Only the built-in mappers have a fast path, chosen as the stage chooses the mapper
+(``Transformer._fast_chooser``: config's mapper or task, else each output's detected shape)
+and compared by identity of the mapper function: a custom ``package.module:function``, or
+a built-in one wrapped for ``subword_spans``, always takes the general path. So do the
+dataset-level decisions of issue 16 (ingest/transform/datasets.py): they act in the parent
+on the rows either path makes.
 
-Each fast function is tied to the source of what it reproduces (its mapper, records.py,
-validate.py, the stage's ``_map_line``, ...) by a fingerprint. When any of that changes,
-the task's fast path turns itself off, so the output stays right whatever is edited, and
-tests/test_fast_path.py fails until the function has been checked against the change by
-the parity tests and ``FINGERPRINTS`` updated (``python -m ingest.transform.fast`` prints
-the current values).
+Each fast function is tied to the source of what it reproduces (its mapper and helpers,
+records.py, validate.py, the stage's choice of mapper, ...) by a fingerprint. When any of
+that changes, the task's fast path turns itself off, so the output stays right whatever is
+edited, and tests/test_fast_path.py fails until the function has been checked against the
+change by the parity tests and ``FINGERPRINTS`` updated (``python -m ingest.transform.fast``
+prints the current values).
 """
 
 from __future__ import annotations
@@ -44,13 +52,19 @@ import orjson
 from mappers import text2text as _t2t
 from mappers import text_classification as _tc
 from mappers import token_classification as _tok
+from mappers.openai import is_completion as _is_completion
+from mappers.spans import inside_word as _inside_word
+from mappers.spans import surface_matches as _surface_matches
+from mappers.tokens import tokenize as _tokenize
+from mappers.tokens import trim_span as _trim_span
 
 ENV = "RUBRIX_INGEST_FAST_PATH"
 
 _Fragment = orjson.Fragment
 _MAX_LABEL = 128  # validate.MAX_LABEL_LENGTH
 _SINGLE_LABEL_MAX_SUM = _tc.SINGLE_LABEL_MAX_SUM
-_T2T_KEYS = ("generated_text", "translation_text", "summary_text", "text")  # mappers/text2text.py
+_T2T_KEYS = _t2t._TEXT_KEYS
+_T2T_OTHER_TASKS = _t2t._OTHER_TASKS
 
 
 def enabled() -> bool:
@@ -97,249 +111,282 @@ class Line:
         self.source, self.number = source, number
 
 
-Rows = list[tuple[Any, ...]]
-# The line's pairs, what its records share, and ``mappers.detect`` when the route has no
-# mapper of its own (each output's shape picks its mapper: a fast function then takes only
-# pairs whose shape picks its own), else None.
-Detect = Callable[[Any], "str | None"] | None
-FastMap = Callable[[list[tuple[Any, Any]], Line, Detect], "Rows | None"]
+Row = tuple[Any, ...]
+Variant = tuple[bool, "str | None", "bool | None"]  # (candidate, evidence, multi_label): see stage._Columns
+# One pair's outcome: (task, variant, row), exactly what the general path appends to _Line.rows
+# (with the route); None hands the whole line to the general path.
+Made = tuple[str, Variant, Row]
+# (pair index, inputs, outputs, what the line's records share, the route's multi_label config)
+FastMap = Callable[[int, Any, Any, Line, "bool | None"], "Made | None"]
+
+_NO_TASK_VARIANT: Variant = (False, None, None)
 
 
-def text_classification(pairs: list[tuple[Any, Any]], line: Line, detect: Detect = None) -> Rows | None:
-    """Rows for a line of ``{"labels": [...], "scores": [...]}`` answers to text inputs."""
-    rows = []
-    digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
-    for index, (inputs, outputs) in enumerate(pairs):
-        if type(inputs) is not str or type(outputs) is not dict:
+def text_classification(
+    index: int, inputs: Any, outputs: Any, line: Line, multi_label: bool | None
+) -> Made | None:
+    """A ``{"labels": [...], "scores": [...]}`` answer to a text input, as the general path
+    makes it: mappers.text_classification, then stage._multi_label (the dataset's flag as far
+    as a worker knows), records.complete, validate and flat_columns. Labels of 1 to 128
+    characters and float scores in [0, 1] only; anything else (an integer score, a label
+    that is a number, a configured single-label dataset whose scores need rescaling) is
+    the general path's."""
+    if type(inputs) is not str or type(outputs) is not dict:
+        return None
+    labels = outputs.get("labels")
+    scores = outputs.get("scores")
+    if type(labels) is not list or type(scores) is not list or len(labels) != len(scores) or not labels:
+        return None
+    predicted = []
+    top_label = top_score = None
+    for label, score in zip(labels, scores):  # noqa: B905 (lengths checked above)
+        if (
+            type(label) is not str
+            or not 0 < len(label) <= _MAX_LABEL
+            or type(score) is not float
+            or not 0.0 <= score <= 1.0
+        ):
             return None
-        labels = outputs.get("labels")
-        scores = outputs.get("scores")
-        if detect is not None and type(outputs.get("entities")) is list:  # detected as NER first
-            return None
-        if type(labels) is not list or type(scores) is not list or len(labels) != len(scores) or not labels:
-            return None
-        predicted = []
-        total = 0
-        top_label = top_score = None
-        for label, score in zip(labels, scores):  # noqa: B905 (lengths checked above)
-            if (
-                type(label) is not str
-                or not 0 < len(label) <= _MAX_LABEL
-                or type(score) is not float
-                or not 0.0 <= score <= 1.0
-            ):
-                return None
-            predicted.append({"class": label, "score": score})
-            total += score
-            if top_score is None or score > top_score:  # max(): the first of equal scores
-                top_label, top_score = label, score
-        record_id = f"{digest}-{index}"
-        record = {
-            "id": record_id,
-            "metadata": metadata,
-            "event_timestamp": event_ts,
-            "status": "Default",
-            "prediction": {"agent": agent, "labels": predicted},
-            "annotation": None,
-            "vectors": None,
-            "metrics": {},
-            "search_keywords": None,
-            "inputs": {"text": inputs},
-            "multi_label": total > _SINGLE_LABEL_MAX_SUM,
-            "explanation": None,
-        }
-        rows.append(
-            (
-                record_id,
-                line.ts_micros,
-                "TextClassification",
-                orjson.dumps(record),
-                line.path,
-                line.status,
-                line.latency,
-                line.request_id,
-                inputs,
-                top_label,
-                top_score,
-                None,
-                None,
-                line.source,
-                line.number,
-            )
-        )
-    return rows
+        predicted.append({"class": label, "score": score})
+        if top_score is None or score > top_score:  # flat_columns' max(): the first of equal scores
+            top_label, top_score = label, score
+    total = sum(scores)  # as the stage sums them: from the integer 0, in order
+    if multi_label is None:
+        evidence = _tc.evidence(scores)
+        flag = evidence == _tc.MULTI or total > _SINGLE_LABEL_MAX_SUM
+        variant: Variant = (False, evidence, flag)
+    elif multi_label:
+        flag, variant = True, (False, _tc.MULTI, True)
+    elif total <= _SINGLE_LABEL_MAX_SUM:  # tc.settle leaves such a body as it is
+        flag, variant = False, (False, _tc.SINGLE, False)
+    else:  # rescaled or rejected by tc.settle: the general path's
+        return None
+    record_id = f"{line.digest}-{index}"
+    record = {
+        "id": record_id,
+        "metadata": line.metadata,
+        "event_timestamp": line.event_ts,
+        "status": "Default",
+        "prediction": {"agent": line.agent, "labels": predicted},
+        "annotation": None,
+        "vectors": None,
+        "metrics": {},
+        "search_keywords": None,
+        "inputs": {"text": inputs},
+        "multi_label": flag,
+        "explanation": None,
+    }
+    return (
+        _tc.TASK,
+        variant,
+        (
+            record_id,
+            line.ts_micros,
+            _tc.TASK,
+            orjson.dumps(record),
+            line.path,
+            line.status,
+            line.latency,
+            line.request_id,
+            inputs,
+            top_label,
+            top_score,
+            None,
+            None,
+            line.source,
+            line.number,
+        ),
+    )
 
 
-def token_classification(pairs: list[tuple[Any, Any]], line: Line, detect: Detect = None) -> Rows | None:
-    """Rows for a line of spaCy-style ``{"text", "entities"}`` answers to text inputs.
+def token_classification(
+    index: int, inputs: Any, outputs: Any, line: Line, multi_label: bool | None
+) -> Made | None:
+    """A spaCy-style ``{"text", "entities"}`` answer (or transformers' aggregated
+    ``entity_group`` items in it), as mappers.token_classification, records.complete,
+    validate and flat_columns make it.
 
-    Accepted: a text that neither starts nor ends with whitespace, entities with integer
-    offsets inside it that still span something once trimmed, labels of 1 to 128
-    characters, scores absent or floats in [0, 1], and no tokens in the response. For such
-    a record the mapper's tokens (cut at every entity boundary) are where the server finds
-    them, so every span is aligned: validation has nothing left to refuse. (A dict with a
-    list of entities is detected as NER before any other shape: ``detect`` needs no call.)
+    Accepted: the response's text (else a text request, as the mapper reads them) that
+    neither starts nor ends with whitespace; entities with integer offsets that fit it in
+    code points, span more than whitespace, match their ``word``/``text`` when they carry
+    one and cut no word (mappers.spans.check_spans finds no problem in the first unit it
+    tries); labels of 1 to 128 characters; scores absent or floats in [0, 1]; no tokens in
+    the response and no per-token (``entity``) items. For such a record the mapper's tokens
+    (mappers.tokens.tokenize, cut at every entity edge) are where the server finds them, so
+    every span is aligned: validation has nothing left to refuse.
     """
-    rows = []
-    digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
-    for index, (text, outputs) in enumerate(pairs):
-        if type(text) is not str or not text or type(outputs) is not dict:
+    if type(outputs) is not dict:
+        return None
+    text = outputs.get("text")
+    if type(text) is not str:
+        if isinstance(text, str) or type(inputs) is not str:  # a str subclass, or a request to unwrap
             return None
-        found = outputs.get("entities")
-        if type(found) is not list or outputs.get("tokens") or text[0].isspace() or text[-1].isspace():
+        text = inputs
+    found = outputs.get("entities")
+    if (
+        type(found) is not list
+        or outputs.get("tokens")
+        or not text
+        or text[0].isspace()
+        or text[-1].isspace()
+    ):
+        return None
+    size = len(text)
+    entities = []
+    boundaries = set()
+    for entity in found:
+        if type(entity) is not dict or "entity" in entity:  # per-token items: hf.aggregate's
             return None
-        size = len(text)
-        entities = []
-        cuts = None  # entity edges inside a word, where the mapper cuts its tokens
-        for entity in found:
-            if type(entity) is not dict:
-                return None
-            start = entity.get("start")
-            end = entity.get("end")
-            label = entity.get("label")
-            score = entity.get("score")
-            if (
-                type(start) is not int
-                or type(end) is not int
-                or not 0 <= start < end <= size
-                or type(label) is not str
-                or not 0 < len(label) <= _MAX_LABEL
-            ):
-                return None
-            if score is None:
-                score = 0.0
-            elif type(score) is not float or not 0.0 <= score <= 1.0:
-                return None
-            # mappers.tokens.trim_span, inline
-            while start < end and text[start].isspace():
-                start += 1
-            while end > start and text[end - 1].isspace():
-                end -= 1
-            if start == end:
-                return None
-            # mappers.tokens.tokenize cuts where an edge has no whitespace on either side
-            # (the edges themselves are not whitespace once trimmed)
-            if start and not text[start - 1].isspace():
-                cuts = {start} if cuts is None else cuts | {start}
-            if end < size and not text[end].isspace():
-                cuts = {end} if cuts is None else cuts | {end}
-            entities.append({"start": start, "end": end, "label": label, "score": score})
-        if cuts is None:
-            tokens = text.split()  # whitespace_split, for a text with no whitespace at its ends
-        else:
-            tokens = []
-            at = 0
-            for cut in sorted(cuts):
-                tokens += text[at:cut].split()
-                at = cut
-            tokens += text[at:].split()
-        record_id = f"{digest}-{index}"
-        record = {
-            "id": record_id,
-            "metadata": metadata,
-            "event_timestamp": event_ts,
-            "status": "Default",
-            "prediction": {"agent": agent, "entities": entities, "score": None},
-            "annotation": None,
-            "vectors": None,
-            "metrics": {},
-            "search_keywords": None,
-            "tokens": tokens,
-            "text": text,
-        }
-        rows.append(
-            (
-                record_id,
-                line.ts_micros,
-                "TokenClassification",
-                orjson.dumps(record),
-                line.path,
-                line.status,
-                line.latency,
-                line.request_id,
-                text,
-                None,
-                None,
-                len(entities),
-                None,
-                line.source,
-                line.number,
-            )
-        )
-    return rows
+        label = entity["label"] if "label" in entity else entity.get("entity_group")
+        start = entity.get("start")
+        end = entity.get("end")
+        score = entity.get("score")
+        if (
+            type(start) is not int
+            or type(end) is not int
+            or not 0 <= start < end <= size
+            or type(label) is not str
+            or not 0 < len(label) <= _MAX_LABEL
+        ):
+            return None
+        if score is None:
+            score = 0.0
+        elif type(score) is not float or not 0.0 <= score <= 1.0:
+            return None
+        piece = text[start:end]
+        if not piece.strip():
+            return None
+        # spans.inside_word decides; most edges lie next to a space or a punctuation mark,
+        # where its first condition (letters or digits on both sides) is false: no call
+        if start and text[start - 1].isalnum() and text[start].isalnum() and _inside_word(text, start):
+            return None
+        if end < size and text[end - 1].isalnum() and text[end].isalnum() and _inside_word(text, end):
+            return None
+        surface = entity["word"] if "word" in entity else entity.get("text")
+        if isinstance(surface, str) and not _surface_matches(piece, surface):
+            return None
+        start, end = _trim_span(text, start, end)
+        boundaries.add(start)
+        boundaries.add(end)
+        entities.append({"start": start, "end": end, "label": label, "score": score})
+    tokens = _tokenize(text, boundaries)
+    record_id = f"{line.digest}-{index}"
+    record = {
+        "id": record_id,
+        "metadata": line.metadata,
+        "event_timestamp": line.event_ts,
+        "status": "Default",
+        "prediction": {"agent": line.agent, "entities": entities, "score": None},
+        "annotation": None,
+        "vectors": None,
+        "metrics": {},
+        "search_keywords": None,
+        "tokens": tokens,
+        "text": text,
+    }
+    return (
+        _tok.TASK,
+        _NO_TASK_VARIANT,
+        (
+            record_id,
+            line.ts_micros,
+            _tok.TASK,
+            orjson.dumps(record),
+            line.path,
+            line.status,
+            line.latency,
+            line.request_id,
+            text,
+            None,
+            None,
+            len(entities),
+            None,
+            line.source,
+            line.number,
+        ),
+    )
 
 
-def _sentence(item: Any) -> dict[str, Any] | None:
+def _sentence(item: Any, prompt: str) -> dict[str, Any] | None:
     """mappers.text2text._sentence for the values that need no check, else None."""
     if type(item) is str:
         return {"text": item, "score": 1.0}
-    if type(item) is dict:
-        for key in _T2T_KEYS:
-            value = item.get(key)
-            if isinstance(value, str):
-                if type(value) is not str:
-                    return None
-                score = item.get("score")
-                if score is None:
-                    return {"text": value, "score": 1.0}
-                if type(score) is float and 0.0 <= score <= 1.0:
-                    return {"text": value, "score": score}
+    if type(item) is not dict:
+        return None
+    for key in _T2T_OTHER_TASKS:
+        if key in item:  # the mapper rejects it
+            return None
+    for key in _T2T_KEYS:
+        text = item.get(key)
+        if isinstance(text, str):
+            if type(text) is not str:
                 return None
+            if key == "generated_text" and prompt and text.startswith(prompt) and text != prompt:
+                text = text[len(prompt) :]
+            score = item.get("score")
+            if score is None:
+                return {"text": text, "score": 1.0}
+            if type(score) is float and 0.0 <= score <= 1.0:
+                return {"text": text, "score": score}
+            return None
     return None
 
 
-def text2text(pairs: list[tuple[Any, Any]], line: Line, detect: Detect = None) -> Rows | None:
-    """Rows for a line of generated, translated or summarized texts."""
-    rows = []
-    digest, agent, metadata, event_ts = line.digest, line.agent, line.metadata, line.event_ts
-    for index, (inputs, outputs) in enumerate(pairs):
-        if detect is not None and detect(outputs) != "text2text":
+def text2text(index: int, inputs: Any, outputs: Any, line: Line, multi_label: bool | None) -> Made | None:
+    """A generated, translated or summarized text (or a list of them) for a text request
+    or ``{"text": ...}``, as mappers.text2text, records.complete, validate and flat_columns
+    make it. Chat and completion requests and answers (mappers/openai.py) are the general
+    path's."""
+    if type(inputs) is str:
+        prompt = inputs
+    elif type(inputs) is dict and not ("messages" in inputs or "prompt" in inputs or "inputs" in inputs):
+        prompt = inputs.get("text")
+        if type(prompt) is not str:
             return None
-        if type(inputs) is str:
-            text = inputs
-        elif type(inputs) is dict and type(inputs.get("text")) is str:
-            text = inputs["text"]
-        else:
+    else:
+        return None
+    if _is_completion(outputs):
+        return None
+    sentences = []
+    for candidate in outputs if type(outputs) is list else (outputs,):
+        sentence = _sentence(candidate, prompt)
+        if sentence is None:
             return None
-        sentences = []
-        for candidate in outputs if type(outputs) is list else (outputs,):
-            sentence = _sentence(candidate)
-            if sentence is None:
-                return None
-            sentences.append(sentence)
-        record_id = f"{digest}-{index}"
-        record = {
-            "id": record_id,
-            "metadata": metadata,
-            "event_timestamp": event_ts,
-            "status": "Default",
-            "prediction": {"agent": agent, "sentences": sentences},
-            "annotation": None,
-            "vectors": None,
-            "metrics": {},
-            "search_keywords": None,
-            "text": text,
-        }
-        rows.append(
-            (
-                record_id,
-                line.ts_micros,
-                "Text2Text",
-                orjson.dumps(record),
-                line.path,
-                line.status,
-                line.latency,
-                line.request_id,
-                text,
-                None,
-                None,
-                None,
-                sentences[0]["text"] if sentences else None,
-                line.source,
-                line.number,
-            )
-        )
-    return rows
+        sentences.append(sentence)
+    record_id = f"{line.digest}-{index}"
+    record = {
+        "id": record_id,
+        "metadata": line.metadata,
+        "event_timestamp": line.event_ts,
+        "status": "Default",
+        "prediction": {"agent": line.agent, "sentences": sentences},
+        "annotation": None,
+        "vectors": None,
+        "metrics": {},
+        "search_keywords": None,
+        "text": prompt,
+    }
+    return (
+        _t2t.TASK,
+        _NO_TASK_VARIANT,
+        (
+            record_id,
+            line.ts_micros,
+            _t2t.TASK,
+            orjson.dumps(record),
+            line.path,
+            line.status,
+            line.latency,
+            line.request_id,
+            prompt,
+            None,
+            None,
+            None,
+            sentences[0]["text"] if sentences else None,
+            line.source,
+            line.number,
+        ),
+    )
 
 
 # The fast path of each built-in mapper, by the mapper function itself (not its name): a
@@ -349,18 +396,6 @@ _BY_MAPPER: tuple[tuple[Any, FastMap, str], ...] = (
     (_tok.token_classification, token_classification, _tok.TASK),
     (_t2t.text2text, text2text, _t2t.TASK),
 )
-
-
-_NAMED: dict[str, tuple[FastMap, str]] = {}
-
-
-def for_name(name: str | None) -> tuple[FastMap, str] | None:
-    """The fast path of the built-in mapper of this name (as ``mappers.detect`` answers)."""
-    if not _NAMED:
-        import mappers  # the package imports this module's mappers: imported late, no cycle
-
-        _NAMED.update((n, found) for n, (fn, _) in mappers.BUILTIN.items() if (found := for_mapper(fn)))
-    return _NAMED.get(name) if name is not None else None
 
 
 def for_mapper(mapper: Any) -> tuple[FastMap, str] | None:
@@ -373,26 +408,33 @@ def for_mapper(mapper: Any) -> tuple[FastMap, str] | None:
     return None
 
 
-# What each fast function reproduces, as module or module:attribute names.
+# What each fast function reproduces, as module or module:attribute names: the mappers
+# and the helpers they call, the record and validation rules, and the stage's choice of
+# mapper per output (the fast path asks the same question through its own code).
 _SHARED = (
     "ingest.transform.records",
     "ingest.transform.validate",
     "ingest.model:SCHEMA",
     "ingest.transform.stage:Transformer._map_line",
+    "ingest.transform.stage:Transformer._mappers_for",
+    "ingest.transform.stage:Transformer._mapper",
+    "ingest.transform.stage:Transformer._fast_chooser",
     "ingest.transform.stage:_Line.commit_rows",
     "mappers:detect",
+    "mappers:is_ambiguous",
     "mappers:_DETECTORS",
+    "mappers.hf",
 )
 _DEPENDS = {
-    _tc.TASK: (*_SHARED, "mappers.text_classification"),
-    _tok.TASK: (*_SHARED, "mappers.token_classification", "mappers.tokens"),
-    _t2t.TASK: (*_SHARED, "mappers.text2text"),
+    _tc.TASK: (*_SHARED, "mappers.text_classification", "ingest.transform.stage:_multi_label"),
+    _tok.TASK: (*_SHARED, "mappers.token_classification", "mappers.tokens", "mappers.spans"),
+    _t2t.TASK: (*_SHARED, "mappers.text2text", "mappers.openai"),
 }
 # The fingerprints of the sources above when each fast function last passed the parity tests.
 FINGERPRINTS = {
-    _tc.TASK: "cd642b7dfcd2f9c3",
-    _tok.TASK: "cadb9eb8465a11a1",
-    _t2t.TASK: "c1f670cca3905354",
+    _tc.TASK: "cd7185f152ae19e1",
+    _tok.TASK: "79dd56a2f54f6fb1",
+    _t2t.TASK: "9f2add66ec4cc425",
 }
 _CURRENT: dict[str, bool] = {}
 

@@ -124,11 +124,10 @@ class Transformer:
         self._mappers: dict[tuple[str, str, str], tuple[mappers.Mapper, str | None]] = {}
         self.joiner = Joiner()
         self._sub_routes: dict[tuple[str, str], Route] = {}
-        # The fast path (ingest/transform/fast.py) is not wired into this stage yet: its
-        # functions reproduce the mappers as they were before issue 16's shapes and
-        # dataset-level decisions. Kept for the parity tests' switch.
         self.fast = fast.enabled()
-        self.fast_lines = 0
+        self.fast_lines = 0  # lines the fast path turned into records (the parity tests look)
+        # per route (by identity; kept alive here so its id is not reused): see _fast_chooser
+        self._choosers: dict[int, tuple[Route, Any]] = {}
 
     def _mapper(self, route: Route, name: str) -> tuple[mappers.Mapper, str | None]:
         key = (route.endpoint, route.dataset, name)
@@ -163,6 +162,54 @@ class Transformer:
                 "cannot tell the task from the response shape; set a mapper or task for this endpoint"
             )
         return [self._mapper(route, name)], False
+
+    def _fast_chooser(self, route: Route) -> Any:
+        """How the fast path picks its function for an output of this route, as
+        ``_mappers_for`` picks the mapper: a route with a mapper or task in config has one
+        (a tuple, or None: no fast path, such as a custom mapper or ``subword_spans``); any
+        other route gets a dict from built-in mapper name to fast function (or None), to be
+        looked up by ``mappers.detect`` of each output that is not ambiguous."""
+        found = self._choosers.get(id(route))
+        if found is not None:
+            return found[1]
+        if route.mapper:
+            chooser: Any = fast.for_mapper(self._mapper(route, route.mapper)[0])
+        elif route.configured_task is not None:
+            chooser = fast.for_mapper(self._mapper(route, mappers.MAPPER_OF_TASK[route.configured_task])[0])
+        else:
+            chooser = {name: fast.for_mapper(self._mapper(route, name)[0]) for name in mappers.BUILTIN}
+        self._choosers[id(route)] = (route, chooser)
+        return chooser
+
+    def _fast_line(self, route: Route, pairs: list[tuple[Any, Any]], shared: fast.Line, line: _Line) -> bool:
+        """The line's records through the fast path (ingest/transform/fast.py), when every
+        pair has a built-in mapper's usual shape; False leaves the whole line to the general
+        path, so each record and reject reason comes from one place."""
+        chooser = self._fast_chooser(route)
+        if chooser is None:
+            return False
+        detected = type(chooser) is dict
+        multi_label = route.multi_label
+        made = []
+        for index, (inputs, outputs) in enumerate(pairs):
+            if detected:
+                if mappers.is_ambiguous(outputs):  # candidates of every task: the parent decides
+                    return False
+                found = chooser.get(mappers.detect(outputs))
+                if found is None:
+                    return False
+            else:
+                found = chooser
+            one = found[0](index, inputs, outputs, shared, multi_label)
+            if one is None:
+                return False
+            made.append(one)
+        self.fast_lines += 1
+        # one row per pair, in order: the pair's index is its place
+        line.rows.extend(
+            (route, task, variant, row, index) for index, (task, variant, row) in enumerate(made)
+        )
+        return True
 
     def process(self, chunk: Chunk) -> ChunkResult:
         """Every line of the chunk parsed, routed, mapped and validated.
@@ -390,6 +437,25 @@ class Transformer:
             if name in fields:
                 # copied from the line, whose keys may be damaged: credentials by key and by shape
                 metadata[name] = redact_copied(fields[name])
+        if self.fast:
+            try:
+                shared = fast.Line(
+                    digest,
+                    event_ts,
+                    ts_micros,
+                    agent,
+                    metadata,
+                    entry.path,
+                    entry.status,
+                    latency,
+                    request_id,
+                    line.source,
+                    line.number,
+                )
+                if self._fast_line(route, pairs, shared, line):
+                    return
+            except Exception:  # what the general path rejects record by record (orjson refusing a value)
+                line.rows.clear()
         for index, (inputs, outputs) in enumerate(pairs):
             try:
                 choices, candidate = self._mappers_for(route, outputs)
