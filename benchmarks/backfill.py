@@ -1,6 +1,6 @@
 """``ingest`` and ``ingest backfill`` on one and two Dask workers, on the same files, in one run.
 
-    python benchmarks/backfill.py 2000000 [--files 8] [--split-bytes 64MiB] [--json out.json]
+    python benchmarks/backfill.py 2000000 [--files 8] [--split-bytes 64MiB] [--file LOG] [--json out.json]
 
 The log of N lines (benchmarks/generate.py, seeded) is cut into ``--files`` files, the set
 a backfill reads. Each step ingests all of them into a fresh local store, as a separate
@@ -75,10 +75,11 @@ def main() -> None:
     parser.add_argument("lines", type=int)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--split-bytes", default="64MiB")
+    parser.add_argument("--file", type=Path, help="cut this log instead of a generated one")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    log = log_file(args.lines, None)
+    log = log_file(args.lines, args.file)
     work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
     py = sys.executable
     results: dict[str, dict[str, Any]] = {}
@@ -96,13 +97,15 @@ def main() -> None:
         }
         for name, cmd in steps.items():
             store = work / f"store-{name}"
-            before = os.times()
+            before, load_before = os.times(), os.getloadavg()[0]
             step = measure([*cmd, "--store", str(store), "--json", "-q"] + (
                 ["--split-bytes", args.split_bytes] if "backfill" in name else []))  # fmt: skip
             after = os.times()
             # CPU of the whole tree (Dask's worker processes are reaped by the client, so
             # they count): lines per CPU-second hardly depend on what else the machine runs.
             step["cpu_s"] = sum(after[2:4]) - sum(before[2:4])
+            # the machine's 1-minute load average at the start and end: how shared the cores were
+            step["load"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
             summary = json.loads(step.pop("stdout"))
             result = {**step, "lines": summary["lines_read"], "records": summary["records_written"],
                       "store_bytes": store_bytes(store)}  # fmt: skip
@@ -115,6 +118,9 @@ def main() -> None:
                 result["tasks"] = len(tasks)
                 result["task_seconds"] = task_seconds
                 result["worker_lines_per_s"] = result["lines"] / task_seconds  # one worker, one core
+                # CPU of the tasks' threads alone: r of the README's model, on an idle core
+                result["task_cpu_s"] = sum(t.get("cpu_seconds", 0.0) for t in tasks)
+                result["worker_lines_per_cpu_s"] = result["lines"] / max(result["task_cpu_s"], 1e-9)
                 result["outside_tasks_s"] = result["seconds"] - task_seconds / workers
             results[name] = result
             shutil.rmtree(store, ignore_errors=True)
@@ -137,12 +143,15 @@ def main() -> None:
           f"({total_bytes / lines:,.0f} B/line in, {report['store_bytes_per_line']:,.0f} B/line stored), "
           f"{os.cpu_count()} CPUs; reading them: {rate / 2**20:,.0f} MB/s")  # fmt: skip
     print(f"{'step':20} {'seconds':>8} {'lines/s':>10} {'CPU s':>7} {'l/CPU-s':>8} {'peak PSS':>9} "
-          f"{'tasks':>6} {'worker l/s':>11} {'outside tasks':>14}")  # fmt: skip
+          f"{'tasks':>6} {'worker l/s':>11} {'task l/CPU-s':>13} {'outside tasks':>14} "
+          f"{'load':>9}")  # fmt: skip
     for name, r in results.items():
-        extra = (f"{r['tasks']:6} {r['worker_lines_per_s']:11,.0f} {r['outside_tasks_s']:13.1f}s"
-                 if "tasks" in r else f"{'-':>6} {'-':>11} {'-':>14}")  # fmt: skip
+        extra = (f"{r['tasks']:6} {r['worker_lines_per_s']:11,.0f} {r['worker_lines_per_cpu_s']:13,.0f} "
+                 f"{r['outside_tasks_s']:13.1f}s"
+                 if "tasks" in r else f"{'-':>6} {'-':>11} {'-':>13} {'-':>14}")  # fmt: skip
         print(f"{name:20} {r['seconds']:8.1f} {r['lines_per_s']:10,.0f} {r['cpu_s']:7.1f} "
-              f"{r['lines_per_cpu_s']:8,.0f} {r['peak_pss_mb']:7.0f}MB {extra}")  # fmt: skip
+              f"{r['lines_per_cpu_s']:8,.0f} {r['peak_pss_mb']:7.0f}MB {extra} "
+              f"{r['load'][0]:4.1f}-{r['load'][1]:<4.1f}")  # fmt: skip
     one, two = results["backfill_1_worker"], results["backfill_2_workers"]
     print(
         f"two workers / one: {two['lines_per_s'] / one['lines_per_s']:.2f}x; "

@@ -11,6 +11,7 @@ must have taken most ordinary lines (else the comparison would prove nothing).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import sys
@@ -68,7 +69,12 @@ def _store_contents(store: Path) -> dict:
     for meta in sorted(store.glob("*/_dataset.json")):
         table = ds.dataset(meta.parent, format="parquet", partitioning="hive").to_table()
         rows = sorted(table.to_pylist(), key=lambda r: (r["id"], r["source_file"], r["source_line"]))
-        contents[meta.parent.name] = {"meta": json.loads(meta.read_text()), "rows": rows}
+        # and the part files themselves, byte for byte (their names hold a time and a uuid)
+        files = sorted(
+            (part.parent.name, hashlib.blake2b(part.read_bytes()).hexdigest())
+            for part in meta.parent.glob("date=*/part-*.parquet")
+        )
+        contents[meta.parent.name] = {"meta": json.loads(meta.read_text()), "rows": rows, "files": files}
     return contents
 
 
@@ -95,6 +101,7 @@ def _assert_same(general: dict, fast: dict) -> None:
     for dataset, expected in general["store"].items():
         got = fast["store"][dataset]
         assert got["meta"] == expected["meta"]
+        assert got["files"] == expected["files"], dataset
         assert len(got["rows"]) == len(expected["rows"]), dataset
         for mine, theirs in zip(got["rows"], expected["rows"], strict=True):
             assert mine == theirs

@@ -31,6 +31,17 @@ Exactly once, on a cluster where workers die:
   start, as ``--since/--until`` runs do; the store's id check makes lines already
   ingested by cron count as ``already_stored``.
 
+What one machine decides from what came before, the backfill decides the same way:
+
+- A new dataset's task and multi-label kind come from its first telling records in input
+  order. Each task reports what its own records decided and what it settled with none to
+  tell (``TaskDecisions``); the client takes tasks in input order and runs one again, with
+  the decisions of the tasks before it, when they differ (``_Decided``).
+- Formats that log a pair as two events (KServe, Azure ML) join in each task what it holds
+  both halves of; the halves left go to one join step after the tasks (``run_join``), which
+  reads their lines again in input order, so that a pair gives the records, ids and
+  rejects one machine gives.
+
 Towards a Rubrix server, every HTTP request of every task holds a lease of one
 ``distributed.Semaphore`` of ``concurrency`` leases: the bound is for the whole cluster,
 not per worker.
@@ -526,6 +537,7 @@ class TaskResult:
     failed: dict[str, str]  # file -> why it could not be read (to its end)
     size: int  # bytes read
     seconds: float
+    cpu_seconds: float = 0.0  # CPU of the task's own thread: a worker's cost per line, whatever the load
     worker: str = ""
     by_file: dict[str, FileCounts] = field(default_factory=dict)  # file -> what its lines gave
     # (workspace, dataset, task, multi_label) decided by the task's own records (None: not by them)
@@ -631,7 +643,7 @@ class _Run:
     ):
         # As in the pipeline: Arrow's default allocators keep freed pages of short-lived batches.
         pa.set_memory_pool(pa.system_memory_pool())
-        self.started = time.perf_counter()
+        self.started, self.cpu_started = time.perf_counter(), time.thread_time()
         self.task = task
         self.summary = Summary(target="")
         self.rejects = _Collected()
@@ -683,6 +695,7 @@ class _Run:
             failed=reader.failed if reader is not None else {},
             size=self.size,
             seconds=time.perf_counter() - self.started,
+            cpu_seconds=time.thread_time() - self.cpu_started,
             worker=str(worker),
             by_file=self.summary.by_file,
             decided=self.decisions.decided(),
@@ -1324,7 +1337,8 @@ def _release(
     entry = {"task": task.key, "source": task.source, "files": 1 + len(task.more), "start": task.start,
              "end": task.end}  # fmt: skip
     manifest.append(
-        {**entry, "size": result.size, "seconds": round(result.seconds, 3), "worker": result.worker,
+        {**entry, "size": result.size, "seconds": round(result.seconds, 3),
+         "cpu_seconds": round(result.cpu_seconds, 3), "worker": result.worker,
          "decided": result.decided, "halves": [h.to_json() for h in result.halves]}
     )  # fmt: skip
 
