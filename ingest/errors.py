@@ -54,6 +54,15 @@ class FileFault(IngestError):
     exit_code = EXIT_INPUT
 
 
+class TrailingGarbage(FileFault):
+    """Bytes after the last gzip member that are not another member (nor zero padding).
+
+    The members before them decompressed and passed their CRC and size checks, so every
+    line is read and the checkpoint moves to their end; the file is reported by the run that
+    read its lines, and not again by later runs that find nothing new in it (a .gz cannot
+    grow). ``gzip -d`` too decompresses such a file, with a warning."""
+
+
 class InputsUnreadable(IngestError):
     """The run is done, but some files could not be read: each is named in the summary."""
 

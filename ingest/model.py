@@ -101,6 +101,10 @@ class Batch:
     multi_label: bool | None = None  # text classification: the flag in the rows' records
     first_offset: int = 0  # byte offset of the chunk the rows come from, in its source
     first_line: int = 0  # and its first line: a waiting batch keeps the checkpoint before it
+    # Per row, where its record comes from: (line offset, pair index in the line, pairs of the
+    # line that gave records, 0 when unknown), an int64 array of shape (rows, 3); None for
+    # batches not made by the transform (push reads them back from a store).
+    origins: Any = None
 
 
 class Reject(TypedDict):
@@ -136,9 +140,14 @@ def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> Reject:
 
 
 def rejects_of_batch(batch: Batch, reason: str, stage: str = "sink") -> list[Reject]:
-    """Every record of a batch refused for one reason (e.g. its dataset holds another task)."""
+    """Every record of a batch refused for one reason (e.g. its dataset holds another task);
+    each a reject of its record (its pair's index and its line's offset), when known."""
     rows = batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist()
-    return [reject_of_row(row, reason, stage) for row in rows]
+    rejects = [reject_of_row(row, reason, stage) for row in rows]
+    if batch.origins is not None and len(batch.origins) == len(rejects):
+        for reject, (offset, index, _) in zip(rejects, batch.origins.tolist(), strict=True):
+            reject["offset"], reject["record"] = offset, index
+    return rejects
 
 
 @dataclass

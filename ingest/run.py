@@ -29,9 +29,10 @@ from ingest.errors import (
     InputsUnreadable,
     TargetFailed,
     TooManyRejects,
+    TrailingGarbage,
     UsageError,
 )
-from ingest.model import Batch, Delivery, Reject
+from ingest.model import NO_ENDPOINT, Batch, Delivery, Reject
 from ingest.report.runlog import append_run, counted_lines
 from ingest.report.summary import Summary
 from ingest.runners import Runner, get_runner
@@ -380,8 +381,17 @@ def run(
         # The one rule of the read stage: whatever goes wrong opening or reading a file stops
         # that file alone. It is reported, its checkpoint stays, and the next file is read.
         for reader in readers:
+            fresh = False
             try:
-                yield from reader
+                for chunk in reader:
+                    fresh = True
+                    yield chunk
+            except TrailingGarbage as exc:
+                # Its lines are all read and its checkpoint moves past them. Reported by the run
+                # that read them (or one from the start); a later run finds nothing new in a
+                # file that cannot grow and has nothing to say of it (see TrailingGarbage).
+                if fresh or reader.start_offset == 0:
+                    summary.failed_files[reader.source.name] = describe(exc, reader.source)
             except Exception as exc:
                 name = reader.source.name
                 summary.failed_files[name] = describe(exc, reader.source)
@@ -418,6 +428,7 @@ def run(
             summary.counts_for(endpoint).rejected += n
         rejects.write(batches.rejects)
         summary.count_rejects(batches.rejects)
+        summary.count_refused(batches.refused)
         return batches.batches
 
     def deliver_batch(batch: Batch) -> None:
@@ -466,6 +477,7 @@ def run(
         if transformer is not None:
             _settle_halves(transformer, options, summary)
         checkpoint()
+        _check_format(options, summary)
     except Exception as exc:
         record_acknowledged(exc, summary, rejects)
         raise
@@ -492,6 +504,20 @@ def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summa
         summary.counts_for(half.endpoint).skipped[reason] += 1
     if transformer.joiner.pending:
         summary.notes.append(f"unjoined events kept for the next run: {len(transformer.joiner.pending)}")
+
+
+def _check_format(options: RunOptions, summary: Summary) -> None:
+    """A run whose lines were mostly not requests in the format read says so (issue 13): a
+    wrong --format otherwise exits 0 with nothing ingested and the checkpoints moved."""
+    from ingest.sources.formats.choose import wrong_format_warning
+
+    found = summary.counts.get(NO_ENDPOINT)
+    not_requests = found.skipped.get("not_a_request", 0) if found is not None else 0
+    text = wrong_format_warning(
+        not_requests, summary.lines, options.sources, options.spec.formats, options.spec.profiles
+    )
+    if text:
+        summary.warnings.append(text)
 
 
 def check_rejects(

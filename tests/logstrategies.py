@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -25,9 +26,20 @@ settings.register_profile("long", max_examples=400, deadline=None, suppress_heal
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+LONG_RUN = settings.default.max_examples > 12
+
+
 def examples(ci: int, long: int) -> settings:
     """Per-test example counts: each example runs the CLI in one or more processes."""
-    return settings(max_examples=long if settings.default.max_examples > 12 else ci)
+    return settings(max_examples=long if LONG_RUN else ci)
+
+
+def whole_test_timeout(ci: int = 300) -> Any:
+    """pytest-timeout's limit for a whole hypothesis test (all its examples): the project's
+    300 s in CI; none in the long run, whose hundreds of examples take many minutes (each CLI
+    run still has its own timeout). Without it the long run stopped after about 170 examples
+    and hypothesis reported the timeout as a flaky failure of the example it interrupted."""
+    return pytest.mark.timeout(0 if LONG_RUN else ci)
 
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30)

@@ -162,10 +162,35 @@ def test_damaged_gzip_is_read_as_far_as_it_is_sound_and_reported(tmp_path: Path,
     assert set(failed) == {str(logs / "access.jsonl.1.gz"), str(logs / "access.jsonl.2.gz")}
     assert "14 bytes of trailing garbage" in failed[str(logs / "access.jsonl.1.gz")]
     assert "CRC" in failed[str(logs / "access.jsonl.2.gz")]
-    # a damaged file's checkpoint does not move: it is reported again, and nothing is duplicated
+    # a damaged file's checkpoint does not move: it is reported again, and nothing is duplicated;
+    # trailing garbage after whole members is the exception (test_trailing_garbage_...)
     again = run_json(ingest, str(logs), code=EXIT_INPUT)
-    assert set(again["files_failed"]) == set(failed)
-    assert again["records_written"] == 0 and again["skipped"] == {"already_stored": 3}
+    assert set(again["files_failed"]) == {str(logs / "access.jsonl.2.gz")}
+    assert again["records_written"] == 0 and again["skipped"] == {"already_stored": 1}
+
+
+def test_trailing_garbage_after_whole_members_is_reported_once_and_its_lines_read(
+    tmp_path: Path, ingest: Ingest
+):
+    """Gap (a) of issue 13: the members decompress and pass their CRC checks, so all their
+    lines are read (an unterminated last one too: a .gz cannot grow) and the checkpoint moves;
+    the run that read them exits 3 naming the file, later runs find nothing new and exit 0."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = gz(line(0) + "\n") + gz(line(1) + "\n" + line(2)) + b"trailing garbage"
+    (logs / "access.jsonl.1.gz").write_bytes(data)
+    write_log(logs / "access.jsonl", [line(3)])
+    summary = run_json(ingest, str(logs), code=EXIT_INPUT)
+    assert summary["records_written"] == 4
+    (reason,) = summary["files_failed"].values()
+    assert "16 bytes of trailing garbage" in reason and "not report them again" in reason
+    assert summary["by_file"][str(logs / "access.jsonl.1.gz")]["lines"] == 3
+    again = run_json(ingest, str(logs))  # exit 0
+    assert again["files_failed"] == {} and again["lines_read"] == 0
+    # a re-read from the start reads it (nothing duplicated) and reports it again
+    forced = run_json(ingest, str(logs), "--from-start", code=EXIT_INPUT)
+    assert list(forced["files_failed"]) == [str(logs / "access.jsonl.1.gz")]
+    assert forced["skipped"] == {"already_stored": 4}
 
 
 def test_a_gzip_cut_short_is_finished_by_a_later_run(tmp_path: Path, ingest: Ingest):
@@ -397,3 +422,20 @@ def test_a_dataset_named_after_a_long_bentoml_column_is_bounded(ingest: Ingest):
     assert len(names) == 3 and any(name.startswith("monitoring_ticket_triage_sentimentxxx") for name in names)
     for name in names:
         assert re.fullmatch(r"(?!-|_)[a-z0-9-_]{1,100}", name), name
+
+
+def test_a_wrong_format_says_so_in_the_table_in_json_and_under_q(tmp_path: Path, ingest: Ingest):
+    """Gap (b) of issue 13: the sagemaker profile on access-log lines counted every line
+    not_a_request and exited 0, silently, while the checkpoints moved past them."""
+    log = write_log(tmp_path / "access.jsonl", [entry(request_id=f"r{i}") for i in range(5)])
+    proc = ingest(str(log), "--format", "sagemaker", "--json", "-q")
+    summary = json.loads(proc.stdout)
+    (warning,) = summary["warnings"]
+    assert "5 of 5 lines read are not requests in the format read (sagemaker)" in warning
+    assert f"{log} looks like access-log (--format access-log?)" in warning and "--from-start" in warning
+    assert f"ingest: warning: {warning}" in proc.stderr.decode()  # even under -q
+    table = ingest(str(log), "--format", "sagemaker", "--from-start").stderr.decode()
+    assert f"warning: {warning}" in table
+    # the right format: records, and nothing to warn of
+    right = ingest.json(str(log), "--format", "access-log", "--from-start")
+    assert right["records_written"] == 5 and right["warnings"] == []

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import Ingest
-from tests.logstrategies import examples, property_lines
+from tests.logstrategies import examples, property_lines, whole_test_timeout
 
 CHUNK_ENV = "RUBRIX_INGEST_CHUNK_BYTES"
 
@@ -44,6 +44,7 @@ def outcome(ingest: Ingest, store: str, summary: dict) -> dict:
 
 
 @examples(ci=4, long=60)
+@whole_test_timeout()
 @given(lines=property_lines(), cuts=st.lists(st.integers(1, 159), max_size=3), data=st.data())
 def test_same_lines_same_outcome_whatever_the_order_chunking_and_workers(lines, cuts, data):
     with tempfile.TemporaryDirectory() as tmp:

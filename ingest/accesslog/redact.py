@@ -1,12 +1,30 @@
 """Keep credentials out of everything we write: rejects, metadata and messages.
 
 Producers sometimes log request headers. Authorization headers, cookies and API keys must
-never be copied from a log line into a rejects file or a record, even from a line that is
-not valid JSON, so the raw text is scrubbed by pattern as well as by key.
+never be copied from a log line into a rejects file, a record or a message, even from a
+line that is damaged. Two kinds of rules, on the reading side:
+
+- by key: the value of a key that names a credential (``Authorization``, ``Cookie``,
+  ``X-Api-Key``, ``password``, ...), the key matched with one damaged, lost or extra
+  character allowed, and JSON escapes (``\\u0041``), NULs and bytes that are not UTF-8 seen
+  through; the value masked to its end as far as the text can tell, or to the end of the
+  line when a cut or a flipped quote leaves it open;
+- by shape, wherever it is: a token after an auth scheme (``Bearer``, ``Basic``, ...),
+  well-known key formats (``sk-...``, ``ghp_...``, ``AKIA...``, JWTs), credentials in URLs
+  (``?api_key=``, ``user:password@``).
+
+Every rule looks at the original text and their masks are joined: one rule's partial match
+can never hide the evidence another rule needs (a key rule that took only a damaged value's
+first word used to leave the rest for a scheme rule that no longer saw its scheme). Damage
+defeats one rule at a time; a credential then still has the others against it.
+
+The producer side (the middleware) keeps the exact, key-only ``redact_value``: its JSON is
+not damaged, and its bodies are the model's data, which shape rules must not touch.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -14,34 +32,264 @@ SECRET_KEYS = re.compile(
     r"^(authorization|proxy-authorization|cookie|set-cookie|x-[a-z]+-api-key|x-api-key|api[-_]?key)$",
     re.IGNORECASE,
 )
-_SECRET_KEY = (
-    rb"(?:proxy-authorization|authorization|set-cookie|cookie|x-[a-z]+-api-key|x-api-key|api[-_]?key)"
-)
-# The key, then at most a few characters before its colon (a closing quote, or what a
-# damaged line has there), then the value: a string, closed or not (a line cut short), or a
-# bare word. Raw lines are the ones that did not parse, so their quoting cannot be trusted.
-_SECRET_PAIR = re.compile(
-    rb"(" + _SECRET_KEY + rb'[^:\n]{0,3}:\s*)(?:"(?:[^"\\]|\\.)*"?|[^\s,}\]]+)', re.IGNORECASE
-)
-# A credential after its scheme, wherever it is: what is left when even the key is damaged.
-_SCHEME_TOKEN = re.compile(rb"\b((?:bearer|basic|digest|token)\s+)[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
 REDACTED = "[redacted]"
+
+# Key names, as their letters alone (``X-Api-Key`` is ``xapikey``), that hold credentials
+# when they occur anywhere in a key: matched with one edit (a byte flip, loss or insertion)
+# allowed, as a damaged line has them.
+_SECRET_WORDS = ("authorization", "cookie", "apikey", "password", "passwd", "secret", "privatekey")
+
+
+def _one_edit(word: str) -> str:
+    """A regex of every string within one edit (substitution, deletion, insertion) of ``word``."""
+    variants = {word}
+    for i in range(len(word)):
+        variants.add(word[:i] + "." + word[i + 1 :])
+        variants.add(word[:i] + word[i + 1 :])
+    for i in range(len(word) + 1):
+        variants.add(word[:i] + "." + word[i:])
+    return "|".join(sorted(v.replace(".", "[a-z]") if "." in v else v for v in variants))
+
+
+_FUZZY_WORDS = re.compile("|".join(_one_edit(w) for w in _SECRET_WORDS))
+# Exact forms only: "token" is a credential as a key's last word (access_token, X-Auth-Token),
+# not in "tokens" (a tokenizer's output) or "max_tokens".
+_TOKEN_KEY = re.compile(r"(?:^|access|refresh|auth|id|bearer|session|csrf|xsrf|api)token$|^sessionid$")
+
+
+@functools.lru_cache(maxsize=4096)  # a log's keys are few and repeat on every line
+def secret_key(name: str) -> bool:
+    """True when a key names a credential, even with one character damaged or escaped."""
+    letters = re.sub(r"[^a-z]", "", name.lower())
+    if len(letters) < 5:
+        return False
+    return bool(_FUZZY_WORDS.search(letters) or _TOKEN_KEY.search(letters))
+
+
+# Characters of a key, and what may stand between a key and its separator (a closing quote,
+# or what a damaged line has there: at most three of them).
+_KEY_CHARS = re.compile(r"[^\s\"'{}\[\],:=?&;]")
+_GAP_CHARS = frozenset(" \t\"'")
+_SEPARATORS = re.compile(r"[:=]")
+_SHAPES = re.compile(
+    "|".join(
+        [
+            # a token after an auth scheme; "bearer" is no English word, so no boundary and any
+            # separator (a flipped space) before it
+            r"bearer[^a-z0-9]{0,3}[a-z0-9._~+/=\-\ufffd]{4,}",
+            r"(?<![a-z])(?:basic|digest|token|negotiate)\s{1,3}[a-z0-9._~+/=\-]{6,}",
+            # well-known key formats, however they are framed
+            r"(?<![a-z])sk-[a-z0-9_\-]{3,}",
+            r"(?<![a-z])(?:sk|rk|pk)_(?:live|test)_[a-z0-9]{8,}",
+            r"(?<![a-z])(?:ghp|gho|ghs|ghu|ghr)_[a-z0-9]{16,}",
+            r"github_pat_[a-z0-9_]{16,}",
+            r"(?<![a-z])xox[abprs]-[a-z0-9\-]{8,}",
+            r"(?<![a-z0-9])(?:akia|asia)[a-z0-9]{16}",
+            r"(?<![a-z0-9])aiza[a-z0-9_\-]{20,}",
+            r"(?<![a-z])(?:hf|glpat)[_-][a-z0-9_\-]{16,}",
+            r"eyj[a-z0-9_\-]{8,}\.[a-z0-9_\-]{8,}\.[a-z0-9_\-]*",
+            # the password of user:password@host in a URL
+            r"(?<=://)[^/\s:@\"]{1,64}:[^/\s@\"]{1,256}(?=@)",
+        ]
+    ),
+    re.IGNORECASE,
+)
+# Every shape above starts with, or holds, one of these (lower case).
+_SHAPE_WORDS = ("bearer", "basic", "digest", "token", "negotiate", "k-", "k_", "gh", "github_pat_", "xox",
+                "akia", "asia", "aiza", "hf", "glpat", "eyj", "://")  # fmt: skip
+_QUERY_END = re.compile(r"[&;\s\"',}\]]")
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\/")
+
+
+def _view(text: str) -> tuple[str, list[int], list[int]]:
+    """The text with JSON escapes decoded, and where each of its characters came from.
+
+    ``\\u0041`` and ``\\/`` become the characters they stand for, except a quote, a backslash
+    or a control character (those would change where strings end). Returns the view and,
+    per view character, its start and end in ``text``.
+    """
+    if "\\" not in text:
+        return text, [], []
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        for i in range(pos, m.start()):
+            out.append(text[i])
+            starts.append(i)
+            ends.append(i + 1)
+        char = "/" if m.group(1) is None else chr(int(m.group(1), 16))
+        if char in '"\\' or char < " " or "\ud800" <= char <= "\udfff":
+            for i in range(m.start(), m.end()):
+                out.append(text[i])
+                starts.append(i)
+                ends.append(i + 1)
+        else:
+            out.append(char)
+            starts.append(m.start())
+            ends.append(m.end())
+        pos = m.end()
+    for i in range(pos, len(text)):
+        out.append(text[i])
+        starts.append(i)
+        ends.append(i + 1)
+    return "".join(out), starts, ends
+
+
+def _string_end(view: str, i: int) -> int:
+    """Past the closing quote of the string opening at ``i``, or -1 when it does not close."""
+    j = i + 1
+    while j < len(view):
+        c = view[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == '"':
+            return j + 1
+        j += 1
+    return -1
+
+
+def _value_end(view: str, i: int) -> int:
+    """Where the value starting at ``i`` ends, as far as damaged text can tell.
+
+    A string that closes and is followed by what follows a value (``,`` ``}`` ``]`` or the
+    end), an array or object to its matching bracket; anything else (a quote lost or flipped,
+    a bare word, a cut) runs to the next member (``, "``), a closing bracket or the end.
+    """
+    n = len(view)
+    while i < n and view[i] in " \t\r":
+        i += 1
+    if i < n and view[i] == '"':
+        end = _string_end(view, i)
+        if end > 0:
+            rest = view[end:].lstrip(" \t\r")
+            if not rest or rest[0] in ",}]\n":
+                return end
+    elif i < n and view[i] in "[{":
+        depth, j = 0, i
+        while j < n:
+            c = view[j]
+            if c == '"':
+                end = _string_end(view, j)
+                if end < 0:
+                    return n
+                j = end
+                continue
+            if c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth -= 1
+                if depth == 0:
+                    return j + 1
+            j += 1
+        return n
+    j = i
+    while j < n:
+        c = view[j]
+        if c in "}]\n":
+            return j
+        if c == ",":
+            k = j + 1
+            while k < n and view[k] in " \t\r":
+                k += 1
+            if k >= n or view[k] == '"':
+                return j
+        j += 1
+    return n
+
+
+def _spans(view: str) -> list[tuple[int, int, bool]]:
+    """(start, end, whole value?) of every credential in the view, from every rule."""
+    found: list[tuple[int, int, bool]] = []
+    for m in _SEPARATORS.finditer(view):
+        key_end = m.start()
+        for _ in range(3):  # the gap between a key and its separator
+            if key_end > 0 and (view[key_end - 1] in _GAP_CHARS or not _KEY_CHARS.match(view, key_end - 1)):
+                key_end -= 1
+        key_start = key_end
+        while key_start > 0 and key_end - key_start < 64 and _KEY_CHARS.match(view, key_start - 1):
+            key_start -= 1
+        if key_end - key_start >= 3 and secret_key(view[key_start:key_end]):
+            start = m.end()
+            while start < len(view) and view[start] in " \t\r":
+                start += 1
+            if m.group(0) == "=":  # key=value in a query string or a cookie: to its delimiter
+                stop = _QUERY_END.search(view, start)
+                end, whole = (stop.start() if stop else len(view)), False
+            else:
+                end, whole = _value_end(view, start), True
+            if end > start:
+                found.append((start, end, whole))
+    lowered = view.lower()
+    if any(word in lowered for word in _SHAPE_WORDS):  # most text has none: skip the costly regex
+        found.extend((m.start(), m.end(), False) for m in _SHAPES.finditer(view))
+    return found
+
+
+def redact_text(text: str) -> str:
+    """The text with every credential the rules find replaced by ``[redacted]``.
+
+    Used for raw lines (which may be damaged anywhere), reasons and values copied from a
+    line. Text with no credential comes back unchanged.
+    """
+    view, starts, ends = _view(text)
+    spans = _spans(view)
+    if not spans:
+        return text
+    if starts:  # back from the view to the text
+        spans = [(starts[a], ends[b - 1], whole) for a, b, whole in spans if b > a]
+    spans.sort()
+    merged: list[list[Any]] = []
+    for start, end, whole in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            merged[-1][2] = merged[-1][2] or whole
+        else:
+            merged.append([start, end, whole])
+    out: list[str] = []
+    pos = 0
+    for start, end, whole in merged:
+        # a whole value stays a JSON string, so that the line still reads as JSON around it
+        out.append(text[pos:start] + (f'"{REDACTED}"' if whole else REDACTED))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def redact_raw(raw: bytes, cap: int | None = None) -> bytes:
-    """The raw line with credentials replaced, then cut to ``cap`` bytes.
+    """The raw line cut to ``cap`` bytes, with credentials replaced (see ``redact_text``).
 
-    Redacted before the cut, so that a value the cut would leave unterminated is caught.
+    Cut first: a value the cut leaves open is masked to the end by the rules, and a long
+    line costs no more than its kept part. Bytes that are not UTF-8 come back as U+FFFD.
     """
-    raw = _SECRET_PAIR.sub(rb'\1"' + REDACTED.encode() + rb'"', raw)
-    raw = _SCHEME_TOKEN.sub(rb"\1" + REDACTED.encode(), raw)
-    return raw if cap is None else raw[:cap]
+    if cap is not None:
+        raw = raw[:cap]
+    return redact_text(raw.decode("utf-8", "replace")).encode("utf-8")
+
+
+def redact_copied(value: Any) -> Any:
+    """A copy of a JSON value read from a log line, for a record's metadata: the values of
+    credential keys (matched as ``secret_key`` does) replaced at any depth, and credentials
+    in strings (by shape, or as ``key=value``) masked as in ``redact_text``."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and secret_key(k) else redact_copied(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_copied(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
 
 
 def redact_value(value: Any, also: frozenset[str] = frozenset()) -> Any:
     """A copy of a JSON value with secret keys' values replaced, at any depth.
 
-    ``also``: more key names (lower case) to treat as secret, such as configured body fields.
+    The producer's rule (exact key names, see the module's docstring). ``also``: more key
+    names (lower case) to treat as secret, such as configured body fields.
     """
     if isinstance(value, dict):
         return {

@@ -181,8 +181,11 @@ def report_summary(summary: Any, quiet: bool, as_json: bool, extra: dict[str, An
     the same summary as JSON on stdout when asked."""
     if not quiet:
         click.echo(summary.render(), err=True)
-    elif summary.warning():
-        warn(summary.warning())
+    else:
+        if summary.warning():
+            warn(summary.warning())
+        for text in getattr(summary, "warnings", ()):  # the table, which says them, is left out
+            warn(text)
     if as_json:
         data = {**summary.to_json(), **(extra or {})}
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())

@@ -51,6 +51,8 @@ class Summary:
     seconds: float = 0.0
     formats: dict[str, str] = field(default_factory=dict)  # format -> how chosen, e.g. "3 files, detected"
     notes: list[str] = field(default_factory=list)
+    # what a run that did little must say, in the table, in --json and under -q alike
+    warnings: list[str] = field(default_factory=list)
     # endpoint -> reason -> count, from the rejects as they are filed
     rejected_lines: dict[str, Counter[str]] = field(default_factory=dict)
     rejected_records: dict[str, Counter[str]] = field(default_factory=dict)
@@ -59,6 +61,8 @@ class Summary:
     )  # endpoint -> records refused before the sink
     exit_code: int = 0
     error: str | None = None
+    # (file, line offset) -> pairs refused after the transform, for count_refused
+    refused_pairs: dict[tuple[str, int], set[int]] = field(default_factory=dict, repr=False)
 
     def count_rejects(self, rejects: list[Any]) -> None:
         """Tally rejects by endpoint and reason: a whole line's, or one record's of a line."""
@@ -71,6 +75,23 @@ class Summary:
                 if reject.get("stage") in ("map", "validate"):
                     self.mapping_rejects[endpoint] += 1
             found[reason_key(str(reject["reason"]))] += 1
+
+    def count_refused(self, refused: list[tuple[str, int, int, int]]) -> None:
+        """Records a dataset decision refused after the worker counted their line as giving
+        records: (file, line offset, pair index, pairs of the line that gave rows, 0 when not
+        known). Once every pair of a line is refused, the line gave no record: in ``by_file``
+        it moves from ``gave_records`` to ``rejected`` (each line is exactly one of the three)."""
+        for name, offset, index, pairs in refused:
+            if pairs <= 0:
+                continue
+            seen = self.refused_pairs.setdefault((name, offset), set())
+            if index in seen:
+                continue
+            seen.add(index)
+            if len(seen) == pairs:
+                counts = self.file_counts(name)
+                counts.gave_records -= 1
+                counts.rejected += 1
 
     def counts_for(self, endpoint: str) -> Counts:
         found = self.counts.get(endpoint)
@@ -196,6 +217,7 @@ class Summary:
             "interrupted": self.interrupted,
             "formats": self.formats,
             "notes": self.notes,
+            "warnings": self.warnings,
             "lines": {
                 "read": outcome["lines"],
                 "mapped": outcome["lines_mapped"],
@@ -269,6 +291,7 @@ class Summary:
         for name, reason in self.failed_files.items():
             out.append(f"could not read {name}: {reason}")
         out.extend(self.notes)
+        out.extend(f"warning: {text}" for text in self.warnings)
         if self.interrupted:
             out.append("stopped by a signal: progress up to here is saved, the next run goes on from it")
         for name, size in self.incomplete.items():

@@ -660,6 +660,7 @@ class _Run:
         for endpoint, n in admitted.rejected.items():
             summary.counts_for(endpoint).rejected += n
         self.rejects.write(admitted.rejects)
+        summary.count_refused(admitted.refused)
         for batch in admitted.batches:
             summary.datasets[batch.route.endpoint] = batch.route.dataset
             for endpoint in set(batch.table["endpoint"].to_pylist()):

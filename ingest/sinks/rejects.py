@@ -1,7 +1,9 @@
 """The rejects file: one JSON line per rejected line or record, with its file and line.
 
 Opened only when the first reject arrives, so a clean run leaves no empty file behind.
-Raw lines are capped and scrubbed of credentials before they get here.
+Raw lines are capped and scrubbed of credentials where they are rejected; every reject is
+scrubbed once more here, whatever stage filed it (a record refused by a dataset decision or
+a sink carries the record's JSON as its raw text), so that no path to the file skips it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,17 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
+from ingest.accesslog.redact import redact_text
+
+
+def scrubbed(reject: dict[str, Any]) -> dict[str, Any]:
+    """The reject with credentials masked in its raw text and its reason (ingest/accesslog/redact.py)."""
+    out = dict(reject)
+    for key in ("raw", "reason"):
+        if isinstance(out.get(key), str):
+            out[key] = redact_text(out[key])
+    return out
 
 
 class RejectsFile:
@@ -25,7 +38,7 @@ class RejectsFile:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "ab")  # noqa: SIM115 (closed in close())
-        self._fh.write(b"".join(orjson.dumps(r) + b"\n" for r in rejects))
+        self._fh.write(b"".join(orjson.dumps(scrubbed(r)) + b"\n" for r in rejects))
         self.count += len(rejects)
 
     def sync(self) -> None:
@@ -52,7 +65,7 @@ class RejectsPreview:
 
     def write(self, rejects: list[dict[str, Any]]) -> None:
         self.count += len(rejects)
-        self.kept.extend(rejects[: max(0, self._keep - len(self.kept))])
+        self.kept.extend(scrubbed(r) for r in rejects[: max(0, self._keep - len(self.kept))])
 
     def sync(self) -> None:
         pass

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, SupportsIndex
 
-from ingest.errors import FileFault, InputError
+from ingest.errors import FileFault, InputError, TrailingGarbage
 
 CHUNK_BYTES = 1 << 20
 # Hidden, for the tests that check that results never depend on where chunks are cut.
@@ -345,7 +345,10 @@ class GzipStream:
                 raise FileFault("not a gzip file")
             rest = len(self._input) + _remaining(self._raw)
             self._done = True
-            raise FileFault(f"{rest} bytes of trailing garbage after the gzip data")
+            raise TrailingGarbage(
+                f"{rest} bytes of trailing garbage after the gzip data (every line before them was read; "
+                "a later run does not report them again)"
+            )
         if not self._fill(10):
             raise EOFError("Compressed file ended in a gzip header")
         flags = self._input[3]
@@ -441,10 +444,14 @@ class LineChunks:
         carry = b""
         final = self.source.final
         first = self.start_offset == 0
+        garbage: TrailingGarbage | None = None
         while True:
             try:
                 block = stream.read(self.chunk_bytes)
             except EOFError:  # a .gz cut short (still being compressed): read the rest next run
+                break
+            except TrailingGarbage as exc:  # the data before it is whole: read to its end, then raise
+                garbage, final = exc, True
                 break
             if not block:
                 # a gzip stream that ended cleanly is complete: nothing more can come
@@ -474,6 +481,8 @@ class LineChunks:
             self.end_offset = offset + len(carry)
             carry = b""
         self.incomplete_tail = carry
+        if garbage is not None:
+            raise garbage
 
 
 def _skip(stream: BinaryIO, offset: int) -> None:

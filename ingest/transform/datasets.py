@@ -26,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.model import Batch
+from ingest.model import RAW_CAP, Batch
 from ingest.transform.routing import Route
 from mappers import Rejected
 from mappers import text_classification as tc
@@ -65,10 +66,15 @@ class Admitted:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     records: Counter[str] = field(default_factory=Counter)  # per endpoint, to add (may be < 0)
     rejected: Counter[str] = field(default_factory=Counter)
+    # (file, line offset, pair index, pairs of the line) of each record refused here: a line
+    # counted as giving records gave none once every one of its pairs is refused (see
+    # Summary.count_refused)
+    refused: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     def merge(self, other: Admitted) -> None:
         self.batches += other.batches
         self.rejects += other.rejects
+        self.refused += other.refused
         self.records.update(other.records)
         self.rejected.update(other.rejected)
 
@@ -129,14 +135,14 @@ class Decisions:
                 self._admit(batch, out)
         # An empty output whose reading in the dataset's task failed (e.g. no text for a
         # NER record) has only candidates of other tasks, all dropped: reject it, once.
-        orphans: dict[str, tuple[_Dataset, dict[str, Any]]] = {}
+        orphans: dict[str, tuple[_Dataset, dict[str, Any], Any]] = {}
         for state, batch in self._dropped:
             columns = ["id", "source_file", "source_line", "endpoint", "record"]
-            for row in batch.table.select(columns).to_pylist():
+            for i, row in enumerate(batch.table.select(columns).to_pylist()):
                 if row["id"] not in self._matched:
-                    orphans.setdefault(row["id"], (state, row))
-        for state, row in orphans.values():
-            _reject_row(row, self._orphan_reason(state), out)
+                    orphans.setdefault(row["id"], (state, row, _origin(batch, i)))
+        for state, row, origin in orphans.values():
+            _reject_row(row, self._orphan_reason(state), out, origin)
         for state in self._datasets.values():
             if state.waiting and state.waiting_rows() > self.max_waiting:
                 self._give_up(state, out)
@@ -189,9 +195,8 @@ class Decisions:
                 fresh = [i for i, rid in enumerate(batch.table["id"].to_pylist()) if rid not in seen]
                 seen.update(batch.table["id"].to_pylist())
                 table = batch.table.take(pa.array(fresh, pa.int64())) if fresh else batch.table.slice(0, 0)
-                self._reject(
-                    _with_table(batch, table), self._unknown_task_reason(batch.route), out, counted=False
-                )
+                reason = self._unknown_task_reason(batch.route)
+                self._reject(_with_table(batch, table, fresh), reason, out, counted=False)
             state.waiting = []
             return
         if state.task == TC and state.multi_label is None:
@@ -232,7 +237,7 @@ class Decisions:
             scores = [item.get("score") for item in (record.get("prediction") or {}).get("labels") or []]
             top_scores.append(max((float(x) for x in scores if isinstance(x, int | float)), default=None))
         for i, reason in failed:
-            self._reject(_with_table(batch, batch.table.slice(i, 1)), reason, out, counted=True)
+            self._reject(_with_table(batch, batch.table.slice(i, 1), [i]), reason, out, counted=True)
         if not kept_rows:
             return None
         table = batch.table.take(pa.array(kept_rows, pa.int64()))
@@ -240,7 +245,7 @@ class Decisions:
         table = table.set_column(column, "record", pa.array(new_records, pa.string()))
         column = table.schema.get_field_index("predicted_score")
         table = table.set_column(column, "predicted_score", pa.array(top_scores, pa.float64()))
-        return _with_table(batch, table)
+        return _with_table(batch, table, kept_rows)
 
     # -- reasons ------------------------------------------------------------------------------
     def _task_reason(self, batch: Batch, state: _Dataset) -> str:
@@ -262,22 +267,8 @@ class Decisions:
     def _reject(self, batch: Batch, reason: str, out: Admitted, counted: bool) -> None:
         """Reject every row of a batch; ``counted``: the worker had counted them as records."""
         rows = batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist()
-        for row in rows:
-            out.rejects.append(
-                {
-                    "file": row["source_file"],
-                    "line": row["source_line"],
-                    "offset": None,
-                    "record": None,
-                    "endpoint": row["endpoint"],
-                    "stage": "dataset",
-                    "reason": reason,
-                    "raw": row["record"][:2000],
-                }
-            )
-            out.rejected[row["endpoint"]] += 1
-            if counted:
-                out.records[row["endpoint"]] -= 1
+        for i, row in enumerate(rows):
+            _reject_row(row, reason, out, _origin(batch, i), counted)
 
 
 def _source(origin: str) -> str:
@@ -293,7 +284,17 @@ def _endpoints(table: pa.Table) -> Counter[str]:
     return Counter(table["endpoint"].to_pylist())
 
 
-def _with_table(batch: Batch, table: pa.Table) -> Batch:
+def _origin(batch: Batch, i: int) -> tuple[int, int, int] | None:
+    """Row ``i``'s (line offset, pair index, pairs of its line), when the batch knows them."""
+    if batch.origins is None or i >= len(batch.origins):
+        return None
+    offset, index, pairs = batch.origins[i].tolist()
+    return offset, index, pairs
+
+
+def _with_table(batch: Batch, table: pa.Table, rows: Any) -> Batch:
+    """The batch with another table: ``rows``, the positions in the old one of the new one's rows."""
+    origins = batch.origins[np.asarray(rows, np.int64)] if batch.origins is not None else None
     return Batch(
         route=batch.route,
         task=batch.task,
@@ -303,6 +304,7 @@ def _with_table(batch: Batch, table: pa.Table) -> Batch:
         multi_label=batch.multi_label,
         first_offset=batch.first_offset,
         first_line=batch.first_line,
+        origins=origins,
     )
 
 
@@ -323,29 +325,53 @@ def _drop_other_candidates(waiting: list[Batch], task: str | None, out: Admitted
             continue
         ids = batch.table["id"]
         mask = pc.invert(pc.is_in(ids, pa.array(sorted(kept_ids), pa.string())))
-        for row in (
-            batch.table.filter(mask)
-            .select(["id", "source_file", "source_line", "endpoint", "record"])
-            .to_pylist()
+        positions = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+        rows = batch.table.take(pa.array(positions, pa.int64()))
+        for i, row in zip(
+            positions.tolist(),
+            rows.select(["id", "source_file", "source_line", "endpoint", "record"]).to_pylist(),
+            strict=True,
         ):
-            orphans.setdefault(row["id"], row)
-    for row in orphans.values():
-        _reject_row(row, reason, out)
+            orphans.setdefault(row["id"], (row, _origin(batch, i)))
+    for row, origin in orphans.values():
+        _reject_row(row, reason, out, origin)
     return kept
 
 
-def _reject_row(row: dict[str, Any], reason: str, out: Admitted) -> None:
-    """Reject an empty output none of whose candidates was kept (it was never counted)."""
+def _reject_row(
+    row: dict[str, Any],
+    reason: str,
+    out: Admitted,
+    origin: tuple[int, int, int] | None,
+    counted: bool = False,
+) -> None:
+    """Reject one record (a row); ``counted``: the worker had counted it as a record (an empty
+    output none of whose candidates was kept was not).
+
+    A reject of the record, not of its line: it names the pair (``record``) and the line's
+    offset, the record stays counted among the endpoint's records (rejected, so the columns
+    still add up), and ``refused`` tells the parent, which counts the line rejected in its
+    file once every pair of it is refused. Without an origin (a batch the transform did not
+    make) it stays what it was before: a reject of the line, the record taken off the count.
+    """
+    endpoint = row["endpoint"]
     out.rejects.append(
         {
             "file": row["source_file"],
             "line": row["source_line"],
-            "offset": None,
-            "record": None,
-            "endpoint": row["endpoint"],
+            "offset": origin[0] if origin else None,
+            "record": origin[1] if origin else None,
+            "endpoint": endpoint,
             "stage": "dataset",
             "reason": reason,
-            "raw": row["record"][:2000],
+            "raw": row["record"][:RAW_CAP],
         }
     )
-    out.rejected[row["endpoint"]] += 1
+    out.rejected[endpoint] += 1
+    if origin is None:
+        if counted:
+            out.records[endpoint] -= 1
+        return
+    if not counted:
+        out.records[endpoint] += 1
+    out.refused.append((row["source_file"], origin[0], origin[1], origin[2]))

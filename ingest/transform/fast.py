@@ -432,9 +432,9 @@ _DEPENDS = {
 }
 # The fingerprints of the sources above when each fast function last passed the parity tests.
 FINGERPRINTS = {
-    _tc.TASK: "7b415d4d130e0dc7",
-    _tok.TASK: "6fb88893ff123279",
-    _t2t.TASK: "61d34c4cfd366fea",
+    _tc.TASK: "cd7185f152ae19e1",
+    _tok.TASK: "79dd56a2f54f6fb1",
+    _t2t.TASK: "9f2add66ec4cc425",
 }
 _CURRENT: dict[str, bool] = {}
 

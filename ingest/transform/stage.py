@@ -21,7 +21,7 @@ import pyarrow as pa
 
 import mappers
 from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
-from ingest.accesslog.redact import redact_raw, redact_value
+from ingest.accesslog.redact import redact_copied, redact_raw, redact_text
 from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, FileCounts, Reject
 from ingest.sources.formats.join import Joiner
 from ingest.sources.formats.profile import Bad, Half, Item, Profile, Skip
@@ -85,6 +85,10 @@ class _Columns:
         self.route, self.task = route, task
         self.candidate, self.evidence, self.multi_label = variant
         self.rows: list[tuple[Any, ...]] = []
+        # per row: (its line's offset, its pair's index in the line, how many pairs of the line
+        # gave rows, or 0 when unknown): what the parent needs to tell a line whose every
+        # record a dataset decision refused (ingest/transform/datasets.py)
+        self.origins: list[tuple[int, int, int]] = []
 
     def to_batch(self, chunk: Chunk) -> Batch:
         batch = self._batch()
@@ -96,7 +100,8 @@ class _Columns:
         columns = dict(zip(SCHEMA.names, zip(*self.rows, strict=True), strict=True))
         records = _string_array(columns["record"])
         arrays = [records if f.name == "record" else pa.array(columns[f.name], f.type) for f in SCHEMA]
-        return Batch(self.route, self.task, pa.Table.from_arrays(arrays, schema=SCHEMA))
+        origins = np.array(self.origins, np.int64).reshape(-1, 3)
+        return Batch(self.route, self.task, pa.Table.from_arrays(arrays, schema=SCHEMA), origins=origins)
 
 
 def _string_array(texts: tuple[bytes, ...]) -> pa.Array:
@@ -200,7 +205,10 @@ class Transformer:
                 return False
             made.append(one)
         self.fast_lines += 1
-        line.rows.extend((route, task, variant, row) for task, variant, row in made)
+        # one row per pair, in order: the pair's index is its place
+        line.rows.extend(
+            (route, task, variant, row, index) for index, (task, variant, row) in enumerate(made)
+        )
         return True
 
     def process(self, chunk: Chunk) -> ChunkResult:
@@ -368,8 +376,9 @@ class Transformer:
         line.endpoint = entry.path
         self._map_line(entry, route, item.pairs, line)
         count.skipped.update(line.record_skips)
-        count.records += sum(1 for _, _, variant, _ in line.rows if not variant[0])
-        line.commit_rows(columns)
+        count.records += sum(1 for _, _, variant, _, _ in line.rows if not variant[0])
+        # one item of a line that may hold several: its pairs are not all of the line's
+        line.commit_rows(columns, whole_line=False)
         for one in line.rejects:
             count.rejected += 1
             reject(one["reason"], one["endpoint"], one["stage"], one["record"])
@@ -412,7 +421,10 @@ class Transformer:
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
         url = fields.get(URL)
+        # a URL can carry credentials (?api_key=, user:password@); most have no "=" or "@"
         agent = url if isinstance(url, str) and url else entry.path
+        if "=" in agent or "@" in agent:  # a URL can carry credentials (?api_key=, user:password@)
+            agent = redact_text(agent)
         latency = _finite(fields.get(LATENCY_MS))
         request_id = fields.get(REQUEST_ID)
         request_id = str(request_id) if request_id is not None else None
@@ -423,7 +435,8 @@ class Transformer:
             metadata["request_id"] = request_id
         for name in route.metadata_fields:
             if name in fields:
-                metadata[name] = redact_value(fields[name])
+                # copied from the line, whose keys may be damaged: credentials by key and by shape
+                metadata[name] = redact_copied(fields[name])
         if self.fast:
             try:
                 shared = fast.Line(
@@ -509,7 +522,7 @@ class Transformer:
             if made:
                 # Candidates (an empty output, one reading per task) are counted by the
                 # parent once it keeps one of them (ingest/transform/datasets.py).
-                line.rows.extend((route, task, variant, row) for task, variant, row in made)
+                line.rows.extend((route, task, variant, row, index) for task, variant, row in made)
             elif returned_none and not failures:
                 line.record_skips.append("mapper_returned_none")
             else:
@@ -618,8 +631,8 @@ class _Line:
         self.skipped: str | None = None  # the line was skipped whole, for this reason
         self.record_skips: list[str] = []
         self.rejects: list[Reject] = []
-        # (route, task, (candidate, evidence, multi_label), row): see _Columns and Batch
-        self.rows: list[tuple[Route, str, tuple[bool, str | None, bool | None], tuple[Any, ...]]] = []
+        # (route, task, (candidate, evidence, multi_label), row, pair index): see _Columns, Batch
+        self.rows: list[tuple[Route, str, tuple[bool, str | None, bool | None], tuple[Any, ...], int]] = []
 
     def reject(self, reason: str, stage: str, index: int | None = None) -> None:
         self.rejects.append(
@@ -630,20 +643,26 @@ class _Line:
                 "record": index,
                 "endpoint": self.endpoint or NO_ENDPOINT,
                 "stage": stage,
-                "reason": reason,
+                "reason": redact_text(reason),  # a message may quote the line
                 "raw": redact_raw(self.raw, RAW_CAP).decode("utf-8", "replace"),
             }
         )
 
-    def commit_rows(self, columns: dict[tuple[Any, ...], _Columns]) -> None:
-        """Hand the line's valid records to their datasets' columns."""
-        for route, task, variant, row in self.rows:
+    def commit_rows(self, columns: dict[tuple[Any, ...], _Columns], whole_line: bool = True) -> None:
+        """Hand the line's valid records to their datasets' columns.
+
+        ``whole_line``: these rows are all the line gave (not one item's of several), so the
+        parent may count the line rejected once it refused every one of its pairs.
+        """
+        pairs = len({index for *_, index in self.rows}) if whole_line else 0
+        for route, task, variant, row, index in self.rows:
             # A dataset is a name in a workspace; routes to one agree on its tags (settings).
             key = (route.dataset, route.workspace, task, *variant)
             target = columns.get(key)
             if target is None:
                 target = columns[key] = _Columns(route, task, variant)
             target.rows.append(row)
+            target.origins.append((self.offset, index, pairs))
 
     def fail(self, exc: Exception) -> None:
         """The line as a whole is rejected: whatever it had produced so far is dropped."""
@@ -669,7 +688,7 @@ class _Line:
             count.skipped[self.skipped] += 1
         count.skipped.update(self.record_skips)
         count.rejected += len(self.rejects)
-        count.records += sum(1 for _, _, variant, _ in self.rows if not variant[0])
+        count.records += sum(1 for _, _, variant, _, _ in self.rows if not variant[0])
         rejects.extend(self.rejects)
         self.commit_rows(columns)
         if self.rows:
@@ -689,7 +708,7 @@ def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw:
                 "record": index,
                 "endpoint": endpoint,
                 "stage": stage,
-                "reason": reason,
+                "reason": redact_text(reason),  # a message may quote the line
                 "raw": redact_raw(raw, RAW_CAP).decode("utf-8", "replace"),
             }
         )

@@ -130,3 +130,45 @@ def bentoml_schema(source: Source) -> list[dict[str, object]] | None:
 
 
 __all__ = ["Choice", "FormatError", "choose"]
+
+
+# Files named in the wrong-format warning, at most (each costs a look at its first lines).
+HINTED_FILES = 5
+
+
+def wrong_format_warning(
+    not_requests: int,
+    lines: int,
+    sources: list[Source],
+    formats: dict[str, str],
+    profiles: dict[str, Profile],
+) -> str | None:
+    """The warning for a run most of whose lines the format read did not take for requests
+    (``not_a_request``): the symptom of a wrong ``--format`` (or ``[inputs]``), which would
+    otherwise exit 0 with nothing ingested while the checkpoints move past every line.
+
+    Names, for the first files read, the format their first lines look like, when that is
+    another one. None when at most half of the lines were counted so.
+    """
+    if not not_requests or not_requests * 2 <= lines:
+        return None
+    used = sorted({formats[s.name] for s in sources if s.name in formats})
+    hints = []
+    for source in sources:
+        if len(hints) >= HINTED_FILES:
+            break
+        if source.path is None and source.url is None:  # stdin: read once, already read
+            continue
+        fmt = formats.get(source.name)
+        found, _ = detect(_head(source), profiles)
+        if found is not None and found not in (fmt, SCHEMA):
+            hints.append(f"{source.name} looks like {found} (--format {found}?)")
+    text = (
+        f"{not_requests} of {lines} lines read are not requests in the format read ({', '.join(used)}): "
+        "counted not_a_request, nothing ingested from them"
+    )
+    if hints:
+        text += "; " + "; ".join(hints)
+    return text + (
+        "; is the format right? Their checkpoints moved: once it is, read them again with --from-start"
+    )

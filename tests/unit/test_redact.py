@@ -1,0 +1,77 @@
+"""Credential masking on damaged text, exhaustively for one fault per line: every single bit
+flip, every inserted invalid byte or NUL run, every cut, every escaped key character."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest.accesslog.redact import redact_copied, redact_raw, redact_text
+
+SECRET = "sk-fuzz"
+LINE = json.dumps(
+    {
+        "headers": {"Authorization": f"Bearer {SECRET}-000008", "accept": "*/*"},
+        "ts": 1764000000,
+        "path": "/spacy/",
+        "status": 200,
+        "request": ["a"],
+        "response": [{"text": "a", "entities": []}],
+    }
+).encode()
+
+
+def _leaks(raw: bytes, cap: int | None = None) -> bool:
+    return SECRET.encode() in redact_raw(raw, cap)
+
+
+def test_every_single_bit_flip_leaves_the_credential_masked():
+    leaks = []
+    for i in range(len(LINE)):
+        for bit in range(8):
+            damaged = bytearray(LINE)
+            damaged[i] ^= 1 << bit
+            if _leaks(bytes(damaged)):
+                leaks.append((i, bit))
+    assert leaks == []
+
+
+@pytest.mark.parametrize("inserted", [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\0" * 5])
+def test_inserted_bytes_anywhere_leave_the_credential_masked(inserted: bytes):
+    assert [i for i in range(len(LINE) + 1) if _leaks(LINE[:i] + inserted + LINE[i:])] == []
+
+
+def test_a_line_cut_anywhere_or_capped_leaves_no_credential_or_part_of_one():
+    for cut in range(len(LINE) + 1):
+        out = redact_raw(LINE[:cut])
+        assert SECRET.encode() not in out and b"sk-fu" not in out, cut
+        assert SECRET.encode() not in redact_raw(LINE, cut), cut
+
+
+def test_escapes_in_the_key_or_the_token_are_seen_through():
+    for i, char in enumerate("Authorization"):
+        key = "Authorization"[:i] + f"\\u{ord(char):04x}" + "Authorization"[i + 1 :]
+        damaged = LINE.replace(b"Authorization", key.encode())[:-1]  # invalid JSON: a reject
+        assert b"[redacted]" in redact_raw(damaged) and not _leaks(damaged), key
+    escaped = LINE.replace(b"Bearer sk", b"Bearer \\u0073k")
+    assert b"\\u0073k-fuzz" not in redact_raw(escaped)
+
+
+def test_what_is_not_a_credential_is_left_alone():
+    text = '{"ts": 1, "path": "/spacy/", "tokens": ["a"], "request_id": "req-1", "text": "risk-free"}'
+    assert redact_text(text) == text
+    assert redact_copied({"accept": "*/*", "tokens": [1]}) == {"accept": "*/*", "tokens": [1]}
+
+
+def test_values_copied_into_metadata_are_masked_by_damaged_key_and_by_shape():
+    copied = redact_copied(
+        {
+            "Authorizatimn": "Bearer x",  # one letter flipped: still the key
+            "X-Trace": f"Bearer {SECRET}-1",  # by shape, whatever the key
+            "url": "https://user:pw@host/p?api_key=k123&page=2",
+        }
+    )
+    assert copied["Authorizatimn"] == "[redacted]"
+    assert SECRET not in copied["X-Trace"]
+    assert copied["url"] == "https://[redacted]@host/p?api_key=[redacted]&page=2"
