@@ -439,3 +439,45 @@ def test_a_wrong_format_says_so_in_the_table_in_json_and_under_q(tmp_path: Path,
     # the right format: records, and nothing to warn of
     right = ingest.json(str(log), "--format", "access-log", "--from-start")
     assert right["records_written"] == 5 and right["warnings"] == []
+
+
+def _everything_written(ingest: Ingest, *outputs: bytes) -> str:
+    """All a user or a script can see after runs: their output, and every name and value in
+    the store (Parquet is compressed: its rows are read, not its bytes)."""
+    import pandas as pd
+
+    seen = [out.decode("utf-8", "replace") for out in outputs]
+    for path in sorted(ingest.store.rglob("*")):
+        seen.append(str(path.relative_to(ingest.store)))
+        if path.suffix == ".parquet":
+            seen.append(pd.read_parquet(path).astype(str).to_json())
+        elif path.is_file() and path.suffix in (".jsonl", ".json"):
+            seen.append(path.read_text("utf-8", "replace"))
+    return "\n".join(seen)
+
+
+def test_credentials_in_an_endpoint_path_reach_no_output_store_or_rejects(tmp_path: Path, ingest: Ingest):
+    # Producers that log the raw request target put its query string (or a path parameter)
+    # in "path": the endpoint becomes a table row, a JSON key, a dataset and its directory,
+    # metadata, a reject's endpoint and the run log's counts. None may carry the credential.
+    paths = ["/spacy/?api_key=SEKRETzq1", "/spacy/?access_token=SEKRETzq2&x=1", "/v1/sk-SEKRETzq3abcdefg/"]
+    lines = [line(i, path=p) for i, p in enumerate(paths)]
+    lines.append(json.dumps(entry(path="/spacy/;jsessionid=SEKRETzq4", request=["a", "b"])))  # size mismatch
+    log = write_log(tmp_path / "a.jsonl", lines)
+    # the other formats read their endpoint from the line too (structlog: "path")
+    app = {"event": "http_request", "timestamp": "2026-11-24T12:00:17Z", "status_code": 200,
+           "path": "/classify?apikey=SEKRETzq5", "request_body": {"inputs": "I hate waiting"},
+           "response_body": [{"label": "NEGATIVE", "score": 0.97}]}  # fmt: skip
+    other = write_log(tmp_path / "app.log", [app])
+    runs = [
+        ingest(str(log)),
+        ingest(str(other), "--format", "structlog"),
+        summary := ingest(str(log), "--from-start", "--json"),
+        ingest(str(log), "--from-start", "-q", "-e", "/nope/"),
+        ingest(str(other), "--format", "structlog", "--from-start", "--json"),
+    ]
+    seen = _everything_written(ingest, *(p.stdout + p.stderr for p in runs))
+    assert len(ingest.rejects()) == 2 and json.loads(summary.stdout)["records_written"] == 0
+    assert json.loads(runs[-1].stdout)["records"]["already_stored"] == 1
+    assert "[redacted]" in seen
+    assert "sekretzq" not in seen.lower(), [line for line in seen.splitlines() if "sekretzq" in line.lower()]
