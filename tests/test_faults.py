@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import Ingest, entry, write_log
@@ -444,8 +445,6 @@ def test_a_wrong_format_says_so_in_the_table_in_json_and_under_q(tmp_path: Path,
 def _everything_written(ingest: Ingest, *outputs: bytes) -> str:
     """All a user or a script can see after runs: their output, and every name and value in
     the store (Parquet is compressed: its rows are read, not its bytes)."""
-    import pandas as pd
-
     seen = [out.decode("utf-8", "replace") for out in outputs]
     for path in sorted(ingest.store.rglob("*")):
         seen.append(str(path.relative_to(ingest.store)))
@@ -481,3 +480,21 @@ def test_credentials_in_an_endpoint_path_reach_no_output_store_or_rejects(tmp_pa
     assert json.loads(runs[-1].stdout)["records"]["already_stored"] == 1
     assert "[redacted]" in seen
     assert "sekretzq" not in seen.lower(), [line for line in seen.splitlines() if "sekretzq" in line.lower()]
+
+
+def test_credential_keys_in_a_classification_request_reach_neither_store_nor_rejects(
+    tmp_path: Path, ingest: Ingest
+):
+    # A text classification record's inputs are the request body's fields, as Rubrix's
+    # mapper takes them: a body that carries a key (as some APIs accept) must not carry it
+    # into the store, or to the server, which receive the same record.
+    body = {"text": "nice", "api_key": "SEKRETzq1", "Passwort": "SEKRETzq2", "X-Api-Key": "SEKRETzq3"}
+    lines = [json.dumps(entry(path="/tc/", request=body, response=TC_RESPONSE[0]))]
+    log = write_log(tmp_path / "a.jsonl", lines)
+    runs = [ingest(str(log)), ingest(str(log), "--from-start", "--json", "--dry-run")]
+    summary = json.loads(runs[1].stdout)
+    seen = _everything_written(ingest, *(p.stdout + p.stderr for p in runs))
+    (record,) = [json.loads(r) for r in pd.read_parquet(ingest.store / "monitoring_tc")["record"]]
+    assert record["inputs"] == {"text": "nice", "api_key": "[redacted]", "Passwort": "[redacted]",
+                                "X-Api-Key": "[redacted]"}  # fmt: skip
+    assert summary["ok"] and "sekretzq" not in seen.lower()

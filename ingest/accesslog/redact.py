@@ -299,6 +299,24 @@ def redact_copied(value: Any) -> Any:
     return value
 
 
+def redact_keys(value: Any) -> Any:
+    """A JSON value with the values of credential keys (matched as ``secret_key`` does)
+    replaced at any depth, and nothing else touched: for the model's own data (a record's
+    inputs), which shape rules must not rewrite. The value itself when it has no such key."""
+    if isinstance(value, dict):
+        if any(isinstance(k, str) and secret_key(k) for k in value) or any(
+            isinstance(v, dict | list) for v in value.values()
+        ):
+            return {
+                k: REDACTED if isinstance(k, str) and secret_key(k) else redact_keys(v)
+                for k, v in value.items()
+            }
+        return value
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return [redact_keys(v) for v in value]
+    return value
+
+
 def redact_value(value: Any, also: frozenset[str] = frozenset()) -> Any:
     """A copy of a JSON value with secret keys' values replaced, at any depth.
 
