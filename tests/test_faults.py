@@ -498,3 +498,29 @@ def test_credential_keys_in_a_classification_request_reach_neither_store_nor_rej
     assert record["inputs"] == {"text": "nice", "api_key": "[redacted]", "Passwort": "[redacted]",
                                 "X-Api-Key": "[redacted]"}  # fmt: skip
     assert summary["ok"] and "sekretzq" not in seen.lower()
+
+
+@pytest.mark.parametrize(
+    "config, env",
+    [
+        ('[rubrix]\napi_key = 4815162342\nurl = "http://127.0.0.1:9"\n', {}),  # a numeric key, unquoted
+        ('[rubrix]\napi_key = ["SEKRETzq1"]\nurl = "http://127.0.0.1:9"\n', {}),
+        ('[rubrix]\nurl = "ftp://me:SEKRETzq2@rubrix.internal/"\n', {}),
+        ("", {"RUBRIX_API_URL": "rubrix.internal:6900/?api_key=SEKRETzq3"}),
+        ("", {"ARGILLA_API_URL": "me:SEKRETzq4@rubrix.internal:6900"}),
+    ],
+)
+def test_a_usage_error_about_the_server_settings_never_shows_the_key(
+    tmp_path: Path, ingest: Ingest, config: str, env: dict[str, str]
+):
+    # The README: the key "is only ever sent in a request header and never printed".
+    # A cron job's stderr goes to a log file that many can read.
+    (ingest.cwd / "ingest.toml").write_text(config)
+    log = write_log(tmp_path / "a.jsonl", [line(0)])
+    for extra in ([], ["--json"]):
+        proc = ingest(str(log), "-c", "ingest.toml", *extra, env=env, check=False)
+        no_traceback(proc)
+        out = (proc.stdout + proc.stderr).decode()
+        assert proc.returncode == 2, out
+        assert "SEKRETzq" not in out and "4815162342" not in out, out
+        assert "[rubrix]" in out or "API_URL" in out, out  # it still says which setting is wrong
