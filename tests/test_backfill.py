@@ -627,3 +627,96 @@ def test_a_dataset_decided_by_a_later_file_is_decided_as_on_one_machine(
         json.loads((tmp_path / "one" / "monitoring_cls" / "_dataset.json").read_text())["multi_label"]
         is False
     )
+
+
+def test_a_wrong_scheduler_address_is_one_clear_line_not_a_traceback_or_a_hang(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster, moto_s3: MotoS3
+):
+    """Addresses a user gets wrong: a typo (exit 2, before anything is read), the dashboard's
+    port or another HTTP server (exit 1 within Dask's connect timeout, which stops a Client
+    from waiting forever on a server that never answers Dask's handshake), nobody there."""
+    big_log(tmp_path / "access.jsonl", 20)
+    env = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "4s"}
+    wrong = {
+        "nonsense": 2,  # no port
+        "http://127.0.0.1:8786": 2,  # not a Dask protocol
+        f"tcp://127.0.0.1:{cluster.dashboard_port}": 1,  # the dashboard: HTTP that waits for a request
+        moto_s3.url.replace("http://", "tcp://"): 1,  # an HTTP server that answers Dask with an error page
+        "tcp://127.0.0.1:1": 1,  # nobody
+    }
+    for address, code in wrong.items():
+        started = time.monotonic()
+        proc = ingest("backfill", "access.jsonl", "--scheduler", address, env=env, check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == code, (address, err)
+        assert "Traceback" not in err and err.startswith("ingest: error: "), (address, err)
+        assert address in err and len(err.strip().splitlines()) == 1, (address, err)
+        assert time.monotonic() - started < 60, address
+    assert not (tmp_path / "rubrix-store").exists()  # nothing was written for any of them
+
+
+def test_custom_mappers_on_the_workers_shadow_nothing_and_nothing_shadows_them(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """On one machine a custom mapper's module is loaded under a private name. On the
+    workers too: two ``m.py`` of two folders stay two mappers, a ``mappers.py`` of the user
+    does not replace our ``mappers`` package (on the workers or the scheduler), and a folder
+    named like a mapper's module where the workers run does not hide it."""
+    from distributed import Client
+
+    shout = (
+        "def shout(inputs, outputs):\n"
+        "    labels = [{'class': %r, 'score': 1.0}]\n"
+        "    return {'inputs': {'text': str(inputs)}, 'prediction': {'labels': labels}}\n"
+    )
+    for folder, label in (("a", "AAA"), ("b", "BBB")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.py").write_text(shout % label)
+    (tmp_path / "mappers.py").write_text(shout % "MINE")
+    (tmp_path / "ingest.toml").write_text(
+        '[endpoints."/spacy/"]\ndataset = "aaa"\nmapper = "./a/m.py:shout"\n'
+        '[endpoints."/transformers/"]\ndataset = "bbb"\nmapper = "./b/m.py:shout"\n'
+        '[endpoints."/translate/"]\ndataset = "mine"\nmapper = "mappers:shout"\n'
+    )
+    generated(tmp_path / "access.jsonl", 300)
+    one = ingest.json("access.jsonl", "-c", "ingest.toml", "--store", "one")
+    hiding = cluster.workdir / "m"  # the workers' working directory
+    hiding.mkdir()
+    try:
+        many = backfill(ingest, cluster, "access.jsonl", "-c", "ingest.toml", "--store", "many")
+    finally:
+        hiding.rmdir()
+    assert comparable(many) == comparable(one)
+    assert many["rejected"] == 0 and many["records_written"] > 300
+    rows = store_rows(tmp_path / "many")
+    pd.testing.assert_frame_equal(rows, store_rows(tmp_path / "one"))
+    labels = {
+        dataset: {json.loads(r)["prediction"]["labels"][0]["class"] for r in group["record"]}
+        for dataset, group in rows.groupby("dataset")
+    }
+    assert labels == {"aaa": {"AAA"}, "bbb": {"BBB"}, "mine": {"MINE"}}
+
+    # A package of the user's named ``mappers`` too, whose module imports its neighbour
+    (tmp_path / "mappers.py").unlink()
+    (tmp_path / "mappers").mkdir()
+    (tmp_path / "mappers" / "__init__.py").write_text("")
+    (tmp_path / "mappers" / "labels.py").write_text("LABEL = 'PACKAGED'\n")
+    (tmp_path / "mappers" / "loud.py").write_text(
+        "from .labels import LABEL\n\n\n" + (shout % "X").replace("'X'", "LABEL")
+    )
+    config = (tmp_path / "ingest.toml").read_text().replace("mappers:shout", "mappers.loud:shout")
+    (tmp_path / "ingest.toml").write_text(config)
+    args = ("access.jsonl", "-c", "ingest.toml", "-e", "/translate/")
+    one = ingest.json(*args, "--store", "one-pkg")
+    many = backfill(ingest, cluster, *args, "--store", "many-pkg")
+    assert comparable(many) == comparable(one) and many["rejected"] == 0
+    rows = store_rows(tmp_path / "many-pkg")
+    pd.testing.assert_frame_equal(rows, store_rows(tmp_path / "one-pkg"))
+    assert {json.loads(r)["prediction"]["labels"][0]["class"] for r in rows["record"]} == {"PACKAGED"}
+
+    def our_mappers() -> str:
+        return sys.modules["mappers"].__file__ if "mappers" in sys.modules else "not imported"
+
+    with Client(cluster.address, timeout=10) as client:
+        found = [*client.run(our_mappers).values(), client.run_on_scheduler(our_mappers)]
+    assert set(found) <= {str(ROOT / "mappers" / "__init__.py"), "not imported"}, found

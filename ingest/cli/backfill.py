@@ -132,6 +132,10 @@ def backfill_command(
             if scheduler is None
             else "--scheduler and --cluster are alternatives: give one"
         )
+    if scheduler is not None:
+        from ingest.runners.dask import check_scheduler_address
+
+        check_scheduler_address(scheduler)
     config = settings.load_config(config_path)
     routes = settings.routes(config, endpoints, dataset, mapper)
     server = settings.server(server_flags(params), config)

@@ -1241,8 +1241,10 @@ def _cluster(request: BackfillRequest) -> Iterator[Client]:
     from distributed import Client, LocalCluster
 
     if request.scheduler is not None:
+        timeout = _connect_timeout()
+        _reach_scheduler(request.scheduler, timeout)
         try:
-            client = Client(request.scheduler, timeout="20s")
+            client = Client(request.scheduler, timeout=timeout)
         except OSError as exc:
             raise BackfillStopped(f"cannot reach the Dask scheduler at {request.scheduler}: {exc}") from None
         with client:
@@ -1259,6 +1261,69 @@ def _cluster(request: BackfillRequest) -> Iterator[Client]:
         Client(cluster) as client,
     ):
         yield client
+
+
+def check_scheduler_address(address: str) -> None:
+    """Raises UsageError for an address Dask cannot parse (no port, an unknown scheme such as
+    ``http://``), before anything is read: Dask itself raises ValueError deep in the Client."""
+    try:
+        from distributed.comm.addressing import parse_address
+        from distributed.comm.registry import get_backend
+    except ImportError:
+        return  # run_backfill says which extra is missing
+    try:
+        scheme, location = parse_address(address)
+        get_backend(scheme).get_address_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--scheduler {address!r} is not a Dask scheduler address like tcp://host:8786: {exc}"
+        ) from None
+
+
+def _connect_timeout() -> float:
+    """Dask's own connect timeout (``distributed.comm.timeouts.connect``, 30s by default;
+    ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT`` sets it), in seconds."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s"))
+
+
+def _reach_scheduler(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is, within ``timeout`` seconds for each step; raises
+    BackfillStopped unless a Dask scheduler answers.
+
+    ``Client(address, timeout=...)`` waits forever on a server that accepts the connection
+    but never answers Dask's handshake (the scheduler's dashboard port, for one), and turns
+    an HTTP server's error page into a MemoryError traceback: a wrong address must be one
+    line instead.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def identity() -> Any:
+        # Dask's own timeout first (its message names the address), then ours
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout + 1)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(identity())
+    except (OSError, TimeoutError) as exc:
+        why = str(exc) or f"no answer within {timeout:g}s (the scheduler's port, not the dashboard's?)"
+        raise BackfillStopped(f"cannot reach the Dask scheduler at {address}: {why}") from None
+    except Exception as exc:  # what a non-Dask server's bytes become when read as Dask frames
+        raise BackfillStopped(
+            f"no Dask scheduler answers at {address} (is it the dashboard's or another service's "
+            f"port?): {type(exc).__name__}"
+        ) from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        what = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
+        raise BackfillStopped(f"{address} is not a Dask scheduler (it answers as a {what})")
 
 
 def _count_lines_before(client: Client, tasks: list[Task], pending: list[Task], retries: int) -> list[Task]:
@@ -1428,41 +1493,90 @@ def _progress_bar(client: Client, futures: list[Future]) -> threading.Thread:
 # -- custom mappers ---------------------------------------------------------------------
 
 
+PRIVATE_MAPPER = "_ingest_mapper_"  # what the workers import a user's mapper module as: <this><stem>_<digest>
+
+
 def upload_mappers(client: Client, routes: dict[str, Route]) -> dict[str, Route]:
     """Send the custom mappers that live in the user's project to every worker with
     ``Client.upload_file``, and return the routes as the workers name them.
 
-    ``./file.py:function`` goes as that file and becomes ``file:function``; a
-    ``module:function`` found in the current directory goes as the file, or as a zip of
-    its package. A mapper from an installed package must be installed on the workers.
+    ``./file.py:function``, or a ``module:function`` found in the current directory, goes
+    as that file; a package found there as a zip of its directory. Either goes under a
+    private name, ``_ingest_mapper_<name>_<digest of its path and content>``, as one machine
+    loads it under a private name (mappers.resolve): ``upload_file`` imports what it gets by
+    its file name, from the first directory of the workers' ``sys.path``, so a user's
+    ``mappers.py`` would replace our ``mappers`` package there, two ``m.py`` of two folders
+    would be one module, and a folder named like the module in a worker's working directory
+    would hide it. A package's imports of itself must be relative (``from . import x``).
+    A mapper from an installed package must be installed on the workers. Raises UsageError
+    when a worker cannot import a module (a neighbour it imports is not sent, a dependency
+    is not installed there).
     """
     sent: dict[str, str] = {}  # module path as given -> module name on the workers
     found: dict[str, Route] = {}
     cwd = Path.cwd().resolve()
-    for endpoint, route in routes.items():
-        found[endpoint] = route
-        if not route.mapper or ":" not in route.mapper:
-            continue
-        module_part, _, attr = route.mapper.rpartition(":")
-        if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
-            file = Path(module_part).resolve()
-            if module_part not in sent:
-                client.upload_file(str(file))
-                sent[module_part] = file.stem
-            found[endpoint] = replace(route, mapper=f"{sent[module_part]}:{attr}")
-            continue
-        top = module_part.split(".")[0]
-        if top in sent:
-            continue
-        # as the mappers module looks for it: the current directory first
-        spec = importlib.machinery.PathFinder.find_spec(top, [str(cwd)])
-        if spec is None or spec.origin is None:
-            continue  # an installed package: the workers' environment provides it
-        if spec.submodule_search_locations:  # a package: sent as a zip of its directory
-            with tempfile.TemporaryDirectory() as tmp:
-                archive = shutil.make_archive(str(Path(tmp) / top), "zip", cwd, top)
-                client.upload_file(archive)
-        else:
-            client.upload_file(spec.origin)
-        sent[top] = top
+    with tempfile.TemporaryDirectory(prefix="ingest-mappers-") as tmp:
+        for endpoint, route in routes.items():
+            found[endpoint] = route
+            if not route.mapper or ":" not in route.mapper:
+                continue
+            module_part, _, attr = route.mapper.rpartition(":")
+            if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+                if module_part not in sent:
+                    sent[module_part] = _upload_module(
+                        client, Path(module_part).resolve(), Path(tmp), route.mapper
+                    )
+                found[endpoint] = replace(route, mapper=f"{sent[module_part]}:{attr}")
+                continue
+            top, dot, rest = module_part.partition(".")
+            if top not in sent:
+                # as the mappers module looks for it: the current directory first
+                spec = importlib.machinery.PathFinder.find_spec(top, [str(cwd)])
+                if spec is None or spec.origin is None:
+                    continue  # an installed package: the workers' environment provides it
+                if spec.submodule_search_locations:  # a package: sent as a zip of its directory
+                    sent[top] = _upload_package(client, cwd / top, Path(tmp), route.mapper)
+                else:
+                    sent[top] = _upload_module(client, Path(spec.origin), Path(tmp), route.mapper)
+            found[endpoint] = replace(route, mapper=f"{sent[top]}{dot}{rest}:{attr}")
     return found
+
+
+def _private_name(stem: str, digest: Any) -> str:
+    safe = "".join(c if c.isalnum() else "_" for c in stem)
+    return f"{PRIVATE_MAPPER}{safe}_{digest.hexdigest()}"
+
+
+def _upload_module(client: Client, file: Path, tmp: Path, mapper: str) -> str:
+    """One module file, sent under its private name; returns that name."""
+    data = file.read_bytes()
+    digest = hashlib.blake2b(str(file).encode() + b"\0" + data, digest_size=6)
+    name = _private_name(file.stem, digest)
+    copy = tmp / f"{name}.py"
+    copy.write_bytes(data)
+    _upload(client, copy, mapper)
+    return name
+
+
+def _upload_package(client: Client, directory: Path, tmp: Path, mapper: str) -> str:
+    """A package directory, zipped under its private name; returns that name."""
+    digest = hashlib.blake2b(str(directory).encode(), digest_size=6)
+    files = sorted(
+        p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+    for path in files:
+        digest.update(b"\0" + str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+    name = _private_name(directory.name, digest)
+    staged = tmp / "stage" / name
+    shutil.copytree(directory, staged, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    archive = shutil.make_archive(str(tmp / name), "zip", tmp / "stage", name)
+    shutil.rmtree(tmp / "stage")
+    _upload(client, Path(archive), mapper)
+    return name
+
+
+def _upload(client: Client, file: Path, mapper: str) -> None:
+    try:
+        client.upload_file(str(file))
+    except Exception as exc:  # the worker's import error, as Dask relays it (a bare Exception)
+        raise UsageError(f"mapper {mapper!r} cannot be imported on the Dask workers: {exc}") from None
