@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,13 +70,15 @@ class _Type:
     kind: type
     low: float | None = None
     high: float | None = None
+    secret: bool = False  # a credential: an error names its type, never its value
 
     def check(self, value: Any, where: str) -> Any:
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, self.kind) or isinstance(value, bool):
             names = {str: "a string", int: "an integer", float: "a number"}
-            raise ConfigError(f"{where} must be {names[self.kind]}, not {_shown(value)}")
+            shown = _shown(value, secret=self.secret)
+            raise ConfigError(f"{where} must be {names[self.kind]}, not {shown}")
         if self.low is not None and value < self.low:
             raise ConfigError(f"{where} must be at least {self.low:g}, not {value!r}")
         if self.high is not None and value > self.high:
@@ -83,10 +86,11 @@ class _Type:
         return value
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, secret: bool = False) -> str:
     kinds = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "a list",
              dict: "a table"}  # fmt: skip
-    return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
+    kind = kinds.get(type(value), type(value).__name__)
+    return kind if secret else f"{kind} ({value!r})"
 
 
 _TOP: dict[str, _Type] = {
@@ -97,7 +101,7 @@ _TOP: dict[str, _Type] = {
 }
 _RUBRIX: dict[str, _Type] = {
     "url": _Type(str),
-    "api_key": _Type(str),
+    "api_key": _Type(str, secret=True),
     "workspace": _Type(str),
     "batch_size": _Type(int, 1, 5000),
     "concurrency": _Type(int, 1, 64),
@@ -332,10 +336,18 @@ def check_url(url: str, flag: Any, environ: Mapping[str, str] | None = None) -> 
         where = "--rubrix-url"
     else:
         where = next((var for var in ENV["rubrix_url"] if environ.get(var)), "the config's [rubrix] url")
-    hint = url.split("://", 1)[-1]
+    shown = _url_shown(url)
+    hint = shown.split("://", 1)[-1]
     raise UsageError(
-        f"server URL {url!r} ({where}) has no scheme http:// or https://: did you mean http://{hint}?"
+        f"server URL {shown!r} ({where}) has no scheme http:// or https://: did you mean http://{hint}?"
     )
+
+
+def _url_shown(url: str) -> str:
+    """A server URL for a message: a password (``user:password@``) and the query string or
+    fragment (``?api_key=``) can be credentials, and an error goes to a shared cron log."""
+    shown = re.sub(r"([?#]).*", r"\1[redacted]", url, flags=re.DOTALL)
+    return re.sub(r"^((?:[^:/?#]*:)?//)?[^/?#@]*@", lambda m: (m.group(1) or "") + "[redacted]@", shown)
 
 
 def routes(

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import Ingest, entry, write_log
@@ -439,3 +440,87 @@ def test_a_wrong_format_says_so_in_the_table_in_json_and_under_q(tmp_path: Path,
     # the right format: records, and nothing to warn of
     right = ingest.json(str(log), "--format", "access-log", "--from-start")
     assert right["records_written"] == 5 and right["warnings"] == []
+
+
+def _everything_written(ingest: Ingest, *outputs: bytes) -> str:
+    """All a user or a script can see after runs: their output, and every name and value in
+    the store (Parquet is compressed: its rows are read, not its bytes)."""
+    seen = [out.decode("utf-8", "replace") for out in outputs]
+    for path in sorted(ingest.store.rglob("*")):
+        seen.append(str(path.relative_to(ingest.store)))
+        if path.suffix == ".parquet":
+            seen.append(pd.read_parquet(path).astype(str).to_json())
+        elif path.is_file() and path.suffix in (".jsonl", ".json"):
+            seen.append(path.read_text("utf-8", "replace"))
+    return "\n".join(seen)
+
+
+def test_credentials_in_an_endpoint_path_reach_no_output_store_or_rejects(tmp_path: Path, ingest: Ingest):
+    # Producers that log the raw request target put its query string (or a path parameter)
+    # in "path": the endpoint becomes a table row, a JSON key, a dataset and its directory,
+    # metadata, a reject's endpoint and the run log's counts. None may carry the credential.
+    paths = ["/spacy/?api_key=SEKRETzq1", "/spacy/?access_token=SEKRETzq2&x=1", "/v1/sk-SEKRETzq3abcdefg/"]
+    lines = [line(i, path=p) for i, p in enumerate(paths)]
+    lines.append(json.dumps(entry(path="/spacy/;jsessionid=SEKRETzq4", request=["a", "b"])))  # size mismatch
+    log = write_log(tmp_path / "a.jsonl", lines)
+    # the other formats read their endpoint from the line too (structlog: "path")
+    app = {"event": "http_request", "timestamp": "2026-11-24T12:00:17Z", "status_code": 200,
+           "path": "/classify?apikey=SEKRETzq5", "request_body": {"inputs": "I hate waiting"},
+           "response_body": [{"label": "NEGATIVE", "score": 0.97}]}  # fmt: skip
+    other = write_log(tmp_path / "app.log", [app])
+    runs = [
+        ingest(str(log)),
+        ingest(str(other), "--format", "structlog"),
+        summary := ingest(str(log), "--from-start", "--json"),
+        ingest(str(log), "--from-start", "-q", "-e", "/nope/"),
+        ingest(str(other), "--format", "structlog", "--from-start", "--json"),
+    ]
+    seen = _everything_written(ingest, *(p.stdout + p.stderr for p in runs))
+    assert len(ingest.rejects()) == 2 and json.loads(summary.stdout)["records_written"] == 0
+    assert json.loads(runs[-1].stdout)["records"]["already_stored"] == 1
+    assert "[redacted]" in seen
+    assert "sekretzq" not in seen.lower(), [line for line in seen.splitlines() if "sekretzq" in line.lower()]
+
+
+def test_credential_keys_in_a_classification_request_reach_neither_store_nor_rejects(
+    tmp_path: Path, ingest: Ingest
+):
+    # A text classification record's inputs are the request body's fields, as Rubrix's
+    # mapper takes them: a body that carries a key (as some APIs accept) must not carry it
+    # into the store, or to the server, which receive the same record.
+    body = {"text": "nice", "api_key": "SEKRETzq1", "Passwort": "SEKRETzq2", "X-Api-Key": "SEKRETzq3"}
+    lines = [json.dumps(entry(path="/tc/", request=body, response=TC_RESPONSE[0]))]
+    log = write_log(tmp_path / "a.jsonl", lines)
+    runs = [ingest(str(log)), ingest(str(log), "--from-start", "--json", "--dry-run")]
+    summary = json.loads(runs[1].stdout)
+    seen = _everything_written(ingest, *(p.stdout + p.stderr for p in runs))
+    (record,) = [json.loads(r) for r in pd.read_parquet(ingest.store / "monitoring_tc")["record"]]
+    assert record["inputs"] == {"text": "nice", "api_key": "[redacted]", "Passwort": "[redacted]",
+                                "X-Api-Key": "[redacted]"}  # fmt: skip
+    assert summary["ok"] and "sekretzq" not in seen.lower()
+
+
+@pytest.mark.parametrize(
+    "config, env",
+    [
+        ('[rubrix]\napi_key = 4815162342\nurl = "http://127.0.0.1:9"\n', {}),  # a numeric key, unquoted
+        ('[rubrix]\napi_key = ["SEKRETzq1"]\nurl = "http://127.0.0.1:9"\n', {}),
+        ('[rubrix]\nurl = "ftp://me:SEKRETzq2@rubrix.internal/"\n', {}),
+        ("", {"RUBRIX_API_URL": "rubrix.internal:6900/?api_key=SEKRETzq3"}),
+        ("", {"ARGILLA_API_URL": "me:SEKRETzq4@rubrix.internal:6900"}),
+    ],
+)
+def test_a_usage_error_about_the_server_settings_never_shows_the_key(
+    tmp_path: Path, ingest: Ingest, config: str, env: dict[str, str]
+):
+    # The README: the key "is only ever sent in a request header and never printed".
+    # A cron job's stderr goes to a log file that many can read.
+    (ingest.cwd / "ingest.toml").write_text(config)
+    log = write_log(tmp_path / "a.jsonl", [line(0)])
+    for extra in ([], ["--json"]):
+        proc = ingest(str(log), "-c", "ingest.toml", *extra, env=env, check=False)
+        no_traceback(proc)
+        out = (proc.stdout + proc.stderr).decode()
+        assert proc.returncode == 2, out
+        assert "SEKRETzq" not in out and "4815162342" not in out, out
+        assert "[rubrix]" in out or "API_URL" in out, out  # it still says which setting is wrong

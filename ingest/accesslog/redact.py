@@ -54,7 +54,9 @@ def _one_edit(word: str) -> str:
 _FUZZY_WORDS = re.compile("|".join(_one_edit(w) for w in _SECRET_WORDS))
 # Exact forms only: "token" is a credential as a key's last word (access_token, X-Auth-Token),
 # not in "tokens" (a tokenizer's output) or "max_tokens".
-_TOKEN_KEY = re.compile(r"(?:^|access|refresh|auth|id|bearer|session|csrf|xsrf|api)token$|^sessionid$")
+# JSESSIONID: Java's session cookie, also a path parameter (";jsessionid=...").
+# JSESSIONID: Java's session cookie, also a path parameter (";jsessionid=...").
+_TOKEN_KEY = re.compile(r"(?:^|access|refresh|auth|id|bearer|session|csrf|xsrf|api)token$|^j?sessionid$")
 
 
 @functools.lru_cache(maxsize=4096)  # a log's keys are few and repeat on every line
@@ -258,6 +260,18 @@ def redact_text(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=4096)  # a log's endpoints are few and repeat on every line
+def redact_endpoint(path: str) -> str:
+    """An endpoint path as read from a log line, with credentials masked (see ``redact_text``).
+
+    Producers that log the raw request target put its query string or path parameters in the
+    path (``/predict?api_key=...``, ``;jsessionid=...``), and the endpoint is copied to the
+    summary, ``--json``, dataset and directory names, metadata, rejects and the run log: it
+    is masked once, where it is read, so that every copy is masked.
+    """
+    return redact_text(path)
+
+
 def redact_raw(raw: bytes, cap: int | None = None) -> bytes:
     """The raw line cut to ``cap`` bytes, with credentials replaced (see ``redact_text``).
 
@@ -282,6 +296,24 @@ def redact_copied(value: Any) -> Any:
         return [redact_copied(v) for v in value]
     if isinstance(value, str):
         return redact_text(value)
+    return value
+
+
+def redact_keys(value: Any) -> Any:
+    """A JSON value with the values of credential keys (matched as ``secret_key`` does)
+    replaced at any depth, and nothing else touched: for the model's own data (a record's
+    inputs), which shape rules must not rewrite. The value itself when it has no such key."""
+    if isinstance(value, dict):
+        if any(isinstance(k, str) and secret_key(k) for k in value) or any(
+            isinstance(v, dict | list) for v in value.values()
+        ):
+            return {
+                k: REDACTED if isinstance(k, str) and secret_key(k) else redact_keys(v)
+                for k, v in value.items()
+            }
+        return value
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return [redact_keys(v) for v in value]
     return value
 
 

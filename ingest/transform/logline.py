@@ -27,6 +27,7 @@ from ingest.accesslog.fields import (  # the format's names, shared with the wri
     TOO_LARGE,
     TS,
 )
+from ingest.accesslog.redact import redact_endpoint
 
 # Epoch values at or above this are milliseconds: 1e11 seconds is the year 5138.
 _EPOCH_MS_THRESHOLD = 1e11
@@ -114,6 +115,7 @@ def parse_line(raw: bytes) -> LogEntry:
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise BadLine("path holds a lone surrogate: not valid Unicode") from None
+    path = redact_endpoint(path)  # a query string can hold a credential, and the path is copied far
     return LogEntry(parse_ts(obj[TS]), path, status, obj[REQUEST], obj[RESPONSE], obj)
 
 

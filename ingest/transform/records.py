@@ -10,6 +10,8 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import Any
 
+from ingest.accesslog.redact import redact_keys
+
 TASKS = ("TextClassification", "TokenClassification", "Text2Text")
 
 
@@ -93,7 +95,9 @@ def complete(
         "search_keywords": body.get("search_keywords"),
     }
     if task == "TextClassification":
-        record["inputs"] = body.get("inputs")
+        inputs = body.get("inputs")
+        # the request body's fields, as the mapper took them: one may be a credential (api_key)
+        record["inputs"] = redact_keys(inputs) if isinstance(inputs, dict) else inputs
         record["multi_label"] = bool(body.get("multi_label", False))
         record["explanation"] = body.get("explanation")
     elif task == "TokenClassification":

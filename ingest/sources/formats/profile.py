@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ingest.accesslog.redact import redact_endpoint
 from ingest.sources.formats.decode import DEFAULT_DECODERS, NotDecodable, decode
 from ingest.sources.formats.fieldmap import MISSING, FieldMap
 from ingest.sources.formats.fieldmap import get as get_path
@@ -170,7 +171,8 @@ class Profile:
     def endpoint_of(self, obj: dict[str, Any], source: str) -> str:
         value = self.fields.get(obj, "endpoint")
         if value is not MISSING and value is not None and value != "":
-            return value if isinstance(value, str) else str(value)
+            # a logged request target can hold a credential (?api_key=), and it is copied far
+            return redact_endpoint(value if isinstance(value, str) else str(value))
         from_path = self.path_info(source).get("endpoint")
         if from_path:
             return from_path
