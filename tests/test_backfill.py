@@ -762,3 +762,12 @@ def test_custom_mappers_on_the_workers_shadow_nothing_and_nothing_shadows_them(
     with Client(cluster.address, timeout=10) as client:
         found = [*client.run(our_mappers).values(), client.run_on_scheduler(our_mappers)]
     assert set(found) <= {str(ROOT / "mappers" / "__init__.py"), "not imported"}, found
+
+
+def test_backfill_help_says_what_max_rejects_does_in_a_backfill(ingest: Ingest):
+    """A backfill has no checkpoints: past --max-rejects it leaves the task unrecorded."""
+    text = " ".join(ingest("backfill", "--help").stdout.decode().split())
+    option = text[text.index("--max-rejects") : text.index("--rubrix-url")]
+    assert "checkpoint" not in option and "recorded as done" in option, option
+    run_help = " ".join(ingest("run", "--help").stdout.decode().split())
+    assert "checkpoints left where they were" in run_help

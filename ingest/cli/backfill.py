@@ -91,7 +91,11 @@ def _store(value: str) -> Path | str:
     "(env RUBRIX_INGEST_STORE) [default: ./rubrix-store].",
 )
 @rejects_option("<store>/_rejects/<time>.jsonl")
-@reporting_options
+@reporting_options(
+    max_rejects_help="Stop the backfill (exit 65) past N rejected lines and records, or N% of the lines "
+    "read, checked as each task finishes in input order: that task and the later ones are not recorded "
+    "as done (their records may be in the store already; the rerun replaces them)."
+)
 @rubrix_options
 def backfill_command(
     paths: tuple[str, ...],
