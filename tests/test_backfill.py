@@ -771,3 +771,14 @@ def test_backfill_help_says_what_max_rejects_does_in_a_backfill(ingest: Ingest):
     assert "checkpoint" not in option and "recorded as done" in option, option
     run_help = " ".join(ingest("run", "--help").stdout.decode().split())
     assert "checkpoints left where they were" in run_help
+
+
+def test_a_split_size_that_is_not_positive_is_a_usage_error(tmp_path: Path, ingest: Ingest):
+    """--split-bytes 0 raised ValueError from range(); a negative size planned no task for
+    the file and exited 0 having read nothing."""
+    big_log(tmp_path / "access.jsonl", 20)
+    for size in ("0", "-5", "-1MiB"):
+        proc = ingest("backfill", "access.jsonl", "--cluster", "local", "--split-bytes", size, check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and "Traceback" not in err and "--split-bytes" in err, (size, err)
+    assert not (tmp_path / "rubrix-store").exists()

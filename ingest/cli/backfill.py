@@ -28,11 +28,14 @@ def _size(value: str) -> int:
     from dask.utils import parse_bytes
 
     try:
-        return int(parse_bytes(value))
+        size = int(parse_bytes(value))
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(
             f"{value!r} is not a size like 64MiB: {exc}", param_hint="--split-bytes"
         ) from None
+    if size <= 0:  # a file cut into ranges of no bytes: no task would read it
+        raise click.BadParameter(f"{value!r} is not a positive size like 64MiB", param_hint="--split-bytes")
+    return size
 
 
 def _store(value: str) -> Path | str:
