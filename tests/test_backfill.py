@@ -131,6 +131,48 @@ def test_ranges_own_the_lines_that_start_in_them(tmp_path: Path, ingest: Ingest,
     assert one["incomplete_last_lines"] == {str(log): 30}
 
 
+def test_a_byte_order_mark_is_skipped_in_a_file_cut_into_ranges(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """Windows tools write a UTF-8 BOM: one machine skips it at the start of a file, and so
+    does the first range of a file too large for one task (CRLF line ends, as those tools
+    write them, too)."""
+    lines = generated(tmp_path / "plain.jsonl", 600).read_bytes().splitlines()
+    log = tmp_path / "bom.jsonl"
+    log.write_bytes(b"\xef\xbb\xbf" + b"".join(line + b"\r\n" for line in lines))
+    (tmp_path / "plain.jsonl").unlink()
+    one = ingest.json(str(log), "--store", "one")
+    many = backfill(ingest, cluster, str(log), "--store", "many", "--split-bytes", "64KB")
+    assert many["backfill"]["tasks"] > 3
+    assert one["rejected"] == 0 and one["lines_read"] == 600
+    assert comparable(many) == comparable(one)
+    pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
+
+
+def test_a_last_line_without_its_newline_is_read_when_one_machine_reads_it(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """One machine reads a file's unterminated last line once nothing can write to the file
+    any more: unmodified for an hour, or an older file of a rotated series (decided with the
+    whole input list). A backfill decides it the same way, for the last range of a file cut
+    into ranges and for small files that go many to a task."""
+    lines = generated(tmp_path / "g.jsonl", 400).read_bytes().splitlines()
+    (tmp_path / "g.jsonl").unlink()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    now = time.time()
+    for name, part, age in (("old.jsonl", lines[:200], 7200), ("app.jsonl.1", lines[200:380], 60)):
+        (logs / name).write_bytes(b"\n".join(part))  # no newline after the last line
+        os.utime(logs / name, (now - age, now - age))
+    (logs / "app.jsonl").write_bytes(b"\n".join(lines[380:]) + b"\n")
+    one = ingest.json("logs", "--store", "one")
+    assert one["incomplete_last_lines"] == {} and one["lines_read"] == 400
+    for split in ("16KB", "64MiB"):  # ranges; whole files, all in one task
+        many = backfill(ingest, cluster, "logs", "--store", f"many-{split}", "--split-bytes", split)
+        assert comparable(many) == comparable(one), split
+        pd.testing.assert_frame_equal(store_rows(tmp_path / f"many-{split}"), store_rows(tmp_path / "one"))
+
+
 def test_kill_9_of_a_worker_mid_backfill(tmp_path: Path, ingest: Ingest, cluster: DaskCluster):
     n = 60_000
     big_log(tmp_path / "access.jsonl", n)
@@ -720,3 +762,23 @@ def test_custom_mappers_on_the_workers_shadow_nothing_and_nothing_shadows_them(
     with Client(cluster.address, timeout=10) as client:
         found = [*client.run(our_mappers).values(), client.run_on_scheduler(our_mappers)]
     assert set(found) <= {str(ROOT / "mappers" / "__init__.py"), "not imported"}, found
+
+
+def test_backfill_help_says_what_max_rejects_does_in_a_backfill(ingest: Ingest):
+    """A backfill has no checkpoints: past --max-rejects it leaves the task unrecorded."""
+    text = " ".join(ingest("backfill", "--help").stdout.decode().split())
+    option = text[text.index("--max-rejects") : text.index("--rubrix-url")]
+    assert "checkpoint" not in option and "recorded as done" in option, option
+    run_help = " ".join(ingest("run", "--help").stdout.decode().split())
+    assert "checkpoints left where they were" in run_help
+
+
+def test_a_split_size_that_is_not_positive_is_a_usage_error(tmp_path: Path, ingest: Ingest):
+    """--split-bytes 0 raised ValueError from range(); a negative size planned no task for
+    the file and exited 0 having read nothing."""
+    big_log(tmp_path / "access.jsonl", 20)
+    for size in ("0", "-5", "-1MiB"):
+        proc = ingest("backfill", "access.jsonl", "--cluster", "local", "--split-bytes", size, check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and "Traceback" not in err and "--split-bytes" in err, (size, err)
+    assert not (tmp_path / "rubrix-store").exists()

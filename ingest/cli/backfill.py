@@ -28,11 +28,14 @@ def _size(value: str) -> int:
     from dask.utils import parse_bytes
 
     try:
-        return int(parse_bytes(value))
+        size = int(parse_bytes(value))
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(
             f"{value!r} is not a size like 64MiB: {exc}", param_hint="--split-bytes"
         ) from None
+    if size <= 0:  # a file cut into ranges of no bytes: no task would read it
+        raise click.BadParameter(f"{value!r} is not a positive size like 64MiB", param_hint="--split-bytes")
+    return size
 
 
 def _store(value: str) -> Path | str:
@@ -91,7 +94,11 @@ def _store(value: str) -> Path | str:
     "(env RUBRIX_INGEST_STORE) [default: ./rubrix-store].",
 )
 @rejects_option("<store>/_rejects/<time>.jsonl")
-@reporting_options
+@reporting_options(
+    max_rejects_help="Stop the backfill (exit 65) past N rejected lines and records, or N% of the lines "
+    "read, checked as each task finishes in input order: that task and the later ones are not recorded "
+    "as done (their records may be in the store already; the rerun replaces them)."
+)
 @rubrix_options
 def backfill_command(
     paths: tuple[str, ...],

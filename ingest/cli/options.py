@@ -200,8 +200,20 @@ def reading_options(func: Any) -> Any:
     )
 
 
-def reporting_options(func: Any) -> Any:
-    """How a run reports, shared by ``run`` and ``backfill``: --json, -q, --max-rejects."""
+MAX_REJECTS_HELP = (
+    "Fail the run (exit 65, checkpoints left where they were) past N rejected lines and records, or N% "
+    "of the lines read."
+)
+
+
+def reporting_options(func: Any = None, *, max_rejects_help: str = MAX_REJECTS_HELP) -> Any:
+    """How a run reports, shared by ``run`` and ``backfill``: --json, -q, --max-rejects.
+
+    ``@reporting_options``, or ``@reporting_options(max_rejects_help=...)`` for a command
+    whose --max-rejects acts otherwise (a backfill has no checkpoints).
+    """
+    if func is None:
+        return lambda f: reporting_options(f, max_rejects_help=max_rejects_help)
     return _stack(
         func,
         [
@@ -216,8 +228,7 @@ def reporting_options(func: Any) -> Any:
             click.option(
                 "--max-rejects",
                 type=MaxRejectsParam(),
-                help="Fail the run (exit 65, checkpoints left where they were) past N rejected lines and "
-                "records, or N% of the lines read.",
+                help=max_rejects_help,
             ),
         ],
     )

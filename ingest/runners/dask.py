@@ -144,6 +144,10 @@ class Task:
     # More whole files after the first, in input order: small files go many to a task, so
     # that a million small objects are not a million tasks.
     more: tuple[tuple[str, str], ...] = ()
+    # Per file ([source, *more]), whether nothing can write to it any more (Source.final, as
+    # the client's input list decides it: unmodified for an hour, or an older file of a
+    # rotated series): its unterminated last line is then read as a line, as on one machine.
+    finals: tuple[bool, ...] = ()
 
     @property
     def whole(self) -> bool:
@@ -164,14 +168,16 @@ def plan(
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
     seen: set[str] = set()
-    group: list[tuple[str, str, int, str]] = []  # whole files waiting: (name, path, bytes so far, identity)
+    # whole files waiting: (name, path, bytes so far, identity, final)
+    group: list[tuple[str, str, int, str, bool]] = []
 
     def flush() -> None:
         if group:
-            identities = "\1".join(identity for *_, identity in group)
+            identities = "\1".join(identity for _, _, _, identity, _ in group)
             key = hashlib.blake2b(identities.encode(), digest_size=6).hexdigest()
             more = tuple((name, path) for name, path, *_ in group[1:])
-            tasks.append(Task(len(tasks), key, group[0][0], group[0][1], more=more))
+            finals = tuple(final for *_, final in group)
+            tasks.append(Task(len(tasks), key, group[0][0], group[0][1], more=more, finals=finals))
             group.clear()
 
     if any(s.path is None and getattr(s, "url", None) is None for s in sources):
@@ -195,16 +201,16 @@ def plan(
         identity = f"{path}\0{size}\0{version}\0{fp}"
         starts = [0] if compressed else list(range(0, max(size, 1), split_bytes))
         if len(starts) == 1 and group and group[-1][2] + size <= split_bytes and len(group) < GROUP_FILES:
-            group.append((source.name, path, group[-1][2] + size, identity))
+            group.append((source.name, path, group[-1][2] + size, identity, source.final))
             continue
         flush()
         if len(starts) == 1:
-            group.append((source.name, path, size, identity))
+            group.append((source.name, path, size, identity, source.final))
             continue
         for i, start in enumerate(starts):
             end = starts[i + 1] if i + 1 < len(starts) else None
             key = hashlib.blake2b(f"{identity}\0{start}\0{end}".encode(), digest_size=6).hexdigest()
-            tasks.append(Task(len(tasks), key, source.name, path, start, end))
+            tasks.append(Task(len(tasks), key, source.name, path, start, end, finals=(source.final,)))
     flush()
     return tasks, skipped, failed
 
@@ -292,8 +298,9 @@ class RangeChunks:
     """Chunks of the lines that start in ``[task.start, task.end)`` of a plain file.
 
     The last such line is read to its end, past ``task.end``; a line that starts before
-    ``task.start`` belongs to the task before. ``incomplete_tail`` is set as LineChunks sets
-    it: a last line of the file without its newline, left for a later run.
+    ``task.start`` belongs to the task before. As LineChunks: a UTF-8 byte order mark at
+    the file's start is skipped, and a last line of the file without its newline is read
+    when the file is final (``task.finals``), else left in ``incomplete_tail``.
     """
 
     def __init__(self, task: Task, chunk_bytes: int = CHUNK_BYTES):
@@ -304,8 +311,13 @@ class RangeChunks:
     def __iter__(self) -> Iterator[Chunk]:
         task = self.task
         end = task.end if task.end is not None else float("inf")
+        final = task.finals[0] if task.finals else False
         with _open(task.path) as fh:
             offset, line = task.start, task.newlines_before + 1
+            if task.start == 0 and fh.read(len(_BOM)) == _BOM:  # some editors and Windows tools write one
+                offset = len(_BOM)
+            else:
+                fh.seek(task.start)
             if task.start > 0:
                 fh.seek(task.start - 1)
                 if fh.read(1) != b"\n":  # mid-line: that line is the previous task's
@@ -318,7 +330,11 @@ class RangeChunks:
             while offset < end:
                 block = fh.read(self.chunk_bytes)
                 if not block:
-                    self.incomplete_tail = carry
+                    if carry and final and carry.strip(b"\0 \t\r"):
+                        # the file's last line: a newline is added for the transform, not to the offsets
+                        yield Chunk(task.source, line, offset, carry + b"\n", unterminated=True)
+                    else:
+                        self.incomplete_tail = carry
                     return
                 data = carry + block
                 cut = data.rfind(b"\n") + 1
@@ -338,20 +354,21 @@ class RangeChunks:
 class _Files:
     """The chunks of a task's whole files, one after the other, and their incomplete tails."""
 
-    def __init__(self, files: list[tuple[str, str]]):
+    def __init__(self, files: list[tuple[str, str]], finals: tuple[bool, ...] = ()):
         self.files = files
+        self.finals = finals
         self.incomplete: dict[str, int] = {}
         self.failed: dict[str, str] = {}
 
     def __iter__(self) -> Iterator[Chunk]:
-        for name, location in self.files:
+        for i, (name, location) in enumerate(self.files):
             # read exactly as on one machine (gzip included)
             if "://" in location:
                 source = Source(name, None, location, final=True)
             else:
-                # a file unmodified past the grace period has its unterminated last line read,
-                # as on one machine (the rotated-series rule needs the whole input list)
-                source = Source(name, Path(location), final=stale(Path(location)))
+                # final as the client's input list decided it (a task of an older plan: stale)
+                final = self.finals[i] if i < len(self.finals) else stale(Path(location))
+                source = Source(name, Path(location), final=final)
             reader = LineChunks(source)
             try:
                 yield from reader
@@ -381,7 +398,7 @@ class _Range:
 
 def _reader(task: Task) -> _Files | _Range:
     if task.whole:
-        return _Files([(task.source, task.path), *task.more])
+        return _Files([(task.source, task.path), *task.more], task.finals)
     return _Range(task)
 
 
