@@ -782,3 +782,15 @@ def test_a_split_size_that_is_not_positive_is_a_usage_error(tmp_path: Path, inge
         err = proc.stderr.decode()
         assert proc.returncode == 2 and "Traceback" not in err and "--split-bytes" in err, (size, err)
     assert not (tmp_path / "rubrix-store").exists()
+
+
+def test_cluster_local_wins_over_a_scheduler_address_from_the_environment(tmp_path: Path, ingest: Ingest):
+    """A flag wins over the environment, as for every other setting: DASK_SCHEDULER_ADDRESS
+    exported for the team's cluster does not make --cluster local a usage error."""
+    big_log(tmp_path / "access.jsonl", 20)
+    env = {"DASK_SCHEDULER_ADDRESS": "tcp://127.0.0.1:1"}  # nobody there: it must not be used
+    summary = ingest.json("backfill", "access.jsonl", "--cluster", "local", "--workers", "1", env=env)
+    assert summary["records_written"] == 20
+    proc = ingest("backfill", "access.jsonl", "--cluster", "local", "--scheduler", "tcp://127.0.0.1:1",
+                  check=False)  # fmt: skip
+    assert proc.returncode == 2 and "alternatives" in proc.stderr.decode()  # both flags: which one?

@@ -133,6 +133,10 @@ def backfill_command(
     from ingest.errors import UsageError
     from ingest.transform.stage import TransformSpec
 
+    if scheduler is not None and cluster is not None:
+        source = click.get_current_context().get_parameter_source("scheduler")
+        if source is click.core.ParameterSource.ENVIRONMENT:
+            scheduler = None  # a flag wins over the environment, as for every setting
     if (scheduler is None) == (cluster is None):
         raise UsageError(
             "give either --scheduler ADDRESS (or DASK_SCHEDULER_ADDRESS) or --cluster local"
