@@ -549,3 +549,32 @@ def test_a_log_emptied_again_and_again_is_read_from_its_new_start(tmp_path: Path
     log.write_bytes(zeros + (line(1, latency_ms=12.5, method="POST") + "\n" + line(2) + "\n").encode())
     summary = run_json(ingest, str(log))
     assert summary["records_written"] == 2 and summary["rejected"] == 0
+
+
+MAPPER_INTERRUPTS = """
+import os
+
+
+def interrupts(inputs, outputs):
+    raise KeyboardInterrupt("raised by the mapper, not by a user")
+
+
+def exits(inputs, outputs):
+    os._exit(7)
+"""
+
+
+def test_a_base_exception_in_a_worker_reaches_the_user_with_its_type(tmp_path: Path, ingest: Ingest):
+    # Workers ignore SIGINT (the parent handles signals), so a KeyboardInterrupt in one is
+    # code's, like any exception: its type and message, exit 1, no traceback of the worker.
+    (ingest.cwd / "interrupting.py").write_text(MAPPER_INTERRUPTS)
+    log = write_log(tmp_path / "a.jsonl", [line(0), line(1)])
+    proc = ingest(str(log), "-e", "/spacy/", "--mapper", "interrupting:interrupts", "-j", "2", check=False)
+    no_traceback(proc)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "KeyboardInterrupt: raised by the mapper, not by a user" in err and "died" not in err, err
+    # a worker that really dies says how
+    proc = ingest(str(log), "-e", "/spacy/", "--mapper", "interrupting:exits", "-j", "2", check=False)
+    no_traceback(proc)
+    assert proc.returncode == 1 and "died (exit 7" in proc.stderr.decode(), proc.stderr.decode()
