@@ -524,3 +524,57 @@ def test_a_usage_error_about_the_server_settings_never_shows_the_key(
         assert proc.returncode == 2, out
         assert "SEKRETzq" not in out and "4815162342" not in out, out
         assert "[rubrix]" in out or "API_URL" in out, out  # it still says which setting is wrong
+
+
+def test_files_that_start_alike_with_blank_lines_are_different_files(tmp_path: Path, ingest: Ingest):
+    # A file is known by its first line; a blank one (`echo > access.jsonl` empties a log
+    # that way) says nothing of the file: two such logs of other lines are not copies.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_text("\n" + line(0) + "\n")
+    (logs / "b.jsonl").write_text("\n" + line(1) + "\n")
+    (logs / "c.jsonl").write_bytes(b" \r\n\0\0\n" + line(2).encode() + b"\n")
+    summary = run_json(ingest, str(logs))
+    assert summary["records_written"] == 3 and summary["files_not_read"] == {}
+
+
+def test_a_log_emptied_again_and_again_is_read_from_its_new_start(tmp_path: Path, ingest: Ingest):
+    # copytruncate under a writer that does not append leaves a NUL run as long as the old
+    # log at the start: more than the 64 KB a first line is known by, the same at every
+    # rotation. The NULs are not the file's identity; its first line is.
+    log = tmp_path / "access.jsonl"
+    zeros = b"\0" * (100 << 10)
+    log.write_bytes(zeros + line(0).encode() + b"\n")
+    assert run_json(ingest, str(log))["records_written"] == 1
+    log.write_bytes(zeros + (line(1, latency_ms=12.5, method="POST") + "\n" + line(2) + "\n").encode())
+    summary = run_json(ingest, str(log))
+    assert summary["records_written"] == 2 and summary["rejected"] == 0
+
+
+MAPPER_INTERRUPTS = """
+import os
+
+
+def interrupts(inputs, outputs):
+    raise KeyboardInterrupt("raised by the mapper, not by a user")
+
+
+def exits(inputs, outputs):
+    os._exit(7)
+"""
+
+
+def test_a_base_exception_in_a_worker_reaches_the_user_with_its_type(tmp_path: Path, ingest: Ingest):
+    # Workers ignore SIGINT (the parent handles signals), so a KeyboardInterrupt in one is
+    # code's, like any exception: its type and message, exit 1, no traceback of the worker.
+    (ingest.cwd / "interrupting.py").write_text(MAPPER_INTERRUPTS)
+    log = write_log(tmp_path / "a.jsonl", [line(0), line(1)])
+    proc = ingest(str(log), "-e", "/spacy/", "--mapper", "interrupting:interrupts", "-j", "2", check=False)
+    no_traceback(proc)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "KeyboardInterrupt: raised by the mapper, not by a user" in err and "died" not in err, err
+    # a worker that really dies says how
+    proc = ingest(str(log), "-e", "/spacy/", "--mapper", "interrupting:exits", "-j", "2", check=False)
+    no_traceback(proc)
+    assert proc.returncode == 1 and "died (exit 7" in proc.stderr.decode(), proc.stderr.decode()

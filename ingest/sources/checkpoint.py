@@ -29,6 +29,9 @@ from ingest.sources import objectstore
 from ingest.sources.read import GzipStream, Source, describe, open_source
 
 FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
+# Blank lines and NULs at a file's start looked past for its first line with content; a
+# file that starts with more is known by its start (as every file was before).
+_BLANK_START_BYTES = 64 << 20
 
 
 _HELD_LOCK_FDS: set[int] = set()
@@ -88,14 +91,31 @@ def fingerprint(source: Source) -> str | None:
     if source.url is not None:  # one range request, never a download
         return objectstore.first_line_fingerprint(source.url, FINGERPRINT_BYTES)
     with open_source(source) as stream:
-        try:
-            first = stream.readline(FINGERPRINT_BYTES)
-        except EOFError:  # a .gz still being written
-            return None
         final = source.final or isinstance(stream, GzipStream)
-    if not first or (len(first) < FINGERPRINT_BYTES and not first.endswith(b"\n") and not final):
-        return None
-    return blake2b(first.rstrip(b"\r\n"), digest_size=16).hexdigest()
+        skipped = 0
+        while True:
+            try:
+                first = stream.readline(FINGERPRINT_BYTES)
+            except EOFError:  # a .gz still being written
+                return None
+            if not first or (len(first) < FINGERPRINT_BYTES and not first.endswith(b"\n") and not final):
+                return None
+            # Blank lines and NUL runs say nothing of the file (`echo > log` leaves a newline,
+            # copytruncate a NUL run as long as the old log): many files start alike with
+            # them, and a file known by them would be taken for another, and read from that
+            # one's checkpoint or not at all. The first line with content is the identity;
+            # a file with none is the same as before (its start, hashed as it always was).
+            content = first.strip(b"\0 \t\r\n")
+            if content and not skipped:  # the usual case, hashed as it always was
+                return blake2b(first.rstrip(b"\r\n"), digest_size=16).hexdigest()
+            if content:  # where it starts is part of it: offsets are the file's own
+                start = skipped + len(first) - len(first.lstrip(b"\0 \t\r\n"))
+                return blake2b(b"%d\0%s" % (start, content), digest_size=16).hexdigest()
+            if not skipped:
+                lead = first.rstrip(b"\r\n")
+            skipped += len(first)
+            if skipped > _BLANK_START_BYTES:
+                return blake2b(lead, digest_size=16).hexdigest()
 
 
 def known_size(source: Source) -> tuple[int | None, bool]:

@@ -46,11 +46,13 @@ WINDOW = 2  # chunks in flight per worker
 _PARENT_ENDS: list[Connection] = []
 
 
-def _process(transformer: Transformer, chunk: Chunk) -> ChunkResult:
-    """``transformer.process``, with any escaping exception turned into TransformFailed."""
+def _process(
+    transformer: Transformer, chunk: Chunk, caught: tuple[type[BaseException], ...] = (Exception, SystemExit)
+) -> ChunkResult:
+    """``transformer.process``, with any escaping exception of ``caught`` turned into TransformFailed."""
     try:
         return transformer.process(chunk)
-    except (Exception, SystemExit) as exc:
+    except caught as exc:
         raise TransformFailed(
             f"the transform failed on {chunk.source} (chunk from line {chunk.first_line}): "
             f"{type(exc).__name__}: {str(exc)[:2000]}"
@@ -100,7 +102,9 @@ def _work(tasks: Connection, results: Connection, spec: TransformSpec) -> None:
         if chunk is None:
             return
         try:
-            result: ChunkResult | TransformFailed = _process(transformer, chunk)
+            # Workers ignore SIGINT: a KeyboardInterrupt (any BaseException) in one was
+            # raised by code, a custom mapper's, and is reported as such, not as a death.
+            result: ChunkResult | TransformFailed = _process(transformer, chunk, (BaseException,))
         except TransformFailed as exc:
             exc.__cause__ = exc.__context__ = None  # the original may not pickle
             result = exc
@@ -139,6 +143,7 @@ class _Worker:
         try:
             result = receive(self.result_reader)
         except (EOFError, OSError):
+            self.process.join(timeout=5)  # its pipe closes before it is reaped: wait for its exit code
             code = self.process.exitcode
             raise WorkerDied(
                 f"a worker process died (exit {code}: killed, or out of memory?); progress up to "
