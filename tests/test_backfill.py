@@ -794,3 +794,30 @@ def test_cluster_local_wins_over_a_scheduler_address_from_the_environment(tmp_pa
     proc = ingest("backfill", "access.jsonl", "--cluster", "local", "--scheduler", "tcp://127.0.0.1:1",
                   check=False)  # fmt: skip
     assert proc.returncode == 2 and "alternatives" in proc.stderr.decode()  # both flags: which one?
+
+
+def test_a_store_in_s3_keeps_and_applies_dataset_decisions_as_a_local_store(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster, moto_s3: MotoS3, monkeypatch
+):
+    """A dataset decided single-label by a first backfill is single-label for the next one
+    into the same S3 store: a multi-label record is rejected there, as one machine rejects
+    it in its local store; and the dataset's ``_dataset.json`` says so, as a local one does."""
+    import s3fs
+
+    from tests.test_dataset_decisions import tc_line
+
+    for name, value in moto_s3.env().items():
+        monkeypatch.setenv(name, value)
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("decisions")
+    (tmp_path / "a.jsonl").write_text(json.dumps(tc_line("single one", [0.7], 1)) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(tc_line("two labels", [0.9, 0.8], 3)) + "\n")
+    local, s3 = [], []
+    for log in ("a.jsonl", "b.jsonl"):
+        local.append(ingest.json(log, "--store", "one"))
+        s3.append(backfill(ingest, cluster, log, "--store", "s3://decisions/store", env=moto_s3.env()))
+    assert local[1]["rejected"] == 1 and local[1]["records_written"] == 0
+    assert [comparable(s) for s in s3] == [comparable(s) for s in local]
+    meta = json.loads((tmp_path / "one" / "monitoring_cls" / "_dataset.json").read_text())
+    assert meta["multi_label"] is False
+    assert json.loads(fs.cat_file("decisions/store/monitoring_cls/_dataset.json")) == meta

@@ -510,7 +510,7 @@ def _open_task_sink(task: Task, target: StoreTarget | ServerTarget) -> Any:
     sink registry with every request bounded by the cluster's semaphore."""
     if isinstance(target, StoreTarget):
         if is_url(target.root):
-            return ObjectTaskStore(target.root, target.run, task.key)
+            return ObjectTaskStore(target.root, target.run, task.key, before=target.before)
         return TaskStore(Path(target.root), target.run, task.key, target.before)
     where = Target(store=Path(target.store), server=target.settings)
     sink = open_sink(choose(where), where)  # connects: two GETs, not bounded
@@ -965,8 +965,9 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     pending = [t for t in tasks if t.key not in manifest.done]
     report.resumed = len(tasks) - len(pending)
     before: frozenset[str] | None = None
-    if not is_url(store) and options.server is None:
-        before = manifest.before if manifest.started else frozenset(StoreLayout(Path(store)).datasets())
+    if options.server is None:
+        layout = ObjectLayout.of(store) if is_url(store) else StoreLayout(Path(store))
+        before = manifest.before if manifest.started else frozenset(layout.datasets())
     if not manifest.started:
         manifest.append({"run": run, "target": target_name, "tasks": len(tasks), "files": summary.files,
                          "datasets_before": sorted(before) if before is not None else None})  # fmt: skip
@@ -1071,7 +1072,9 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     if report.failed is None and isinstance(target, StoreTarget):
         _commit(client, store, run, tasks, ran, summary)
         if before is not None:
-            _settle_datasets(Path(store), decided, before)
+            _settle_datasets(
+                ObjectLayout.of(store) if is_url(store) else StoreLayout(Path(store)), decided, before
+            )
         manifest.append({"finished": True, "lines": summary.lines, "written": summary.totals().written})
     rejects.close()
     if rejects.path is not None and rejects.count:
@@ -1082,11 +1085,10 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     return report
 
 
-def _settle_datasets(store: Path, decided: _Decided, before: frozenset[str]) -> None:
+def _settle_datasets(layout: StoreLayout | ObjectLayout, decided: _Decided, before: frozenset[str]) -> None:
     """The run's new datasets' ``_dataset.json`` say the run's decisions: tasks wrote them as
     each finished, and a task run again with the decisions of the tasks before it may not
     have been the last to write."""
-    layout = StoreLayout(store)
     for (workspace, dataset), (task, multi_label) in decided.known.items():
         meta = layout.read_meta(dataset) if dataset not in before else None
         if meta is None or meta.get("workspace") != workspace:

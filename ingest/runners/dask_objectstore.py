@@ -73,6 +73,29 @@ class ObjectLayout:
     def meta(self, dataset: str) -> str:
         return f"{self.root}/{dataset}/{DATASET_META}"
 
+    def datasets(self) -> list[str]:
+        """The datasets of the store: those with a ``_dataset.json``."""
+        return sorted(path.rsplit("/", 2)[-2] for path in self.fs.glob(f"{self.root}/*/{DATASET_META}"))
+
+    def read_meta(self, dataset: str) -> dict[str, Any] | None:
+        """A dataset's ``_dataset.json``, as StoreLayout.read_meta; None if it has none."""
+        path = self.meta(dataset)
+        return orjson.loads(self.fs.cat_file(path)) if self.fs.exists(path) else None  # type: ignore[no-any-return]
+
+    def write_meta(
+        self,
+        dataset: str,
+        task: str,
+        tags: dict[str, str],
+        workspace: str | None,
+        multi_label: bool | None = None,
+    ) -> None:
+        """Write ``_dataset.json`` as StoreLayout.write_meta does (``multi_label`` once decided)."""
+        meta: dict[str, Any] = {"name": dataset, "task": task, "tags": tags, "workspace": workspace}
+        if multi_label is not None:
+            meta["multi_label"] = multi_label
+        self.fs.pipe_file(self.meta(dataset), orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+
     def partition(self, dataset: str, day: Any) -> str:
         return f"{self.root}/{dataset}/date={day.isoformat()}"
 
@@ -93,10 +116,21 @@ class ObjectLayout:
 class ObjectTaskStore:
     """One backfill task's sink into an object store: the local TaskStore's rules
     (names per run and task, an id check that ignores the run's other tasks) with whole
-    objects instead of files renamed into place."""
+    objects instead of files renamed into place. ``before``: the datasets the store held
+    before the backfill (None: not known), whose decisions (task, multi_label) bind the run
+    as a local store's do; a dataset another task of the run created is not the target's
+    (the commit step writes the run's decisions there)."""
 
-    def __init__(self, url: str, run: str, task: str, flush_bytes: int = FLUSH_BYTES):
+    def __init__(
+        self,
+        url: str,
+        run: str,
+        task: str,
+        flush_bytes: int = FLUSH_BYTES,
+        before: frozenset[str] | None = None,
+    ):
         self.layout = ObjectLayout.of(url)
+        self.before = before
         self.description = f"store {url}"
         self.prefix = StoreLayout.task_prefix(run, task)
         self.run_prefix = StoreLayout.task_prefix(run)
@@ -113,15 +147,27 @@ class ObjectTaskStore:
     def _task_of(self, batch: Batch) -> str | None:
         dataset = batch.route.dataset
         if dataset not in self._tasks:
-            fs, path = self.layout.fs, self.layout.meta(dataset)
-            if fs.exists(path):
-                self._tasks[dataset] = orjson.loads(fs.cat_file(path))["task"]
+            meta = self.layout.read_meta(dataset) if self._held_before(dataset) else None
+            if meta is not None:
+                self._tasks[dataset] = meta["task"]
             else:
-                meta = {"name": dataset, "task": batch.task, "tags": batch.route.tags,
-                        "workspace": batch.route.workspace}  # fmt: skip
-                fs.pipe_file(path, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+                self.layout.write_meta(
+                    dataset, batch.task, batch.route.tags, batch.route.workspace, batch.multi_label
+                )
                 self._tasks[dataset] = batch.task
         return self._tasks[dataset]
+
+    def _held_before(self, dataset: str) -> bool:
+        return self.before is None or dataset in self.before
+
+    def dataset_info(self, route: Any) -> tuple[str | None, bool | None]:
+        """(task, multi_label) of a dataset the store held before the run, None for what it
+        does not say (as LocalStore.dataset_info)."""
+        meta = self.layout.read_meta(route.dataset) if self._held_before(route.dataset) else None
+        if meta is None:
+            return None, None
+        multi_label = meta.get("multi_label")
+        return meta.get("task"), multi_label if isinstance(multi_label, bool) else None
 
     def add(self, batch: Batch) -> Delivery:
         known = self._task_of(batch)
@@ -221,7 +267,11 @@ class ObjectManifest:
         self.done = {n[: -len(".json")] for n in names if n not in ("run.json", "finished.json")}
         self.finished = "finished.json" in names
         self.started = "run.json" in names
-        self.before: frozenset[str] | None = None  # the local store's rule (dataset_info) is not kept here
+        self.before: frozenset[str] | None = None  # the store's datasets when the backfill started
+        if self.started:
+            first = orjson.loads(self.layout.fs.cat_file(f"{self.dir}/run.json"))
+            if first.get("datasets_before") is not None:
+                self.before = frozenset(first["datasets_before"])
 
     def entry(self, task: str) -> dict[str, Any]:
         """A finished task's object: what it decided and the halves it left unjoined."""
