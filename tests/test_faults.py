@@ -578,3 +578,25 @@ def test_a_base_exception_in_a_worker_reaches_the_user_with_its_type(tmp_path: P
     proc = ingest(str(log), "-e", "/spacy/", "--mapper", "interrupting:exits", "-j", "2", check=False)
     no_traceback(proc)
     assert proc.returncode == 1 and "died (exit 7" in proc.stderr.decode(), proc.stderr.decode()
+
+
+@pytest.mark.parametrize("age", [2 * 3600, 120])
+def test_a_gzip_cut_short_is_never_read_as_if_it_ended(tmp_path: Path, ingest: Ingest, age: int):
+    # A .gz whose deflate stream has no end was cut: its last bytes are part of a line, not
+    # the last line, however old the file or its place in the series. Rotated next to the
+    # live file (or old), it counts as unable to grow; an old one will never be finished:
+    # damaged, named, exit 3. A recent one may still be being compressed: left for later.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    whole = gz(line(0) + "\n" + line(1, latency_ms=1.5, method="POST", url="http://models/spacy/") + "\n")
+    cut = logs / "access.jsonl.2.gz"
+    cut.write_bytes(whole[: len(whole) - 40])
+    os.utime(cut, (time.time() - age, time.time() - age))
+    write_log(logs / "access.jsonl", [line(5)])
+    summary = run_json(ingest, str(logs), code=EXIT_INPUT if age > 3600 else 0)
+    assert summary["rejected"] == 0, ingest.rejects()
+    assert sorted(ingest.dataset("monitoring_spacy")["request_id"]) == ["r0", "r5"]
+    if age > 3600:
+        assert "cut short" in summary["files_failed"][str(cut)]
+    else:
+        assert summary["files_failed"] == {} and str(cut) in summary["incomplete_last_lines"]

@@ -445,10 +445,14 @@ class LineChunks:
         final = self.source.final
         first = self.start_offset == 0
         garbage: TrailingGarbage | None = None
+        cut_short = False
         while True:
             try:
                 block = stream.read(self.chunk_bytes)
             except EOFError:  # a .gz cut short (still being compressed): read the rest next run
+                # Its last bytes are part of a line, whatever the file's age or place in its
+                # series says: never the last line.
+                cut_short, final = True, False
                 break
             except TrailingGarbage as exc:  # the data before it is whole: read to its end, then raise
                 garbage, final = exc, True
@@ -483,6 +487,11 @@ class LineChunks:
         self.incomplete_tail = carry
         if garbage is not None:
             raise garbage
+        if cut_short and self.source.path is not None and stale(self.source.path):
+            # unmodified for the grace period: no compressor is still writing it
+            raise FileFault(
+                f"gzip data cut short (truncated) after {offset + len(carry)} bytes: the rest is missing"
+            )
 
 
 def _skip(stream: BinaryIO, offset: int) -> None:
