@@ -11,6 +11,7 @@ import gzip
 import http.client
 import http.server
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -201,3 +202,65 @@ def test_blob_reference_in_s3_is_read(ingest: Ingest, s3: dict, tmp_path: Path) 
     summary = ingest.json("s3://mdc/modelDataCollector/", env=env)
     ep = summary["endpoints"]["tickets"]
     assert (ep["written"], ep["skipped"]) == (1, {"blob_unreadable": 1})
+
+
+def _damaged_gzips() -> dict[str, bytes]:
+    """Gzip files damaged as public bug reports about log readers show them, each with lines."""
+
+    def gz(text: str) -> bytes:
+        return gzip.compress(text.encode(), mtime=0)
+
+    one, two = _lines(_hour(12, 0, 20)), _lines(_hour(12, 20, 20))
+    crc = bytearray(gz(one.decode()))
+    crc[-8] ^= 0xFF  # the CRC32 in the trailer
+    whole = gz(two.decode())
+    return {
+        "a-crc.jsonl.gz": bytes(crc),
+        "b-truncated.jsonl.gz": whole[: len(whole) // 2],  # first lines whole, the rest missing
+        "c-truncated-early.jsonl.gz": whole[:30],  # not even the first line
+        "d-not-gzip.jsonl.gz": b"\x1f\x8b" + bytes(range(256)) * 4,  # a gzip magic, then garbage
+        "e-trailing.jsonl.gz": gz(_lines(_hour(13, 0, 5)).decode()) + b"trailing garbage",
+    }
+
+
+def test_damaged_gzip_objects_follow_the_rules_of_local_files(
+    ingest: Ingest, s3: dict, tmp_path: Path
+) -> None:
+    """Issue 13 for object storage: a damaged .gz object is named with the same reason as the
+    same file on disk, the run exits 3 and the other objects are read; its checkpoint does
+    not move, except after trailing garbage behind whole members, which is read and reported
+    once. (Objects are written whole: a truncated one is damaged, never "still being written".)"""
+    env = {k: v for k, v in s3.items() if not k.startswith("_")}
+    client = _client(env)
+    client.create_bucket(Bucket="damaged")
+    local = tmp_path / "local"
+    local.mkdir()
+    files = {**_damaged_gzips(), "z-fine.jsonl": _lines(_hour(14, 0, 3))}
+    old = time.time() - 7200  # on disk, an old file cannot be still being written either
+    for name, body in files.items():
+        client.put_object(Bucket="damaged", Key=f"logs/{name}", Body=body)
+        (local / name).write_bytes(body)
+        os.utime(local / name, (old, old))
+
+    def run(given: str, store: str, code: int = 3) -> dict:
+        proc = ingest(given, "--store", store, "--json", env=env, check=False)
+        assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+        assert proc.returncode == code, proc.stderr.decode()
+        return json.loads(proc.stdout)
+
+    s3_one = run("s3://damaged/logs/", "s3-store")
+    local_one = run(str(local), "local-store")
+    failed = {k.rsplit("/", 1)[1]: v for k, v in s3_one["files_failed"].items()}
+    assert failed == {k.rsplit("/", 1)[1]: v for k, v in local_one["files_failed"].items()}
+    assert set(failed) == {n for n in files if n[0] in "abcde"}, failed
+    assert "CRC" in failed["a-crc.jsonl.gz"]
+    assert "cut short" in failed["b-truncated.jsonl.gz"]
+    assert "16 bytes of trailing garbage" in failed["e-trailing.jsonl.gz"]
+    for summary in (s3_one, local_one):
+        assert summary["incomplete_last_lines"] == {}
+        assert "no complete line yet" not in summary["files_not_read"].values()
+    assert s3_one["records_written"] == local_one["records_written"] > 3 + 5
+    # the damaged objects stay unread (reported again); the trailing garbage is not reported again
+    s3_two = run("s3://damaged/logs/", "s3-store")
+    assert {k.rsplit("/", 1)[1] for k in s3_two["files_failed"]} == set(failed) - {"e-trailing.jsonl.gz"}
+    assert s3_two["records_written"] == 0
