@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,8 @@ class Recorder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Forward)
         self.upstream = upstream
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Range, bytes sent
+        # called with (method, path, Range) before a request is forwarded: a test's event
+        self.before: Callable[[str, str, str | None], None] | None = None
 
 
 class _Forward(http.server.BaseHTTPRequestHandler):
@@ -43,6 +45,8 @@ class _Forward(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.before is not None:
+            self.server.before(self.command, self.path, self.headers.get("Range"))
         host, port = self.server.upstream.split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
@@ -54,7 +58,9 @@ class _Forward(http.server.BaseHTTPRequestHandler):
         for key, value in resp.getheaders():
             if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        # a HEAD's Content-Length is the object's size, not the (empty) body's
+        length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -264,3 +270,55 @@ def test_damaged_gzip_objects_follow_the_rules_of_local_files(
     s3_two = run("s3://damaged/logs/", "s3-store")
     assert {k.rsplit("/", 1)[1] for k in s3_two["files_failed"]} == set(failed) - {"e-trailing.jsonl.gz"}
     assert s3_two["records_written"] == 0
+    # a backfill reads them as ingest run does
+    cluster = ("--cluster", "local", "--workers", "1")
+    proc = ingest(
+        "backfill", "s3://damaged/logs/", "--store", "backfill", *cluster, "--json", env=env, check=False
+    )
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    assert proc.returncode == 3, proc.stderr.decode()
+    backfill = json.loads(proc.stdout)
+    assert backfill["files_failed"] == s3_one["files_failed"]
+    assert backfill["records_written"] == s3_one["records_written"]
+
+
+def test_backfill_an_object_removed_between_planning_and_counting_is_a_file_fault(
+    ingest: Ingest, s3: dict
+) -> None:
+    """Issue 13 in ``ingest backfill``: the pass that counts the lines of a split object's
+    ranges runs after planning; an object deleted meanwhile (a lifecycle rule, a rotation)
+    is reported by name like any unreadable file, the other inputs are read, exit 3."""
+    env = {k: v for k, v in s3.items() if not k.startswith("_")}
+    recorder: Recorder = s3["_recorder"]
+    client = _client(env)
+    client.create_bucket(Bucket="vanishing")
+    client.put_object(Bucket="vanishing", Key="logs/a-big.jsonl", Body=_lines(_hour(12, 0, 300)))
+    client.put_object(Bucket="vanishing", Key="logs/b-small.jsonl", Body=_lines(_hour(13, 0, 7)))
+    upstream = _client({**env, "AWS_ENDPOINT_URL": f"http://{recorder.upstream}"})
+    removed: list[str] = []
+
+    def remove_when_counted(method: str, path: str, byte_range: str | None) -> None:
+        # Planning reads an object's first 64 KB at most (its first line, its start); the
+        # counting pass reads the ranges before a split: the first request past 64 KB.
+        if method != "GET" or "a-big" not in path or not byte_range or removed:
+            return
+        first, last = (int(n) for n in byte_range.removeprefix("bytes=").split("-"))
+        if first > 0 or last >= 64 << 10:
+            upstream.delete_object(Bucket="vanishing", Key="logs/a-big.jsonl")
+            removed.append(byte_range)
+
+    recorder.before = remove_when_counted
+    try:
+        proc = ingest(
+            "backfill", "s3://vanishing/logs/", "--store", "store", "--split-bytes", "40KB",
+            "--cluster", "local", "--workers", "1", "--json", env=env, check=False,
+        )  # fmt: skip
+    finally:
+        recorder.before = None
+    assert removed, "the object was never read past its start: the test did not test"
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    assert proc.returncode == 3, proc.stderr.decode()
+    summary = json.loads(proc.stdout)
+    assert list(summary["files_failed"]) == ["s3://vanishing/logs/a-big.jsonl"]
+    assert "FileNotFoundError" in summary["files_failed"]["s3://vanishing/logs/a-big.jsonl"]
+    assert summary["records_written"] == 7
