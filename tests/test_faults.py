@@ -500,6 +500,30 @@ def test_credential_keys_in_a_classification_request_reach_neither_store_nor_rej
     assert summary["ok"] and "sekretzq" not in seen.lower()
 
 
+def test_signed_url_and_function_key_query_parameters_reach_no_output_store_or_rejects(
+    tmp_path: Path, ingest: Ingest
+):
+    # Signed URLs (Azure SAS "sig", S3 "X-Amz-Signature"/"X-Amz-Credential", GCS
+    # "X-Goog-Signature"), Azure Functions' "code" and "key" and OAuth's "access_token" grant
+    # access on their own: logged in "path" or "url", the value is masked and the name kept.
+    queries = ["sig=SEKRETzq1&sv=2022-11-02", "code=SEKRETzq2==", "key=SEKRETzq3",
+               "X-Amz-Signature=SEKRETzq4&X-Amz-Credential=SEKRETzq5%2F20261124",
+               "X-Goog-Signature=SEKRETzq6", "signature=SEKRETzq7", "access_token=SEKRETzq8",
+               "token=SEKRETzq9"]  # fmt: skip
+    lines = [line(i, path=f"/spacy/?{q}") for i, q in enumerate(queries)]
+    lines += [line(10 + i, url=f"https://h.blob.core.windows.net/c/b?{q}") for i, q in enumerate(queries)]
+    # rejected (a size mismatch): the raw line and the endpoint go to the rejects file
+    lines.append(json.dumps(entry(path="/spacy/?sig=SEKRETzqA", url="https://h/x?code=SEKRETzqB",
+                                  request=["a", "b"])))  # fmt: skip
+    log = write_log(tmp_path / "a.jsonl", lines)
+    runs = [ingest(str(log)), summary := ingest(str(log), "--from-start", "--json")]
+    seen = _everything_written(ingest, *(p.stdout + p.stderr for p in runs))
+    assert len(ingest.rejects()) == 2 and json.loads(summary.stdout)["records"]["already_stored"] == 16
+    for name in ("sig=", "code=", "key=", "X-Amz-Signature=", "X-Amz-Credential=", "X-Goog-Signature="):
+        assert f"{name}[redacted]" in seen, name
+    assert "sekretzq" not in seen.lower(), [line for line in seen.splitlines() if "sekretzq" in line.lower()]
+
+
 @pytest.mark.parametrize(
     "config, env",
     [
