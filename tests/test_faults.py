@@ -525,6 +525,37 @@ def test_signed_url_and_function_key_query_parameters_reach_no_output_store_or_r
 
 
 @pytest.mark.parametrize(
+    "credential",
+    [
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUtSRVQifQ.c2VrcmV0c2lnbmF0dXJl",  # a JWT
+        "AKIAZQSEKRETZQ234567",  # an AWS access key id
+        "sk-proj-zqSEKRETzq0123456789",
+    ],
+)
+def test_a_credential_straddling_the_reject_raw_limit_leaves_no_prefix(
+    tmp_path: Path, ingest: Ingest, credential: str
+):
+    # A reject keeps the first 2,000 bytes of its line: a credential the cut goes through must
+    # not leave its first characters behind, which no shape rule recognizes once cut.
+    lines = []
+    for kept in range(1, len(credential)):
+        fields = {"pad": "", "headers": {"X-Trace": credential}, "request": ["a", "b"]}  # a size mismatch
+        at = json.dumps(entry(**fields)).index(credential)
+        fields["pad"] = "x" * (2000 - kept - at)  # the cut keeps `kept` characters of the credential
+        text = json.dumps(entry(**fields))
+        assert text.index(credential) + kept == 2000
+        lines.append(text)
+    log = write_log(tmp_path / "a.jsonl", lines)
+    summary = run_json(ingest, str(log))
+    assert summary["rejected"] == len(lines)
+    for reject in ingest.rejects():
+        raw = reject["raw"]
+        assert len(raw.encode()) <= 2000 and raw.startswith('{"ts"'), raw[:80]
+        assert not any(raw.endswith(credential[:n]) for n in range(2, len(credential))), raw[-40:]
+        assert credential[:4] not in raw, raw[-40:]
+
+
+@pytest.mark.parametrize(
     "config, env",
     [
         ('[rubrix]\napi_key = 4815162342\nurl = "http://127.0.0.1:9"\n', {}),  # a numeric key, unquoted

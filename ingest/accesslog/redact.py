@@ -287,15 +287,23 @@ def redact_endpoint(path: str) -> str:
     return redact_text(path)
 
 
-def redact_raw(raw: bytes, cap: int | None = None) -> bytes:
-    """The raw line cut to ``cap`` bytes, with credentials replaced (see ``redact_text``).
+# How far past the cap a raw line is read for redaction: a credential that starts before the
+# cut is seen whole (or open to the window's end, which the key rule masks to the end).
+_RAW_WINDOW = 64 << 10  # bytes
 
-    Cut first: a value the cut leaves open is masked to the end by the rules, and a long
-    line costs no more than its kept part. Bytes that are not UTF-8 come back as U+FFFD.
+
+def redact_raw(raw: bytes, cap: int | None = None) -> bytes:
+    """The raw line with credentials replaced (see ``redact_text``), cut to ``cap`` bytes.
+
+    Redacted first, cut after: a cut through a credential would leave its first characters,
+    which no shape recognizes once cut (``eyJhb``, ``AKIAZQ``). Only the first ``cap`` + 64 KB
+    are redacted, so that a long line costs no more than that; the cut is at a character
+    boundary. Bytes that are not UTF-8 come back as U+FFFD.
     """
-    if cap is not None:
-        raw = raw[:cap]
-    return redact_text(raw.decode("utf-8", "replace")).encode("utf-8")
+    if cap is None:
+        return redact_text(raw.decode("utf-8", "replace")).encode("utf-8")
+    text = redact_text(raw[: cap + _RAW_WINDOW].decode("utf-8", "replace"))
+    return text.encode("utf-8")[:cap].decode("utf-8", "ignore").encode("utf-8")
 
 
 def redact_copied(value: Any) -> Any:

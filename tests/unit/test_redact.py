@@ -94,3 +94,14 @@ def test_query_parameters_that_are_credentials_keep_their_name_and_lose_their_va
     assert redact_text('{"u": "/a?x=1\\u0026sig=abc"}') == '{"u": "/a?x=1\\u0026sig=[redacted]"}'
     text = '{"code": 200, "key": "ner", "q": "/p?monkey=1&barcode=2&sigma=3"}'
     assert redact_text(text) == text
+
+
+def test_a_cap_through_a_credential_leaves_no_prefix_of_it():
+    # The cut comes after the redaction: a JWT or key id cut short matches no shape any more.
+    for token in ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "AKIAZQSEKRETZQ234567"):
+        line = json.dumps({"pad": "x" * 100, "headers": {"X-Trace": token}}).encode()
+        at = line.index(token.encode())
+        for cap in range(at + 1, at + len(token)):
+            out = redact_raw(line, cap)
+            assert len(out) <= cap and token[:2].encode() not in out[at - 2 :], (cap, out[-30:])
+    assert redact_raw("é".encode() * 10, 5) == "éé".encode()  # cut at a character boundary
