@@ -821,3 +821,13 @@ def test_a_store_in_s3_keeps_and_applies_dataset_decisions_as_a_local_store(
     meta = json.loads((tmp_path / "one" / "monitoring_cls" / "_dataset.json").read_text())
     assert meta["multi_label"] is False
     assert json.loads(fs.cat_file("decisions/store/monitoring_cls/_dataset.json")) == meta
+
+
+def test_local_cluster_options_with_a_scheduler_are_a_usage_error(tmp_path: Path, ingest: Ingest):
+    """--workers and --memory-limit size the LocalCluster of --cluster local: given with
+    --scheduler they were ignored without a word (the cluster's own workers run the tasks)."""
+    big_log(tmp_path / "access.jsonl", 20)
+    for extra in (["--workers", "8"], ["--memory-limit", "2GiB"]):
+        proc = ingest("backfill", "access.jsonl", "--scheduler", "tcp://127.0.0.1:1", *extra, check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and extra[0] in err and "--cluster local" in err, (extra, err)

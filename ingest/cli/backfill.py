@@ -144,6 +144,13 @@ def backfill_command(
             else "--scheduler and --cluster are alternatives: give one"
         )
     if scheduler is not None:
+        context = click.get_current_context()
+        for name, flag in (("workers", "--workers"), ("memory_limit", "--memory-limit")):
+            if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+                raise UsageError(
+                    f"{flag} sizes the cluster of --cluster local; a scheduler's workers are sized where "
+                    "they start (dask worker --nworkers, --memory-limit)"
+                )
         from ingest.runners.dask import check_scheduler_address
 
         check_scheduler_address(scheduler)
