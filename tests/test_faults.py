@@ -388,6 +388,20 @@ def test_an_exception_in_the_transform_reaches_the_user_with_its_type(
     assert "died" not in err
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_exception_in_the_transform_that_quotes_a_credential_shows_it_masked(
+    tmp_path: Path, ingest: Ingest, jobs: str
+):
+    (ingest.cwd / "quitting.py").write_text(MAPPER_QUITS)
+    log = write_log(tmp_path / "a.jsonl", [json.dumps(entry(request=["see https://h/b?sv=1&sig=SEKRETzq1"]))])
+    proc = ingest(str(log), "-e", "/spacy/", "--mapper", "quitting:quits", "-j", jobs, check=False)
+    no_traceback(proc)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "SystemExit: the mapper gave up on see https://h/b?sv=1&sig=[redacted]" in err
+    assert "SEKRETzq" not in err
+
+
 def test_a_mapper_exception_in_a_worker_rejects_the_record(tmp_path: Path, ingest: Ingest):
     (ingest.cwd / "raising.py").write_text("def fails(inputs, outputs):\n    raise KeyError(inputs)\n")
     log = write_log(tmp_path / "a.jsonl", [line(0), line(1)])
