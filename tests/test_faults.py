@@ -388,6 +388,20 @@ def test_an_exception_in_the_transform_reaches_the_user_with_its_type(
     assert "died" not in err
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_exception_in_the_transform_that_quotes_a_credential_shows_it_masked(
+    tmp_path: Path, ingest: Ingest, jobs: str
+):
+    (ingest.cwd / "quitting.py").write_text(MAPPER_QUITS)
+    log = write_log(tmp_path / "a.jsonl", [json.dumps(entry(request=["see https://h/b?sv=1&sig=SEKRETzq1"]))])
+    proc = ingest(str(log), "-e", "/spacy/", "--mapper", "quitting:quits", "-j", jobs, check=False)
+    no_traceback(proc)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "SystemExit: the mapper gave up on see https://h/b?sv=1&sig=[redacted]" in err
+    assert "SEKRETzq" not in err
+
+
 def test_a_mapper_exception_in_a_worker_rejects_the_record(tmp_path: Path, ingest: Ingest):
     (ingest.cwd / "raising.py").write_text("def fails(inputs, outputs):\n    raise KeyError(inputs)\n")
     log = write_log(tmp_path / "a.jsonl", [line(0), line(1)])
@@ -498,6 +512,61 @@ def test_credential_keys_in_a_classification_request_reach_neither_store_nor_rej
     assert record["inputs"] == {"text": "nice", "api_key": "[redacted]", "Passwort": "[redacted]",
                                 "X-Api-Key": "[redacted]"}  # fmt: skip
     assert summary["ok"] and "sekretzq" not in seen.lower()
+
+
+def test_signed_url_and_function_key_query_parameters_reach_no_output_store_or_rejects(
+    tmp_path: Path, ingest: Ingest
+):
+    # Signed URLs (Azure SAS "sig", S3 "X-Amz-Signature"/"X-Amz-Credential", GCS
+    # "X-Goog-Signature"), Azure Functions' "code" and "key" and OAuth's "access_token" grant
+    # access on their own: logged in "path" or "url", the value is masked and the name kept.
+    queries = ["sig=SEKRETzq1&sv=2022-11-02", "code=SEKRETzq2==", "key=SEKRETzq3",
+               "X-Amz-Signature=SEKRETzq4&X-Amz-Credential=SEKRETzq5%2F20261124",
+               "X-Goog-Signature=SEKRETzq6", "signature=SEKRETzq7", "access_token=SEKRETzq8",
+               "token=SEKRETzq9"]  # fmt: skip
+    lines = [line(i, path=f"/spacy/?{q}") for i, q in enumerate(queries)]
+    lines += [line(10 + i, url=f"https://h.blob.core.windows.net/c/b?{q}") for i, q in enumerate(queries)]
+    # rejected (a size mismatch): the raw line and the endpoint go to the rejects file
+    lines.append(json.dumps(entry(path="/spacy/?sig=SEKRETzqA", url="https://h/x?code=SEKRETzqB",
+                                  request=["a", "b"])))  # fmt: skip
+    log = write_log(tmp_path / "a.jsonl", lines)
+    runs = [ingest(str(log)), summary := ingest(str(log), "--from-start", "--json")]
+    seen = _everything_written(ingest, *(p.stdout + p.stderr for p in runs))
+    assert len(ingest.rejects()) == 2 and json.loads(summary.stdout)["records"]["already_stored"] == 16
+    for name in ("sig=", "code=", "key=", "X-Amz-Signature=", "X-Amz-Credential=", "X-Goog-Signature="):
+        assert f"{name}[redacted]" in seen, name
+    assert "sekretzq" not in seen.lower(), [line for line in seen.splitlines() if "sekretzq" in line.lower()]
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUtSRVQifQ.c2VrcmV0c2lnbmF0dXJl",  # a JWT
+        "AKIAZQSEKRETZQ234567",  # an AWS access key id
+        "sk-proj-zqSEKRETzq0123456789",
+    ],
+)
+def test_a_credential_straddling_the_reject_raw_limit_leaves_no_prefix(
+    tmp_path: Path, ingest: Ingest, credential: str
+):
+    # A reject keeps the first 2,000 bytes of its line: a credential the cut goes through must
+    # not leave its first characters behind, which no shape rule recognizes once cut.
+    lines = []
+    for kept in range(1, len(credential)):
+        fields = {"pad": "", "headers": {"X-Trace": credential}, "request": ["a", "b"]}  # a size mismatch
+        at = json.dumps(entry(**fields)).index(credential)
+        fields["pad"] = "x" * (2000 - kept - at)  # the cut keeps `kept` characters of the credential
+        text = json.dumps(entry(**fields))
+        assert text.index(credential) + kept == 2000
+        lines.append(text)
+    log = write_log(tmp_path / "a.jsonl", lines)
+    summary = run_json(ingest, str(log))
+    assert summary["rejected"] == len(lines)
+    for reject in ingest.rejects():
+        raw = reject["raw"]
+        assert len(raw.encode()) <= 2000 and raw.startswith('{"ts"'), raw[:80]
+        assert not any(raw.endswith(credential[:n]) for n in range(2, len(credential))), raw[-40:]
+        assert credential[:4] not in raw, raw[-40:]
 
 
 @pytest.mark.parametrize(

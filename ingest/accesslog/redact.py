@@ -11,7 +11,8 @@ line that is damaged. Two kinds of rules, on the reading side:
   line when a cut or a flipped quote leaves it open;
 - by shape, wherever it is: a token after an auth scheme (``Bearer``, ``Basic``, ...),
   well-known key formats (``sk-...``, ``ghp_...``, ``AKIA...``, JWTs), credentials in URLs
-  (``?api_key=``, ``user:password@``).
+  (``?api_key=``, ``user:password@``), and query parameters that are credentials by
+  themselves (``?sig=``, ``?code=``, ``?key=``, ``X-Amz-Signature``, ...), names kept.
 
 Every rule looks at the original text and their masks are joined: one rule's partial match
 can never hide the evidence another rule needs (a key rule that took only a damaged value's
@@ -100,6 +101,18 @@ _SHAPES = re.compile(
 _SHAPE_WORDS = ("bearer", "basic", "digest", "token", "negotiate", "k-", "k_", "gh", "github_pat_", "xox",
                 "akia", "asia", "aiza", "hf", "glpat", "eyj", "://")  # fmt: skip
 _QUERY_END = re.compile(r"[&;\s\"',}\]]")
+# Query parameters that are credentials by themselves, named too shortly or too commonly for
+# the key rule ("key", "code"): only as a query parameter (after "?", "&" or ";"), value to
+# its delimiter. Azure Storage SAS "sig" (learn.microsoft.com, "Create a service SAS"), Azure
+# Functions "code" (function access keys), "key" (Google APIs), S3 presigned URLs
+# "X-Amz-Signature"/"X-Amz-Credential"/"X-Amz-Security-Token" (AWS SigV4 query
+# authentication), GCS "X-Goog-Signature"/"X-Goog-Credential" (V4 signed URLs), CloudFront
+# "Signature", OAuth 2.0 "access_token" (RFC 6750, section 2.3) and "token".
+_QUERY_SECRETS = re.compile(
+    r"[?&;](?:sig|key|code|signature|x-amz-signature|x-amz-credential|x-amz-security-token"
+    r"|x-goog-signature|x-goog-credential|access_token|token)=([^&;#\s\"',}\]]+)",
+    re.IGNORECASE,
+)
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\/")
 
 
@@ -224,6 +237,8 @@ def _spans(view: str) -> list[tuple[int, int, bool]]:
                 end, whole = _value_end(view, start), True
             if end > start:
                 found.append((start, end, whole))
+    if "=" in view:
+        found.extend((m.start(1), m.end(1), False) for m in _QUERY_SECRETS.finditer(view))
     lowered = view.lower()
     if any(word in lowered for word in _SHAPE_WORDS):  # most text has none: skip the costly regex
         found.extend((m.start(), m.end(), False) for m in _SHAPES.finditer(view))
@@ -272,15 +287,23 @@ def redact_endpoint(path: str) -> str:
     return redact_text(path)
 
 
-def redact_raw(raw: bytes, cap: int | None = None) -> bytes:
-    """The raw line cut to ``cap`` bytes, with credentials replaced (see ``redact_text``).
+# How far past the cap a raw line is read for redaction: a credential that starts before the
+# cut is seen whole (or open to the window's end, which the key rule masks to the end).
+_RAW_WINDOW = 64 << 10  # bytes
 
-    Cut first: a value the cut leaves open is masked to the end by the rules, and a long
-    line costs no more than its kept part. Bytes that are not UTF-8 come back as U+FFFD.
+
+def redact_raw(raw: bytes, cap: int | None = None) -> bytes:
+    """The raw line with credentials replaced (see ``redact_text``), cut to ``cap`` bytes.
+
+    Redacted first, cut after: a cut through a credential would leave its first characters,
+    which no shape recognizes once cut (``eyJhb``, ``AKIAZQ``). Only the first ``cap`` + 64 KB
+    are redacted, so that a long line costs no more than that; the cut is at a character
+    boundary. Bytes that are not UTF-8 come back as U+FFFD.
     """
-    if cap is not None:
-        raw = raw[:cap]
-    return redact_text(raw.decode("utf-8", "replace")).encode("utf-8")
+    if cap is None:
+        return redact_text(raw.decode("utf-8", "replace")).encode("utf-8")
+    text = redact_text(raw[: cap + _RAW_WINDOW].decode("utf-8", "replace"))
+    return text.encode("utf-8")[:cap].decode("utf-8", "ignore").encode("utf-8")
 
 
 def redact_copied(value: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import sqlite3
 import struct
@@ -89,15 +90,23 @@ def fingerprint(source: Source) -> str | None:
     OSError or FileFault for a file that cannot be read.
     """
     if source.url is not None:  # one range request, never a download
-        return objectstore.first_line_fingerprint(source.url, FINGERPRINT_BYTES)
-    with open_source(source) as stream:
+        first = objectstore.first_line(source.url, FINGERPRINT_BYTES)
+        if first is None:
+            return None
+        if first.strip(b"\0 \t\r\n"):  # the usual case, hashed as it always was
+            return blake2b(first.rstrip(b"\r\n"), digest_size=16).hexdigest()
+        # a blank or NUL start: read on to the first line with content, as for a local file
+    with open_source(source) as opened:
+        stream: IO[bytes] | GzipStream = opened
+        if source.url is not None and not isinstance(opened, GzipStream):
+            stream = io.BufferedReader(opened)  # type: ignore[arg-type]  # fsspec's readline has no limit
         final = source.final or isinstance(stream, GzipStream)
         skipped = 0
         while True:
             try:
                 first = stream.readline(FINGERPRINT_BYTES)
-            except EOFError:  # a .gz still being written, unless it has not changed for long
-                if source.path is not None and stale(source.path):
+            except EOFError:  # a .gz still being written, unless it is an object or has not changed for long
+                if source.url is not None or (source.path is not None and stale(source.path)):
                     raise FileFault(
                         f"gzip data cut short (truncated) after {skipped} bytes: the rest is missing"
                     ) from None

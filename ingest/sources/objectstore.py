@@ -165,18 +165,25 @@ def _inflate_start(data: bytes, size: int, whole: bool) -> bytes:
     return out
 
 
-def first_line_fingerprint(url: str, limit: int) -> str | None:
-    """Like the local checkpoint fingerprint: a hash of the first line (its first ``limit`` bytes).
-
-    An object cannot grow, so a first line without its newline is whole (as the last line of
-    a local file that cannot grow is); only an empty object has none. Raises FileFault (see
-    ``head``)."""
+def first_line(url: str, limit: int) -> bytes | None:
+    """The object's first line (its first ``limit`` bytes), newline included, by one range
+    request; None when the object is empty. An object cannot grow, so a first line without
+    its newline is whole (as the last line of a local file that cannot grow is). Raises
+    FileFault (see ``head``)."""
     data = head(url, limit)
     newline = data.find(b"\n")
     if not data:
         return None
-    first = data[: newline + 1] if newline >= 0 else data[:limit]
-    return blake2b(first.rstrip(b"\r\n"), digest_size=16).hexdigest()
+    return data[: newline + 1] if newline >= 0 else data[:limit]
+
+
+def first_line_fingerprint(url: str, limit: int) -> str | None:
+    """A hash of the first line (its first ``limit`` bytes), as a local file's starting with content.
+
+    ``checkpoint.fingerprint`` looks past a blank start, as for local files.
+    """
+    first = first_line(url, limit)
+    return None if first is None else blake2b(first.rstrip(b"\r\n"), digest_size=16).hexdigest()
 
 
 def known_size(url: str) -> int | None:

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ingest.accesslog.redact import redact_text
 from ingest.errors import TransformFailed, WorkerDied
 from ingest.sources.checkpoint import close_inherited_locks
 from ingest.sources.read import Chunk
@@ -53,9 +54,11 @@ def _process(
     try:
         return transformer.process(chunk)
     except caught as exc:
+        # a message may quote a line (a mapper's, a parser's): redacted before the cut, which
+        # could otherwise leave a credential's first characters that no rule recognizes
+        detail = redact_text(f"{type(exc).__name__}: {str(exc)[: 2000 + (64 << 10)]}")[:2000]
         raise TransformFailed(
-            f"the transform failed on {chunk.source} (chunk from line {chunk.first_line}): "
-            f"{type(exc).__name__}: {str(exc)[:2000]}"
+            f"the transform failed on {chunk.source} (chunk from line {chunk.first_line}): {detail}"
         ) from exc
 
 

@@ -75,3 +75,33 @@ def test_values_copied_into_metadata_are_masked_by_damaged_key_and_by_shape():
     assert copied["Authorizatimn"] == "[redacted]"
     assert SECRET not in copied["X-Trace"]
     assert copied["url"] == "https://[redacted]@host/p?api_key=[redacted]&page=2"
+
+
+def test_query_parameters_that_are_credentials_keep_their_name_and_lose_their_value():
+    urls = {
+        "https://a.blob.core.windows.net/c/b?sv=2022-11-02&sig=Zm9v%2Bbar%3D&se=2026":
+            "https://a.blob.core.windows.net/c/b?sv=2022-11-02&sig=[redacted]&se=2026",
+        "/api/f?code=abc==": "/api/f?code=[redacted]",
+        "/v1/m?key=AIzq": "/v1/m?key=[redacted]",
+        "/o?X-Amz-Credential=AKIQ%2F2026&X-Amz-Signature=fe12":
+            "/o?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]",
+        "/g?x-goog-signature=9f": "/g?x-goog-signature=[redacted]",
+        "/cf?Signature=abc~": "/cf?Signature=[redacted]",
+        "/r?access_token=at1;token=t2": "/r?access_token=[redacted];token=[redacted]",
+    }  # fmt: skip
+    assert {url: redact_text(url) for url in urls} == urls
+    # JSON's escaped "&" is seen through; the same names outside a query string are left alone
+    assert redact_text('{"u": "/a?x=1\\u0026sig=abc"}') == '{"u": "/a?x=1\\u0026sig=[redacted]"}'
+    text = '{"code": 200, "key": "ner", "q": "/p?monkey=1&barcode=2&sigma=3"}'
+    assert redact_text(text) == text
+
+
+def test_a_cap_through_a_credential_leaves_no_prefix_of_it():
+    # The cut comes after the redaction: a JWT or key id cut short matches no shape any more.
+    for token in ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "AKIAZQSEKRETZQ234567"):
+        line = json.dumps({"pad": "x" * 100, "headers": {"X-Trace": token}}).encode()
+        at = line.index(token.encode())
+        for cap in range(at + 1, at + len(token)):
+            out = redact_raw(line, cap)
+            assert len(out) <= cap and token[:2].encode() not in out[at - 2 :], (cap, out[-30:])
+    assert redact_raw("é".encode() * 10, 5) == "éé".encode()  # cut at a character boundary
