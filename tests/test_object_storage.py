@@ -11,11 +11,12 @@ import gzip
 import http.client
 import http.server
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,8 @@ class Recorder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Forward)
         self.upstream = upstream
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Range, bytes sent
+        # called with (method, path, Range) before a request is forwarded: a test's event
+        self.before: Callable[[str, str, str | None], None] | None = None
 
 
 class _Forward(http.server.BaseHTTPRequestHandler):
@@ -42,6 +45,8 @@ class _Forward(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.before is not None:
+            self.server.before(self.command, self.path, self.headers.get("Range"))
         host, port = self.server.upstream.split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
@@ -53,7 +58,9 @@ class _Forward(http.server.BaseHTTPRequestHandler):
         for key, value in resp.getheaders():
             if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        # a HEAD's Content-Length is the object's size, not the (empty) body's
+        length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -201,6 +208,120 @@ def test_blob_reference_in_s3_is_read(ingest: Ingest, s3: dict, tmp_path: Path) 
     summary = ingest.json("s3://mdc/modelDataCollector/", env=env)
     ep = summary["endpoints"]["tickets"]
     assert (ep["written"], ep["skipped"]) == (1, {"blob_unreadable": 1})
+
+
+def _damaged_gzips() -> dict[str, bytes]:
+    """Gzip files damaged as public bug reports about log readers show them, each with lines."""
+
+    def gz(text: str) -> bytes:
+        return gzip.compress(text.encode(), mtime=0)
+
+    one, two = _lines(_hour(12, 0, 20)), _lines(_hour(12, 20, 20))
+    crc = bytearray(gz(one.decode()))
+    crc[-8] ^= 0xFF  # the CRC32 in the trailer
+    whole = gz(two.decode())
+    return {
+        "a-crc.jsonl.gz": bytes(crc),
+        "b-truncated.jsonl.gz": whole[: len(whole) // 2],  # first lines whole, the rest missing
+        "c-truncated-early.jsonl.gz": whole[:30],  # not even the first line
+        "d-not-gzip.jsonl.gz": b"\x1f\x8b" + bytes(range(256)) * 4,  # a gzip magic, then garbage
+        "e-trailing.jsonl.gz": gz(_lines(_hour(13, 0, 5)).decode()) + b"trailing garbage",
+    }
+
+
+def test_damaged_gzip_objects_follow_the_rules_of_local_files(
+    ingest: Ingest, s3: dict, tmp_path: Path
+) -> None:
+    """Issue 13 for object storage: a damaged .gz object is named with the same reason as the
+    same file on disk, the run exits 3 and the other objects are read; its checkpoint does
+    not move, except after trailing garbage behind whole members, which is read and reported
+    once. (Objects are written whole: a truncated one is damaged, never "still being written".)"""
+    env = {k: v for k, v in s3.items() if not k.startswith("_")}
+    client = _client(env)
+    client.create_bucket(Bucket="damaged")
+    local = tmp_path / "local"
+    local.mkdir()
+    files = {**_damaged_gzips(), "z-fine.jsonl": _lines(_hour(14, 0, 3))}
+    old = time.time() - 7200  # on disk, an old file cannot be still being written either
+    for name, body in files.items():
+        client.put_object(Bucket="damaged", Key=f"logs/{name}", Body=body)
+        (local / name).write_bytes(body)
+        os.utime(local / name, (old, old))
+
+    def run(given: str, store: str, code: int = 3) -> dict:
+        proc = ingest(given, "--store", store, "--json", env=env, check=False)
+        assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+        assert proc.returncode == code, proc.stderr.decode()
+        return json.loads(proc.stdout)
+
+    s3_one = run("s3://damaged/logs/", "s3-store")
+    local_one = run(str(local), "local-store")
+    failed = {k.rsplit("/", 1)[1]: v for k, v in s3_one["files_failed"].items()}
+    assert failed == {k.rsplit("/", 1)[1]: v for k, v in local_one["files_failed"].items()}
+    assert set(failed) == {n for n in files if n[0] in "abcde"}, failed
+    assert "CRC" in failed["a-crc.jsonl.gz"]
+    assert "cut short" in failed["b-truncated.jsonl.gz"]
+    assert "16 bytes of trailing garbage" in failed["e-trailing.jsonl.gz"]
+    for summary in (s3_one, local_one):
+        assert summary["incomplete_last_lines"] == {}
+        assert "no complete line yet" not in summary["files_not_read"].values()
+    assert s3_one["records_written"] == local_one["records_written"] > 3 + 5
+    # the damaged objects stay unread (reported again); the trailing garbage is not reported again
+    s3_two = run("s3://damaged/logs/", "s3-store")
+    assert {k.rsplit("/", 1)[1] for k in s3_two["files_failed"]} == set(failed) - {"e-trailing.jsonl.gz"}
+    assert s3_two["records_written"] == 0
+    # a backfill reads them as ingest run does
+    cluster = ("--cluster", "local", "--workers", "1")
+    proc = ingest(
+        "backfill", "s3://damaged/logs/", "--store", "backfill", *cluster, "--json", env=env, check=False
+    )
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    assert proc.returncode == 3, proc.stderr.decode()
+    backfill = json.loads(proc.stdout)
+    assert backfill["files_failed"] == s3_one["files_failed"]
+    assert backfill["records_written"] == s3_one["records_written"]
+
+
+def test_backfill_an_object_removed_between_planning_and_counting_is_a_file_fault(
+    ingest: Ingest, s3: dict
+) -> None:
+    """Issue 13 in ``ingest backfill``: the pass that counts the lines of a split object's
+    ranges runs after planning; an object deleted meanwhile (a lifecycle rule, a rotation)
+    is reported by name like any unreadable file, the other inputs are read, exit 3."""
+    env = {k: v for k, v in s3.items() if not k.startswith("_")}
+    recorder: Recorder = s3["_recorder"]
+    client = _client(env)
+    client.create_bucket(Bucket="vanishing")
+    client.put_object(Bucket="vanishing", Key="logs/a-big.jsonl", Body=_lines(_hour(12, 0, 300)))
+    client.put_object(Bucket="vanishing", Key="logs/b-small.jsonl", Body=_lines(_hour(13, 0, 7)))
+    upstream = _client({**env, "AWS_ENDPOINT_URL": f"http://{recorder.upstream}"})
+    removed: list[str] = []
+
+    def remove_when_counted(method: str, path: str, byte_range: str | None) -> None:
+        # Planning reads an object's first 64 KB at most (its first line, its start); the
+        # counting pass reads the ranges before a split: the first request past 64 KB.
+        if method != "GET" or "a-big" not in path or not byte_range or removed:
+            return
+        first, last = (int(n) for n in byte_range.removeprefix("bytes=").split("-"))
+        if first > 0 or last >= 64 << 10:
+            upstream.delete_object(Bucket="vanishing", Key="logs/a-big.jsonl")
+            removed.append(byte_range)
+
+    recorder.before = remove_when_counted
+    try:
+        proc = ingest(
+            "backfill", "s3://vanishing/logs/", "--store", "store", "--split-bytes", "40KB",
+            "--cluster", "local", "--workers", "1", "--json", env=env, check=False,
+        )  # fmt: skip
+    finally:
+        recorder.before = None
+    assert removed, "the object was never read past its start: the test did not test"
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    assert proc.returncode == 3, proc.stderr.decode()
+    summary = json.loads(proc.stdout)
+    assert list(summary["files_failed"]) == ["s3://vanishing/logs/a-big.jsonl"]
+    assert "FileNotFoundError" in summary["files_failed"]["s3://vanishing/logs/a-big.jsonl"]
+    assert summary["records_written"] == 7
 
 
 def test_objects_that_start_alike_with_blank_lines_or_nuls_are_different_objects(

@@ -291,6 +291,15 @@ def count_newlines(path: str, start: int, end: int) -> int:
     return count
 
 
+def count_or_fault(path: str, start: int, end: int) -> int | str:
+    """``count_newlines``, or why the file cannot be read: a file removed or made unreadable
+    since planning is a fault of that file alone, as when a task reads it."""
+    try:
+        return count_newlines(path, start, end)
+    except Exception as exc:
+        return describe(exc)
+
+
 # -- reading a range (on a worker) ------------------------------------------------------
 
 
@@ -979,7 +988,8 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
             decided.add(entry.get("decided") or [])
             halves.extend(HalfLine.from_json(h) for h in entry.get("halves") or [])
 
-    pending = _count_lines_before(client, tasks, pending, options.retries)
+    pending, uncounted = _count_lines_before(client, tasks, pending, options.retries)
+    summary.failed_files.update(uncounted)
     target: StoreTarget | ServerTarget
     if options.server is not None:
         semaphore = Semaphore(max_leases=options.server.concurrency, name=f"ingest-rubrix-{run}")
@@ -1345,27 +1355,38 @@ def _reach_scheduler(address: str, timeout: float) -> None:
         raise BackfillStopped(f"{address} is not a Dask scheduler (it answers as a {what})")
 
 
-def _count_lines_before(client: Client, tasks: list[Task], pending: list[Task], retries: int) -> list[Task]:
+def _count_lines_before(
+    client: Client, tasks: list[Task], pending: list[Task], retries: int
+) -> tuple[list[Task], dict[str, str]]:
     """Fill in ``newlines_before`` of the pending ranges that do not start their file, by
-    counting the ranges before them (each a task, run where the data is)."""
+    counting the ranges before them (each a task, run where the data is).
+
+    Returns those tasks, and the files that could not be counted with the reason: their
+    tasks are left out (not run, not recorded), so the same command reads them again."""
     needed: dict[str, int] = {}
     for task in pending:
         if task.start > 0:
             needed[task.path] = max(needed.get(task.path, 0), task.start)
     if not needed:
-        return pending
+        return pending, {}
     spans: list[tuple[str, int]] = []
     futures = []
     for task in tasks:
         if task.path in needed and task.end is not None and task.end <= needed[task.path]:
             spans.append((task.path, task.end))
             futures.append(
-                client.submit(count_newlines, task.path, task.start, task.end,
+                client.submit(count_or_fault, task.path, task.start, task.end,
                               key=f"ingest-count-{task.key}", retries=retries, pure=False)
             )  # fmt: skip
     counted = client.gather(futures)
+    failed: dict[str, str] = {}  # path -> reason
+    for (path, _), n in zip(spans, counted, strict=True):
+        if isinstance(n, str):
+            failed.setdefault(path, n)
     filled = []
     for task in pending:
+        if task.path in failed:
+            continue
         if task.start > 0:
             before = sum(
                 n
@@ -1374,7 +1395,8 @@ def _count_lines_before(client: Client, tasks: list[Task], pending: list[Task], 
             )
             task = replace(task, newlines_before=before)
         filled.append(task)
-    return filled
+    names = {task.path: task.source for task in tasks}
+    return filled, {names[path]: reason for path, reason in failed.items()}
 
 
 def _release(

@@ -25,9 +25,9 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import IO
 
-from ingest.errors import LockHeld
+from ingest.errors import FileFault, LockHeld
 from ingest.sources import objectstore
-from ingest.sources.read import GzipStream, Source, describe, open_source
+from ingest.sources.read import GzipStream, Source, describe, open_source, stale
 
 FINGERPRINT_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
 # Blank lines and NULs at a file's start looked past for its first line with content; a
@@ -105,7 +105,11 @@ def fingerprint(source: Source) -> str | None:
         while True:
             try:
                 first = stream.readline(FINGERPRINT_BYTES)
-            except EOFError:  # a .gz still being written
+            except EOFError:  # a .gz still being written, unless it is an object or has not changed for long
+                if source.url is not None or (source.path is not None and stale(source.path)):
+                    raise FileFault(
+                        f"gzip data cut short (truncated) after {skipped} bytes: the rest is missing"
+                    ) from None
                 return None
             if not first or (len(first) < FINGERPRINT_BYTES and not first.endswith(b"\n") and not final):
                 return None

@@ -17,13 +17,13 @@ request: an object read before costs two small requests per run, never a downloa
 
 from __future__ import annotations
 
+import io
 import re
-import zlib
 from hashlib import blake2b
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ingest.errors import InputError
+from ingest.errors import FileFault, InputError
 
 if TYPE_CHECKING:
     from ingest.sources.read import Source
@@ -129,29 +129,50 @@ def open_url(url: str) -> BinaryIO:
 
 
 def head(url: str, size: int = HEAD_BYTES) -> bytes:
-    """The object's first ``size`` bytes (decompressed when it is gzip), by range requests."""
+    """The object's first ``size`` bytes (decompressed when it is gzip), by range requests.
+
+    Gzip is inflated as a local file is read (``GzipStream``): what decompresses before a
+    fault is returned, and the fault is left for the read to report. Raises FileFault when
+    nothing at all decompresses (damaged deflate data, or an object cut short before its
+    first byte: objects are written whole, so it will never be finished).
+    """
     fs, path = _fs(url)
     want = size
     while True:
         data = fs.cat_file(path, start=0, end=want)
+        whole = len(data) < want  # the range held the whole object
         if data[:2] != b"\x1f\x8b":
             return data[:size]
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            out = inflater.decompress(data, size)
-        except zlib.error:
-            return b""
-        if len(out) >= size or b"\n" in out or len(data) < want or want >= 64 * size:
+        out = _inflate_start(data, size, whole)
+        if len(out) >= size or b"\n" in out or whole or want >= 64 * size:
             return out[:size]
         want *= 4
 
 
+def _inflate_start(data: bytes, size: int, whole: bool) -> bytes:
+    from ingest.sources.read import GzipStream
+
+    stream, out = GzipStream(io.BytesIO(data)), b""
+    try:
+        while len(out) < size and (block := stream.read(size - len(out))):
+            out += block
+    except EOFError:  # the range ended inside the gzip data: of the object, or of the request
+        if whole and not out:
+            raise FileFault("gzip data cut short (truncated) after 0 bytes: the rest is missing") from None
+    except FileFault:
+        if not out:
+            raise
+    return out
+
+
 def first_line(url: str, limit: int) -> bytes | None:
     """The object's first line (its first ``limit`` bytes), newline included, by one range
-    request; None when the object is shorter than ``limit`` and has no newline."""
+    request; None when the object is empty. An object cannot grow, so a first line without
+    its newline is whole (as the last line of a local file that cannot grow is). Raises
+    FileFault (see ``head``)."""
     data = head(url, limit)
     newline = data.find(b"\n")
-    if newline < 0 and len(data) < limit:
+    if not data:
         return None
     return data[: newline + 1] if newline >= 0 else data[:limit]
 

@@ -487,8 +487,9 @@ class LineChunks:
         self.incomplete_tail = carry
         if garbage is not None:
             raise garbage
-        if cut_short and self.source.path is not None and stale(self.source.path):
-            # unmodified for the grace period: no compressor is still writing it
+        if cut_short and (self.source.url is not None or (self.source.path and stale(self.source.path))):
+            # an object (written whole), or a file unmodified for the grace period: no
+            # compressor is still writing it
             raise FileFault(
                 f"gzip data cut short (truncated) after {offset + len(carry)} bytes: the rest is missing"
             )
