@@ -122,6 +122,53 @@ FastMap = Callable[[int, Any, Any, Line, "bool | None"], "Made | None"]
 _NO_TASK_VARIANT: Variant = (False, None, None)
 
 
+def _row(
+    line: Line,
+    index: int,
+    task: str,
+    prediction: dict[str, Any],
+    fields: dict[str, Any],
+    text: str,
+    top_label: Any,
+    top_score: Any,
+    entities: int | None,
+    first_sentence: str | None,
+) -> Row:
+    """One record's row: the record as the general path completes it (common keys, then the
+    task's ``fields``, in the order ``records.complete`` writes them, since the store keeps
+    the JSON bytes) serialized, and the columns beside it."""
+    record_id = f"{line.digest}-{index}"
+    record = {
+        "id": record_id,
+        "metadata": line.metadata,
+        "event_timestamp": line.event_ts,
+        "status": "Default",
+        "prediction": {"agent": line.agent, **prediction},
+        "annotation": None,
+        "vectors": None,
+        "metrics": {},
+        "search_keywords": None,
+        **fields,
+    }
+    return (
+        record_id,
+        line.ts_micros,
+        task,
+        orjson.dumps(record),
+        line.path,
+        line.status,
+        line.latency,
+        line.request_id,
+        text,
+        top_label,
+        top_score,
+        entities,
+        first_sentence,
+        line.source,
+        line.number,
+    )
+
+
 def text_classification(
     index: int, inputs: Any, outputs: Any, line: Line, multi_label: bool | None
 ) -> Made | None:
@@ -161,42 +208,13 @@ def text_classification(
         flag, variant = False, (False, _tc.SINGLE, False)
     else:  # rescaled or rejected by tc.settle: the general path's
         return None
-    record_id = f"{line.digest}-{index}"
-    record = {
-        "id": record_id,
-        "metadata": line.metadata,
-        "event_timestamp": line.event_ts,
-        "status": "Default",
-        "prediction": {"agent": line.agent, "labels": predicted},
-        "annotation": None,
-        "vectors": None,
-        "metrics": {},
-        "search_keywords": None,
+    fields = {
         "inputs": {"text": inputs},  # a text request: no body field to mask (records.complete)
         "multi_label": flag,
         "explanation": None,
     }
-    return (
-        _tc.TASK,
-        variant,
-        (
-            record_id,
-            line.ts_micros,
-            _tc.TASK,
-            orjson.dumps(record),
-            line.path,
-            line.status,
-            line.latency,
-            line.request_id,
-            inputs,
-            top_label,
-            top_score,
-            None,
-            None,
-            line.source,
-            line.number,
-        ),
-    )
+    row = _row(line, index, _tc.TASK, {"labels": predicted}, fields, inputs, top_label, top_score, None, None)
+    return _tc.TASK, variant, row
 
 
 def token_classification(
@@ -270,41 +288,20 @@ def token_classification(
         boundaries.add(end)
         entities.append({"start": start, "end": end, "label": label, "score": score})
     tokens = _tokenize(text, boundaries)
-    record_id = f"{line.digest}-{index}"
-    record = {
-        "id": record_id,
-        "metadata": line.metadata,
-        "event_timestamp": line.event_ts,
-        "status": "Default",
-        "prediction": {"agent": line.agent, "entities": entities, "score": None},
-        "annotation": None,
-        "vectors": None,
-        "metrics": {},
-        "search_keywords": None,
-        "tokens": tokens,
-        "text": text,
-    }
-    return (
+    prediction = {"entities": entities, "score": None}
+    row = _row(
+        line,
+        index,
         _tok.TASK,
-        _NO_TASK_VARIANT,
-        (
-            record_id,
-            line.ts_micros,
-            _tok.TASK,
-            orjson.dumps(record),
-            line.path,
-            line.status,
-            line.latency,
-            line.request_id,
-            text,
-            None,
-            None,
-            len(entities),
-            None,
-            line.source,
-            line.number,
-        ),
+        prediction,
+        {"tokens": tokens, "text": text},
+        text,
+        None,
+        None,
+        len(entities),
+        None,
     )
+    return _tok.TASK, _NO_TASK_VARIANT, row
 
 
 def _sentence(item: Any, prompt: str) -> dict[str, Any] | None:
@@ -353,40 +350,11 @@ def text2text(index: int, inputs: Any, outputs: Any, line: Line, multi_label: bo
         if sentence is None:
             return None
         sentences.append(sentence)
-    record_id = f"{line.digest}-{index}"
-    record = {
-        "id": record_id,
-        "metadata": line.metadata,
-        "event_timestamp": line.event_ts,
-        "status": "Default",
-        "prediction": {"agent": line.agent, "sentences": sentences},
-        "annotation": None,
-        "vectors": None,
-        "metrics": {},
-        "search_keywords": None,
-        "text": prompt,
-    }
-    return (
-        _t2t.TASK,
-        _NO_TASK_VARIANT,
-        (
-            record_id,
-            line.ts_micros,
-            _t2t.TASK,
-            orjson.dumps(record),
-            line.path,
-            line.status,
-            line.latency,
-            line.request_id,
-            prompt,
-            None,
-            None,
-            None,
-            sentences[0]["text"] if sentences else None,
-            line.source,
-            line.number,
-        ),
+    first = sentences[0]["text"] if sentences else None
+    row = _row(
+        line, index, _t2t.TASK, {"sentences": sentences}, {"text": prompt}, prompt, None, None, None, first
     )
+    return _t2t.TASK, _NO_TASK_VARIANT, row
 
 
 # The fast path of each built-in mapper, by the mapper function itself (not its name): a
