@@ -220,6 +220,35 @@ def test_kserve_pair_split_across_cron_runs_is_joined_once(ingest: Ingest, tmp_p
     assert ids == sorted(other.dataset("monitoring_sentiment")["id"])
 
 
+def test_kserve_halves_of_an_earlier_run_that_expire_are_not_lines_of_this_run(ingest: Ingest) -> None:
+    # Cron: run 1 reads two requests whose responses never come (the predictor answered
+    # non-200); run 2 reads a pair half an hour later, which puts them past the window. The
+    # two lines were read (and counted) by run 1: run 2's table must still add up, with no
+    # endpoint at -1 mapped lines, and say what became of them.
+    log = ingest.cwd / "events.jsonl"
+    first = [
+        samples.cloudevent("request", "r-1", {"instances": ["crash me"]}, time="2026-11-24T12:00:16Z"),
+        samples.cloudevent("request", "n-1", {"instances": ["Ana"]}, time="2026-11-24T12:00:17Z", isvc="ner"),
+    ]
+    write_log(log, first)
+    one = ingest.json(str(log), "--format", "kserve")
+    assert one["lines_read"] == 2
+    assert one["notes"] == ["unjoined events kept for the next run: 2"]
+    with log.open("a") as fh:
+        for side, data in (("request", {"instances": ["later"]}), ("response", {"predictions": [1]})):
+            fh.write(json.dumps(samples.cloudevent(side, "r-2", data, time="2026-11-24T12:30:00Z")) + "\n")
+    two = ingest.json(str(log), "--format", "kserve")
+    assert two["lines_read"] == 2  # only the new lines were read
+    for endpoint, c in two["endpoints"].items():
+        assert c["lines_mapped"] >= 0, (endpoint, c)
+        assert c["lines"] == c["lines_mapped"] + sum(c["lines_skipped"].values()) + sum(
+            c["lines_rejected"].values()
+        ), (endpoint, c)
+    assert two["lines"] == {"read": 2, "mapped": 2, "skipped": {}, "rejected": {}}
+    assert _counts(two, "sentiment")["written"] == 1
+    assert two["notes"] == ["events read by an earlier run that never got their other half: missing_output 2"]
+
+
 def test_kserve_halves_flushed_when_no_state_keeps_them(ingest: Ingest) -> None:
     write_log(ingest.cwd / "events.jsonl", [samples.kserve_lines()[0]])
     summary = ingest.json("events.jsonl", "--dry-run")

@@ -9,7 +9,9 @@ live tail does): past that, a request without its response is counted as
 ``missing_output`` (KServe sends no response event for a non-200 answer) and a response
 without its request as ``response_without_request``. Halves still waiting when a run ends
 are saved in the state file with the checkpoint, in one transaction, and loaded by the
-next run, so a pair split by a run boundary is joined, exactly once.
+next run, so a pair split by a run boundary is joined, exactly once. A half loaded from the
+state that expires was read, and counted as a line, by the run that read it: it is not a
+line of the run that finds it expired, which only says how many (``earlier_expired``).
 
 Records of a joined pair hash both lines, request first: the ids do not depend on the
 order the events came in, nor on which run joined them.
@@ -17,6 +19,7 @@ order the events came in, nor on which run joined them.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +33,8 @@ class Waiting:
     half: Half
     source: str
     line: int
+    earlier: bool = False  # loaded from the state: read by an earlier run
+
 
 
 class Joiner:
@@ -38,6 +43,8 @@ class Joiner:
     def __init__(self) -> None:
         self.pending: dict[tuple[str, str, str], Waiting] = {}
         self.newest: dict[str, datetime] = {}  # per profile: the newest event time seen
+        # skip reason -> halves read by an earlier run that expired in this one
+        self.earlier_expired: Counter[str] = Counter()
 
     def add(self, profile: Profile, half: Half, source: str, line: int) -> list[Item] | None:
         """The joined pair's items when ``half`` completes one, else None (it waits)."""
@@ -54,7 +61,8 @@ class Joiner:
         return profile.join(request, response)
 
     def expired(self, profiles: dict[str, Profile], flush: bool = False) -> list[tuple[Half, str]]:
-        """Halves whose window has passed (all of them with ``flush``), with their skip reason."""
+        """Halves whose window has passed (all of them with ``flush``), with their skip reason;
+        those read by an earlier run are counted in ``earlier_expired`` instead."""
         out = []
         for key, waiting in list(self.pending.items()):
             profile = profiles.get(waiting.profile)
@@ -64,7 +72,10 @@ class Joiner:
             if flush or late or profile is None:
                 del self.pending[key]
                 reason = "missing_output" if waiting.half.side == "request" else "response_without_request"
-                out.append((waiting.half, reason))
+                if waiting.earlier:
+                    self.earlier_expired[reason] += 1
+                else:
+                    out.append((waiting.half, reason))
         return out
 
     def rows(self) -> list[tuple[str, str, str, float, str, int, bytes]]:
@@ -83,7 +94,7 @@ class Joiner:
                 continue  # that profile is not in use in this run: its halves stay saved
             for item in profile.parse(bytes(raw), source):
                 if isinstance(item, Half):
-                    self.pending[(name, item.key, item.side)] = Waiting(name, item, source, line)
+                    self.pending[(name, item.key, item.side)] = Waiting(name, item, source, line, earlier=True)
                     newest = self.newest.get(name)
                     if newest is None or item.ts > newest:
                         self.newest[name] = item.ts
