@@ -36,7 +36,6 @@ class Waiting:
     earlier: bool = False  # loaded from the state: read by an earlier run
 
 
-
 class Joiner:
     """Pending halves of every joining profile, keyed by (profile, key, side)."""
 
@@ -94,7 +93,8 @@ class Joiner:
                 continue  # that profile is not in use in this run: its halves stay saved
             for item in profile.parse(bytes(raw), source):
                 if isinstance(item, Half):
-                    self.pending[(name, item.key, item.side)] = Waiting(name, item, source, line, earlier=True)
+                    waiting = Waiting(name, item, source, line, earlier=True)
+                    self.pending[(name, item.key, item.side)] = waiting
                     newest = self.newest.get(name)
                     if newest is None or item.ts > newest:
                         self.newest[name] = item.ts
