@@ -282,6 +282,51 @@ def test_azureml_inputs_and_outputs_joined_by_correlation_id(ingest: Ingest) -> 
     }
 
 
+def test_azureml_collections_in_their_own_folders_join_over_hours(ingest: Ingest) -> None:
+    # The collector's own layout: <endpoint>/<deployment>/<collection>/yyyy/MM/dd/HH/. Given
+    # the deployment's folder, every model_inputs file is read before any model_outputs file;
+    # inputs hours ahead of the first output must still wait for it, not expire against
+    # the inputs' own clock.
+    folder = ingest.cwd / "modelDataCollector" / "tickets" / "blue"
+    for hour in (10, 11, 12, 13):
+        ins, outs = [], []
+        for i in range(3):
+            key, time = f"c{hour}-{i}", f"2026-11-24T{hour:02d}:{i * 10:02d}:00Z"
+            ins.append(samples.azure_event("model_inputs", key, [{"ticket": f"ticket {key}"}], time=time))
+            if (hour, i) != (10, 2):  # scoring failed after the inputs were collected
+                answer = [{"label": "bug", "score": 0.6}]
+                outs.append(samples.azure_event("model_outputs", key, answer, time=time))
+        for collection, lines in (("model_inputs", ins), ("model_outputs", outs)):
+            samples._dump(folder / collection / "2026" / "11" / "24" / f"{hour:02d}" / "inst.jsonl", lines)
+    summary = ingest.json("modelDataCollector/")
+    ep = _counts(summary, "tickets")
+    assert (ep["lines"], ep["written"], ep["skipped"]) == (23, 11, {"missing_output": 1})
+
+
+def test_join_window_does_not_depend_on_chunk_size(ingest: Ingest) -> None:
+    # A request, then an hour of other pairs, then its response (one second after it in
+    # event time): whether the window has passed is decided by the lines read before the
+    # response, not by where the reader happened to cut chunks.
+    def event(side: str, key: str, data: object, time: str) -> dict:
+        return samples.cloudevent(side, key, data, time=time)
+
+    early = event("request", "early", {"instances": ["early"]}, "2026-11-24T12:00:00Z")
+    write_log(ingest.cwd / "a.jsonl", [early])
+    later = []
+    for i in range(60):
+        text = f"text {i} " + "x" * 60
+        later.append(event("request", f"b{i}", {"instances": [text]}, "2026-11-24T13:00:00Z"))
+        later.append(event("response", f"b{i}", {"predictions": [1]}, "2026-11-24T13:00:00.1Z"))
+    later.append(event("response", "early", {"predictions": [0]}, "2026-11-24T12:00:01Z"))
+    write_log(ingest.cwd / "b.jsonl", later)
+    outcomes = []
+    for chunk in ("1048576", "4096"):
+        summary = ingest.json("a.jsonl", "b.jsonl", "--store", f"store-{chunk}",
+                              env={"RUBRIX_INGEST_CHUNK_BYTES": chunk})  # fmt: skip
+        outcomes.append((summary["lines"], summary["records"]))
+    assert outcomes[0] == outcomes[1]
+
+
 def test_azureml_entity_rows_grouped_by_row_key(ingest: Ingest) -> None:
     lines = samples.azure_lines("/nonexistent", "/nonexistent")[2:4]
     samples._dump(
