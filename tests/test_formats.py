@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ingest.sources.formats.decode import CsvRows, Lines, NotDecodable, decode
@@ -247,6 +248,25 @@ def test_kserve_halves_of_an_earlier_run_that_expire_are_not_lines_of_this_run(i
     assert two["lines"] == {"read": 2, "mapped": 2, "skipped": {}, "rejected": {}}
     assert _counts(two, "sentiment")["written"] == 1
     assert two["notes"] == ["events read by an earlier run that never got their other half: missing_output 2"]
+
+
+def test_waiting_halves_belong_to_their_target_as_checkpoints_do(ingest: Ingest) -> None:
+    # One state file, two targets (two stores here; the local store, then a server, alike):
+    # checkpoints are kept per target, and so must be the halves waiting with them. Target A
+    # keeps a request waiting; target B reads the file from its start and joins that request
+    # with its response. A's next run must still find its own waiting request.
+    log = ingest.cwd / "events.jsonl"
+    request = samples.cloudevent("request", "r-1", {"instances": ["good"]}, time="2026-11-24T12:00:16Z")
+    write_log(log, [request])
+    a, b = ("--store", "a", "--state", "shared.sqlite"), ("--store", "b", "--state", "shared.sqlite")
+    assert ingest.json(str(log), *a)["notes"] == ["unjoined events kept for the next run: 1"]
+    response = samples.cloudevent("response", "r-1", {"predictions": [1]}, time="2026-11-24T12:00:16.2Z")
+    with log.open("a") as fh:
+        fh.write(json.dumps(response) + "\n")
+    assert ingest.json(str(log), *b)["records_written"] == 1
+    again = ingest.json(str(log), *a)
+    assert (again["lines_read"], again["records_written"], again["notes"]) == (1, 1, [])
+    assert len(pd.read_parquet(ingest.cwd / "a" / "monitoring_sentiment")) == 1
 
 
 def test_kserve_halves_flushed_when_no_state_keeps_them(ingest: Ingest) -> None:
@@ -592,7 +612,7 @@ def test_kserve_joins_exactly_once_through_kill_9(tmp_path: Path, ingest: Ingest
                 contextlib.suppress(sqlite3.OperationalError),
             ):
                 saved = db.execute(
-                    "SELECT (SELECT count(*) FROM checkpoints), (SELECT count(*) FROM pending_halves)"
+                    "SELECT (SELECT count(*) FROM checkpoints), (SELECT count(*) FROM waiting_halves)"
                 ).fetchone()
             if saved[0]:
                 break
