@@ -478,6 +478,7 @@ def run(
             _settle_halves(transformer, options, summary)
         checkpoint()
         _check_format(options, summary)
+        summary.check_shared_datasets()
     except Exception as exc:
         record_acknowledged(exc, summary, rejects)
         raise
