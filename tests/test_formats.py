@@ -392,6 +392,34 @@ def test_bentoml_schema_routes_each_prediction_column_to_its_dataset(ingest: Ing
     assert replies["one"] == "ok" and replies["two"] == "ko"  # log_batch: one record per line
 
 
+def test_bentoml_lines_of_an_earlier_worker_start_are_read_with_its_schema(ingest: Ingest) -> None:
+    # The schema file gets a line per worker start. A new model version renamed its prediction
+    # column and the worker restarted: the day's data file holds lines of both starts, and
+    # the older lines' prediction is the older schema's column, not a missing one.
+    monitor = ingest.cwd / "monitoring" / "triage"
+
+    def schema(prediction: str) -> dict:
+        columns = [{"name": "ticket", "role": "feature", "type": "text"},
+                   {"name": prediction, "role": "prediction", "type": "categorical"}]  # fmt: skip
+        return {"meta_data": {"bento_name": "svc", "bento_version": prediction}, "columns": columns}
+
+    samples._dump(monitor / "schema" / "schema.1.log", [schema("label"), schema("sentiment")])
+    ids = {"request_id": "1", "trace_id": "0"}
+    samples._dump(monitor / "data" / "data.1.log", [
+        {"ticket": "before the restart", "label": "positive", "timestamp": "2026-11-24T10:00:00", **ids},
+        {"ticket": "after it", "sentiment": "negative", "timestamp": "2026-11-24T11:00:00", **ids},
+        {"ticket": "input only", "timestamp": "2026-11-24T11:00:01", **ids},
+    ])  # fmt: skip
+    summary = ingest.json("monitoring/")
+    ep = _counts(summary, "triage")
+    assert (ep["written"], ep["skipped"]) == (2, {"input_only": 1})
+    labels = {
+        r["inputs"]["text"]: r["prediction"]["labels"][0]["class"]
+        for r in ingest.records("monitoring_triage")
+    }
+    assert labels == {"before the restart": "positive", "after it": "negative"}
+
+
 def test_bentoml_schema_file_is_not_a_log_when_the_format_is_given(ingest: Ingest) -> None:
     # The README's command (`--format bentoml` on the monitor's folder) and a config's format:
     # the schema file beside the data is read for its columns, as when detected, never as a log.

@@ -110,8 +110,9 @@ def choose(
 _BENTOML_DATA = re.compile(r"/data/data\.(\d+)\.log(\.[^/]*)?$")
 
 
-def bentoml_schema(source: Source) -> list[dict[str, object]] | None:
-    """The columns of a BentoML data file, from its worker's schema file (the last start's)."""
+def bentoml_schema(source: Source) -> list[list[dict[str, object]]] | None:
+    """The columns of a BentoML data file, from its worker's schema file: one list per worker
+    start, the last start's first (a data file can hold lines of several starts)."""
     match = _BENTOML_DATA.search(source.name)
     if not match:
         return None
@@ -126,13 +127,16 @@ def bentoml_schema(source: Source) -> list[dict[str, object]] | None:
             continue
         except Exception:  # a store's "not found" is not always an OSError
             continue
+        starts = []
         for line in reversed(text.splitlines()):
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(obj, dict) and isinstance(obj.get("columns"), list):
-                return [c for c in obj["columns"] if isinstance(c, dict) and "name" in c]
+                starts.append([c for c in obj["columns"] if isinstance(c, dict) and "name" in c])
+        if starts:
+            return starts
     return None
 
 
