@@ -143,6 +143,22 @@ def test_sagemaker_data_capture(ingest: Ingest) -> None:
     assert _counts(reread, "nlp-sentiment-prod")["written"] == 0
 
 
+def test_sagemaker_capture_whose_first_line_is_long_is_detected(ingest: Ingest) -> None:
+    # A summarization endpoint's capture: the first invocation's body alone is 200 KB, more
+    # than the first bytes detection used to look at. Without --format, the file must still
+    # be read as SageMaker, not as the access log with every line rejected.
+    article = "The quarterly report says revenue grew. " * 5000
+    answer = json.dumps([{"summary_text": "Revenue grew."}])
+    lines = [
+        samples.capture(json.dumps({"inputs": article}), answer, event_id="long-1"),
+        samples.capture(json.dumps({"inputs": "short"}), answer, event_id="s-2"),
+    ]
+    samples._dump(ingest.cwd / "capture" / "summarize/AllTraffic/2026/11/24/12/00-16-421-9a0c.jsonl", lines)
+    summary = ingest.json("capture/")
+    assert summary["formats"] == {"sagemaker": "1 file, detected"}
+    assert (summary["records_written"], summary["rejected"]) == (2, 0)
+
+
 def test_sagemaker_ids_are_stable_per_line_content(ingest: Ingest, tmp_path: Path) -> None:
     first = samples.write_sagemaker(ingest.cwd / "a")
     copy = ingest.cwd / "b" / "nlp-sentiment-prod/AllTraffic/2026/11/25/00/x.jsonl"
