@@ -53,10 +53,16 @@ def _head(source: Source) -> list[bytes]:
 
 
 def _read_up_to(stream: Any, size: int) -> bytes:
-    """``size`` bytes, or fewer at the end: a decompressing stream may return less per read."""
+    """``size`` bytes, or fewer at the end: a decompressing stream may return less per read.
+    What was read before a fault (damaged gzip data) is kept: the read stage reports it."""
     parts, got = [], 0
     while got < size:
-        part = stream.read(size - got)
+        try:
+            part = stream.read(size - got)
+        except Exception:
+            if not parts:
+                raise
+            break
         if not part:
             break
         parts.append(part)
