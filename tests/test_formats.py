@@ -455,6 +455,21 @@ latency = "took_ms"
 """
 
 
+def test_inputs_prefixes_are_relative_to_the_config_file(ingest: Ingest) -> None:
+    # As the store, state and rejects paths of a config file are: cron starts runs elsewhere
+    # and names inputs its own way (absolute, ./, relative), and [inputs] must still match.
+    line = {"when": "2026-11-24T12:00:16Z", "http": {"route": "/sentiment", "status": 200},
+            "body": {"in": ["nice"], "out": {"predictions": [1]}}}  # fmt: skip
+    (ingest.cwd / "logs" / "custom").mkdir(parents=True)
+    write_log(ingest.cwd / "logs" / "custom" / "a.jsonl", [line])
+    (ingest.cwd / "conf").mkdir()
+    (ingest.cwd / "conf" / "ingest.toml").write_text('[inputs]\n"../logs/custom/" = "my-app"\n' + CUSTOM)
+    for given in ("logs/", "./logs/", str(ingest.cwd / "logs")):
+        summary = ingest.json(given, "--config", "conf/ingest.toml", "--dry-run")
+        assert summary["formats"] == {"my-app": "1 file, given"}, given
+        assert summary["lines"]["mapped"] == 1, given
+
+
 def test_user_defined_profile_without_code(ingest: Ingest) -> None:
     import base64
 

@@ -302,8 +302,11 @@ class Summary:
         for key, label in labels.items():
             if outcome[key]:
                 out.append(f"{label}: {_reasons(outcome[key])}" + (where if "rejected" in key else ""))
-        if outcome["records_not_delivered"]:
-            out.append(f"not delivered: {outcome['records_not_delivered']} records (the target failed first)")
+        undelivered = outcome["records_not_delivered"]
+        if undelivered and self.dry_run:  # by design, not for a failure
+            out.append(f"dry run: {undelivered} records mapped and validated, none written")
+        elif undelivered:
+            out.append(f"not delivered: {undelivered} records (the target failed first)")
         for name, reason in self.skipped_files.items():
             out.append(f"not read: {name} ({reason})")
         if self.nul_bytes:

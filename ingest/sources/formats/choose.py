@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,10 +42,16 @@ def _head(source: Source) -> list[bytes]:
     return lines[:-1] if len(lines) > 1 else []  # whole lines only
 
 
-def _configured(name: str, inputs: dict[str, str]) -> str | None:
+def _configured(source: Source, inputs: dict[str, str]) -> str | None:
+    """The format of the first ``[inputs]`` prefix or glob that the source's name as given
+    matches, or its absolute path (config files name inputs relative to themselves)."""
+    names = [source.name]
+    if source.path is not None:
+        names.append(os.path.abspath(source.path))
     for pattern, fmt in inputs.items():
-        if name.startswith(pattern) or fnmatch.fnmatchcase(name, pattern):
-            return fmt
+        for name in names:
+            if name.startswith(pattern) or fnmatch.fnmatchcase(name, pattern):
+                return fmt
     return None
 
 
@@ -63,7 +70,7 @@ def choose(
     choice = Choice()
     how: Counter[tuple[str, str]] = Counter()
     for source in sources:
-        fmt = forced or _configured(source.name, inputs or {}) or default
+        fmt = forced or _configured(source, inputs or {}) or default
         reason = "given" if fmt else ""
         if fmt is None and source.path is None and source.url is None:
             fmt, reason = DEFAULT, "default"  # stdin cannot be peeked at without reading it
