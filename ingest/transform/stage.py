@@ -227,7 +227,7 @@ class Transformer:
         rejects: list[Reject] = []
         columns: dict[tuple[Any, ...], _Columns] = {}
         files = FileCounts()
-        for number, line_offset, raw in _lines(chunk, files):
+        for number, line_offset, raw in chunk_lines(chunk, files):
             line = _Line(chunk.source, number, line_offset, raw)
             try:
                 self._line(line)
@@ -281,7 +281,7 @@ class Transformer:
         rejects: list[Reject] = []
         columns: dict[tuple[Any, ...], _Columns] = {}
         files = FileCounts()
-        for number, line_offset, raw in _lines(chunk, files):
+        for number, line_offset, raw in chunk_lines(chunk, files):
             reject = _rejecter(rejects, chunk.source, number, line_offset, raw)
             files.lines += 1
             # the line's outcome, from what it added (a line's items may name several endpoints)
@@ -578,12 +578,23 @@ def _finite(value: Any) -> float | None:
 _NULS = re.compile(rb"\0+")
 
 
-def _lines(chunk: Chunk, files: FileCounts) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, byte offset, bytes) of each line of the chunk, without its newline.
+def chunk_lines(chunk: Chunk, files: FileCounts | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """The lines of a chunk as the transform reads them: ``(number, offset, raw)`` per line.
+
+    ``number`` is the line's 1-based number in its source (``chunk.first_line`` onwards),
+    ``offset`` the byte offset in the (decompressed) source where ``raw`` starts, and ``raw``
+    the line's bytes without its newline. ``chunk.data`` is whole lines, each ending with
+    ``b"\n"`` (what ``sources.read`` makes; bytes after a last newline would not be read).
 
     A run of NUL bytes (what a crash or copytruncate leaves: the writer goes on at its old
     offset in a file that was cut) ends a line and is not a line itself: the bytes after it
-    are read as a line of their own, with the physical line's number and their own offset.
+    are read as a line of their own, with the physical line's number and their own offset,
+    and a piece that is blank beside NULs is no line at all. The NUL bytes passed over are
+    added to ``files.nul_bytes`` when ``files`` is given. Raises nothing.
+
+    Every runner reads a chunk's lines through this: the stage (``Transformer.process``, on
+    one machine or in its worker processes) and the Dask runner, which finds a waiting
+    half's offset with it (ingest/runners/dask.py).
     """
     offset = chunk.offset
     lines = chunk.data.split(b"\n")
@@ -595,7 +606,8 @@ def _lines(chunk: Chunk, files: FileCounts) -> Iterator[tuple[int, int, bytes]]:
             for run in _NULS.finditer(raw):
                 if raw[start : run.start()].strip():
                     yield number, offset + start, raw[start : run.start()]
-                files.nul_bytes += run.end() - run.start()
+                if files is not None:
+                    files.nul_bytes += run.end() - run.start()
                 start = run.end()
             if raw[start:].strip():
                 yield number, offset + start, raw[start:]
