@@ -18,6 +18,7 @@ from typing import Any
 
 import mappers
 from ingest.sources.formats.decode import CsvRows, Lines
+from mappers.pairs import batch_mismatch
 
 _NUMBER = (int, float)
 
@@ -126,12 +127,9 @@ def pair(inputs: Any, outputs: Any, labels: tuple[str, ...] = ()) -> list[tuple[
     line is rejected); a single input answered by a one-item list gets that item.
     """
     if isinstance(inputs, list):
-        if not isinstance(outputs, list):
-            raise PairError(f"batch size mismatch: request has {len(inputs)} inputs, response is not a list")
-        if len(inputs) != len(outputs):
-            raise PairError(
-                f"batch size mismatch: request has {len(inputs)} inputs, response {len(outputs)} outputs"
-            )
+        mismatch = batch_mismatch(inputs, outputs)
+        if mismatch:
+            raise PairError(mismatch)
         return [(i, normalize_output(o, labels)) for i, o in zip(inputs, outputs, strict=True)]
     whole = normalize_output(outputs, labels)
     if isinstance(outputs, list) and len(outputs) == 1:
