@@ -31,7 +31,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.model import RAW_CAP, Batch
+from ingest.model import Batch, reject_of_row
 from ingest.transform.routing import Route
 from mappers import Rejected
 from mappers import text_classification as tc
@@ -378,18 +378,10 @@ def _reject_row(
     make) it stays what it was before: a reject of the line, the record taken off the count.
     """
     endpoint = row["endpoint"]
-    out.rejects.append(
-        {
-            "file": row["source_file"],
-            "line": row["source_line"],
-            "offset": origin[0] if origin else None,
-            "record": origin[1] if origin else None,
-            "endpoint": endpoint,
-            "stage": "dataset",
-            "reason": reason,
-            "raw": row["record"][:RAW_CAP],
-        }
-    )
+    reject = reject_of_row(row, reason, "dataset")
+    if origin:
+        reject["offset"], reject["record"] = origin[0], origin[1]
+    out.rejects.append(reject)
     out.rejected[endpoint] += 1
     if origin is None:
         if counted:

@@ -647,18 +647,8 @@ class _Line:
         self.rows: list[tuple[Route, str, tuple[bool, str | None, bool | None], tuple[Any, ...], int]] = []
 
     def reject(self, reason: str, stage: str, index: int | None = None) -> None:
-        self.rejects.append(
-            {
-                "file": self.source,
-                "line": self.number,
-                "offset": self.offset,
-                "record": index,
-                "endpoint": self.endpoint or NO_ENDPOINT,
-                "stage": stage,
-                "reason": redact_text(reason),  # a message may quote the line
-                "raw": redact_raw(self.raw, RAW_CAP).decode("utf-8", "replace"),
-            }
-        )
+        where = (self.source, self.number, self.offset, self.raw)
+        self.rejects.append(_line_reject(where, reason, self.endpoint or NO_ENDPOINT, stage, index))
 
     def commit_rows(self, columns: dict[tuple[Any, ...], _Columns], whole_line: bool = True) -> None:
         """Hand the line's valid records to their datasets' columns.
@@ -708,22 +698,29 @@ class _Line:
         return "rejected" if self.rejects else "skipped"
 
 
+def _line_reject(
+    where: tuple[str, int, int, bytes], reason: str, endpoint: str, stage: str, index: int | None
+) -> Reject:
+    """A reject of a line (``index`` None) or of its record ``index``: ``where`` is the line's
+    file, number, offset and bytes; the reason and the raw line are redacted, the line cut."""
+    source, number, offset, raw = where
+    return {
+        "file": source,
+        "line": number,
+        "offset": offset,
+        "record": index,
+        "endpoint": endpoint,
+        "stage": stage,
+        "reason": redact_text(reason),  # a message may quote the line
+        "raw": redact_raw(raw, RAW_CAP).decode("utf-8", "replace"),
+    }
+
+
 def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw: bytes) -> Any:
     """A function filing one reject of this line (file, line, offset, reason, redacted raw line)."""
 
     def reject(reason: str, endpoint: str, stage: str, index: int | None = None) -> None:
-        rejects.append(
-            {
-                "file": source,
-                "line": number,
-                "offset": offset,
-                "record": index,
-                "endpoint": endpoint,
-                "stage": stage,
-                "reason": redact_text(reason),  # a message may quote the line
-                "raw": redact_raw(raw, RAW_CAP).decode("utf-8", "replace"),
-            }
-        )
+        rejects.append(_line_reject((source, number, offset, raw), reason, endpoint, stage, index))
 
     return reject
 
