@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ingest.sources.formats.decode import CsvRows, Lines, NotDecodable, decode
@@ -220,6 +221,54 @@ def test_kserve_pair_split_across_cron_runs_is_joined_once(ingest: Ingest, tmp_p
     assert ids == sorted(other.dataset("monitoring_sentiment")["id"])
 
 
+def test_kserve_halves_of_an_earlier_run_that_expire_are_not_lines_of_this_run(ingest: Ingest) -> None:
+    # Cron: run 1 reads two requests whose responses never come (the predictor answered
+    # non-200); run 2 reads a pair half an hour later, which puts them past the window. The
+    # two lines were read (and counted) by run 1: run 2's table must still add up, with no
+    # endpoint at -1 mapped lines, and say what became of them.
+    log = ingest.cwd / "events.jsonl"
+    first = [
+        samples.cloudevent("request", "r-1", {"instances": ["crash me"]}, time="2026-11-24T12:00:16Z"),
+        samples.cloudevent("request", "n-1", {"instances": ["Ana"]}, time="2026-11-24T12:00:17Z", isvc="ner"),
+    ]
+    write_log(log, first)
+    one = ingest.json(str(log), "--format", "kserve")
+    assert one["lines_read"] == 2
+    assert one["notes"] == ["unjoined events kept for the next run: 2"]
+    with log.open("a") as fh:
+        for side, data in (("request", {"instances": ["later"]}), ("response", {"predictions": [1]})):
+            fh.write(json.dumps(samples.cloudevent(side, "r-2", data, time="2026-11-24T12:30:00Z")) + "\n")
+    two = ingest.json(str(log), "--format", "kserve")
+    assert two["lines_read"] == 2  # only the new lines were read
+    for endpoint, c in two["endpoints"].items():
+        assert c["lines_mapped"] >= 0, (endpoint, c)
+        assert c["lines"] == c["lines_mapped"] + sum(c["lines_skipped"].values()) + sum(
+            c["lines_rejected"].values()
+        ), (endpoint, c)
+    assert two["lines"] == {"read": 2, "mapped": 2, "skipped": {}, "rejected": {}}
+    assert _counts(two, "sentiment")["written"] == 1
+    assert two["notes"] == ["events read by an earlier run that never got their other half: missing_output 2"]
+
+
+def test_waiting_halves_belong_to_their_target_as_checkpoints_do(ingest: Ingest) -> None:
+    # One state file, two targets (two stores here; the local store, then a server, alike):
+    # checkpoints are kept per target, and so must be the halves waiting with them. Target A
+    # keeps a request waiting; target B reads the file from its start and joins that request
+    # with its response. A's next run must still find its own waiting request.
+    log = ingest.cwd / "events.jsonl"
+    request = samples.cloudevent("request", "r-1", {"instances": ["good"]}, time="2026-11-24T12:00:16Z")
+    write_log(log, [request])
+    a, b = ("--store", "a", "--state", "shared.sqlite"), ("--store", "b", "--state", "shared.sqlite")
+    assert ingest.json(str(log), *a)["notes"] == ["unjoined events kept for the next run: 1"]
+    response = samples.cloudevent("response", "r-1", {"predictions": [1]}, time="2026-11-24T12:00:16.2Z")
+    with log.open("a") as fh:
+        fh.write(json.dumps(response) + "\n")
+    assert ingest.json(str(log), *b)["records_written"] == 1
+    again = ingest.json(str(log), *a)
+    assert (again["lines_read"], again["records_written"], again["notes"]) == (1, 1, [])
+    assert len(pd.read_parquet(ingest.cwd / "a" / "monitoring_sentiment")) == 1
+
+
 def test_kserve_halves_flushed_when_no_state_keeps_them(ingest: Ingest) -> None:
     write_log(ingest.cwd / "events.jsonl", [samples.kserve_lines()[0]])
     summary = ingest.json("events.jsonl", "--dry-run")
@@ -251,6 +300,51 @@ def test_azureml_inputs_and_outputs_joined_by_correlation_id(ingest: Ingest) -> 
         "refund please": {"class": "billing", "score": 0.95},  # payload logging
         "late one": {"class": "bug", "score": 0.6},
     }
+
+
+def test_azureml_collections_in_their_own_folders_join_over_hours(ingest: Ingest) -> None:
+    # The collector's own layout: <endpoint>/<deployment>/<collection>/yyyy/MM/dd/HH/. Given
+    # the deployment's folder, every model_inputs file is read before any model_outputs file;
+    # inputs hours ahead of the first output must still wait for it, not expire against
+    # the inputs' own clock.
+    folder = ingest.cwd / "modelDataCollector" / "tickets" / "blue"
+    for hour in (10, 11, 12, 13):
+        ins, outs = [], []
+        for i in range(3):
+            key, time = f"c{hour}-{i}", f"2026-11-24T{hour:02d}:{i * 10:02d}:00Z"
+            ins.append(samples.azure_event("model_inputs", key, [{"ticket": f"ticket {key}"}], time=time))
+            if (hour, i) != (10, 2):  # scoring failed after the inputs were collected
+                answer = [{"label": "bug", "score": 0.6}]
+                outs.append(samples.azure_event("model_outputs", key, answer, time=time))
+        for collection, lines in (("model_inputs", ins), ("model_outputs", outs)):
+            samples._dump(folder / collection / "2026" / "11" / "24" / f"{hour:02d}" / "inst.jsonl", lines)
+    summary = ingest.json("modelDataCollector/")
+    ep = _counts(summary, "tickets")
+    assert (ep["lines"], ep["written"], ep["skipped"]) == (23, 11, {"missing_output": 1})
+
+
+def test_join_window_does_not_depend_on_chunk_size(ingest: Ingest) -> None:
+    # A request, then an hour of other pairs, then its response (one second after it in
+    # event time): whether the window has passed is decided by the lines read before the
+    # response, not by where the reader happened to cut chunks.
+    def event(side: str, key: str, data: object, time: str) -> dict:
+        return samples.cloudevent(side, key, data, time=time)
+
+    early = event("request", "early", {"instances": ["early"]}, "2026-11-24T12:00:00Z")
+    write_log(ingest.cwd / "a.jsonl", [early])
+    later = []
+    for i in range(60):
+        text = f"text {i} " + "x" * 60
+        later.append(event("request", f"b{i}", {"instances": [text]}, "2026-11-24T13:00:00Z"))
+        later.append(event("response", f"b{i}", {"predictions": [1]}, "2026-11-24T13:00:00.1Z"))
+    later.append(event("response", "early", {"predictions": [0]}, "2026-11-24T12:00:01Z"))
+    write_log(ingest.cwd / "b.jsonl", later)
+    outcomes = []
+    for chunk in ("1048576", "4096"):
+        summary = ingest.json("a.jsonl", "b.jsonl", "--store", f"store-{chunk}",
+                              env={"RUBRIX_INGEST_CHUNK_BYTES": chunk})  # fmt: skip
+        outcomes.append((summary["lines"], summary["records"]))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_azureml_entity_rows_grouped_by_row_key(ingest: Ingest) -> None:
@@ -518,7 +612,7 @@ def test_kserve_joins_exactly_once_through_kill_9(tmp_path: Path, ingest: Ingest
                 contextlib.suppress(sqlite3.OperationalError),
             ):
                 saved = db.execute(
-                    "SELECT (SELECT count(*) FROM checkpoints), (SELECT count(*) FROM pending_halves)"
+                    "SELECT (SELECT count(*) FROM checkpoints), (SELECT count(*) FROM waiting_halves)"
                 ).fetchone()
             if saved[0]:
                 break

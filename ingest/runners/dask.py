@@ -1086,6 +1086,7 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     if rejects.path is not None and rejects.count:
         summary.rejects_file = str(rejects.path)
     summary.seconds = time.perf_counter() - started
+    summary.check_shared_datasets()
     if too_many is not None:
         raise too_many
     return report
