@@ -25,11 +25,10 @@ from ingest.sources.formats.profile import (
     Item,
     Profile,
     Skip,
-    as_number,
     as_status,
     load_object,
 )
-from ingest.sources.formats.rules import PairError, normalize_output, open_request, pair
+from ingest.sources.formats.rules import PairError, as_number, normalize_output, open_request, pair
 from ingest.transform.logline import REQUIRED, BadLine
 
 
