@@ -1,20 +1,17 @@
 """Argilla 2.x as a target, against the real argilla-server 2.8 (tests/argilla_v2_server.py).
 
-One server for the session (about 10 s to start); each test works in a workspace of its
-own, so tests do not see each other's datasets.
+One server for the session (about 10 s to start; the ``argilla_v2`` fixture of
+tests/conftest.py); each test works in a workspace of its own (``workspace``), so tests do
+not see each other's datasets.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from ingest.sinks.detect import detect_server_api
 from tests.argilla_v2_server import ArgillaV2Server
@@ -25,22 +22,6 @@ SAMPLE_DATASETS = {
     "monitoring_transformers": "TextClassification",
     "monitoring_translate": "Text2Text",
 }
-_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def argilla_v2() -> Iterator[ArgillaV2Server]:
-    server = ArgillaV2Server().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def workspace(argilla_v2: ArgillaV2Server) -> str:
-    """A fresh workspace per test: datasets are found by name within one."""
-    name = f"ws{next(_names)}-{int(time.time() * 1000) % 100000}"
-    argilla_v2.new_workspace(name)
-    return name
 
 
 def by_external_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
