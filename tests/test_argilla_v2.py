@@ -218,8 +218,12 @@ def test_unknown_label_after_publish_is_rejected_with_how_to_fix(
     )
     summary = ingest.json(str(later), env=argilla_v2.env(workspace))
     assert summary["records_written"] == 1 and summary["rejected"] == 1
+    # A record the sink refused: its line was read and mapped, the target did not fail.
+    assert summary["lines"]["mapped"] == 2 and summary["lines"]["rejected"] == {}
+    assert sum(summary["records"]["rejected"].values()) == 1 and summary["records"]["not_delivered"] == 0
     (reject,) = ingest.rejects()
-    assert reject["line"] == 1 and reject["stage"] == "sink"
+    assert reject["file"] == str(later) and reject["line"] == 1 and reject["stage"] == "sink"
+    assert reject["record"] == 0 and reject["offset"] == 0
     assert (
         "'NEUTRAL' is not an option of the published Argilla dataset 'monitoring_transformers'"
         in reject["reason"]
@@ -285,8 +289,12 @@ def test_a_422_for_one_record_isolates_it_and_delivers_the_rest(
     log = write_log(tmp_path / "a.jsonl", lines)
     summary = ingest.json(str(log), "--batch-size", "4", env=argilla_v2.env(workspace))
     assert summary["records_written"] == 11 and summary["rejected"] == 1
+    assert summary["lines"]["rejected"] == {} and summary["records"]["not_delivered"] == 0
     (reject,) = ingest.rejects()
-    assert reject["line"] == 6 and reject["stage"] == "server"
+    assert reject["file"] == str(log) and reject["line"] == 6 and reject["stage"] == "server"
+    assert (
+        reject["record"] == 0 and reject["offset"] == len(log.read_bytes().splitlines(keepends=True)[0]) * 5
+    )
     assert "'r5' is not an allowed term" in reject["reason"] and "position" not in reject["reason"]
     stored = argilla_v2.records("monitoring_transformers", workspace)
     assert sorted(r["metadata"]["request_id"] for r in stored) == sorted(allowed)
