@@ -120,6 +120,7 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.connections = 0
         self.requests: list[tuple[str, str, str]] = []  # (method, path, what was done)
+        self.answers: list[tuple[str, str, int]] = []  # (method, path, status) the server gave
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
@@ -209,6 +210,10 @@ class FaultProxy:
                 upstream.sendall(request)
                 answer_head = _read_head(upstream, from_upstream)
                 answer = answer_head + _read_message_body(upstream, from_upstream, answer_head)
+                with self._lock:
+                    self.answers.append(
+                        (method.decode(), path.decode("latin-1"), int(answer_head.split()[1]))
+                    )
                 if fault is not None:  # lost or stall: the server did the work
                     if fault.stall:
                         self._stopped.wait(fault.stall)

@@ -274,13 +274,21 @@ def test_backfill_to_argilla_2x_stores_what_ingest_run_stores(
     tmp_path: Path, ingest: Ingest, cluster: DaskCluster, argilla_v2: ArgillaV2Server, workspace: str
 ):
     """The sample logs (three tasks: spans, labels, text) cut into several Dask tasks, each
-    with its own 2.x sink, against ``ingest run`` into another workspace of the same server."""
+    with its own 2.x sink, against ``ingest run`` into another workspace of the same server.
+
+    The labels are declared, as the README says to for a backfill into new 2.x datasets:
+    otherwise the first task to create a dataset decides its options from its own records."""
     logs = tmp_path / "logs"
     shutil.copytree(SAMPLE_LOGS, logs, ignore=shutil.ignore_patterns("*.py"))
+    (tmp_path / "ingest.toml").write_text(
+        '[endpoints."/spacy/"]\nlabels = ["DATE", "GPE", "ORG", "PERSON"]\n'
+        '[endpoints."/transformers/"]\nlabels = ["NEGATIVE", "POSITIVE"]\n'
+        '[endpoints."/translate/"]\ndataset = "monitoring_translate"\n'  # selected too
+    )
     one_space = f"{workspace}-one"
     argilla_v2.new_workspace(one_space)
-    one = ingest.json("logs", "--store", "one", env=argilla_v2.env(one_space))
-    many = backfill(ingest, cluster, "logs", "--store", "many", "--split-bytes", "20KB",
+    one = ingest.json("logs", "-c", "ingest.toml", "--store", "one", env=argilla_v2.env(one_space))
+    many = backfill(ingest, cluster, "logs", "-c", "ingest.toml", "--store", "many", "--split-bytes", "20KB",
                     env=argilla_v2.env(workspace))  # fmt: skip
     assert many["backfill"]["tasks"] >= 4 and many["target"].startswith("argilla 2.8.0 http://127.0.0.1")
     assert comparable(many) == comparable(one) and one["records_written"] == 490
