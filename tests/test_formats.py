@@ -143,6 +143,22 @@ def test_sagemaker_data_capture(ingest: Ingest) -> None:
     assert _counts(reread, "nlp-sentiment-prod")["written"] == 0
 
 
+def test_sagemaker_capture_whose_first_line_is_long_is_detected(ingest: Ingest) -> None:
+    # A summarization endpoint's capture: the first invocation's body alone is 200 KB, more
+    # than the first bytes detection used to look at. Without --format, the file must still
+    # be read as SageMaker, not as the access log with every line rejected.
+    article = "The quarterly report says revenue grew. " * 5000
+    answer = json.dumps([{"summary_text": "Revenue grew."}])
+    lines = [
+        samples.capture(json.dumps({"inputs": article}), answer, event_id="long-1"),
+        samples.capture(json.dumps({"inputs": "short"}), answer, event_id="s-2"),
+    ]
+    samples._dump(ingest.cwd / "capture" / "summarize/AllTraffic/2026/11/24/12/00-16-421-9a0c.jsonl", lines)
+    summary = ingest.json("capture/")
+    assert summary["formats"] == {"sagemaker": "1 file, detected"}
+    assert (summary["records_written"], summary["rejected"]) == (2, 0)
+
+
 def test_sagemaker_ids_are_stable_per_line_content(ingest: Ingest, tmp_path: Path) -> None:
     first = samples.write_sagemaker(ingest.cwd / "a")
     copy = ingest.cwd / "b" / "nlp-sentiment-prod/AllTraffic/2026/11/25/00/x.jsonl"
@@ -390,6 +406,34 @@ def test_bentoml_schema_routes_each_prediction_column_to_its_dataset(ingest: Ing
         for r in ingest.records("monitoring_ticket_triage_reply")
     }
     assert replies["one"] == "ok" and replies["two"] == "ko"  # log_batch: one record per line
+
+
+def test_bentoml_lines_of_an_earlier_worker_start_are_read_with_its_schema(ingest: Ingest) -> None:
+    # The schema file gets a line per worker start. A new model version renamed its prediction
+    # column and the worker restarted: the day's data file holds lines of both starts, and
+    # the older lines' prediction is the older schema's column, not a missing one.
+    monitor = ingest.cwd / "monitoring" / "triage"
+
+    def schema(prediction: str) -> dict:
+        columns = [{"name": "ticket", "role": "feature", "type": "text"},
+                   {"name": prediction, "role": "prediction", "type": "categorical"}]  # fmt: skip
+        return {"meta_data": {"bento_name": "svc", "bento_version": prediction}, "columns": columns}
+
+    samples._dump(monitor / "schema" / "schema.1.log", [schema("label"), schema("sentiment")])
+    ids = {"request_id": "1", "trace_id": "0"}
+    samples._dump(monitor / "data" / "data.1.log", [
+        {"ticket": "before the restart", "label": "positive", "timestamp": "2026-11-24T10:00:00", **ids},
+        {"ticket": "after it", "sentiment": "negative", "timestamp": "2026-11-24T11:00:00", **ids},
+        {"ticket": "input only", "timestamp": "2026-11-24T11:00:01", **ids},
+    ])  # fmt: skip
+    summary = ingest.json("monitoring/")
+    ep = _counts(summary, "triage")
+    assert (ep["written"], ep["skipped"]) == (2, {"input_only": 1})
+    labels = {
+        r["inputs"]["text"]: r["prediction"]["labels"][0]["class"]
+        for r in ingest.records("monitoring_triage")
+    }
+    assert labels == {"before the restart": "positive", "after it": "negative"}
 
 
 def test_bentoml_schema_file_is_not_a_log_when_the_format_is_given(ingest: Ingest) -> None:
