@@ -478,6 +478,7 @@ def run(
             _settle_halves(transformer, options, summary)
         checkpoint()
         _check_format(options, summary)
+        summary.check_shared_datasets()
     except Exception as exc:
         record_acknowledged(exc, summary, rejects)
         raise
@@ -502,6 +503,10 @@ def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summa
     keep = options.state is not None
     for half, reason in transformer.joiner.expired(options.spec.profiles, flush=not keep):
         summary.counts_for(half.endpoint).skipped[reason] += 1
+    earlier = transformer.joiner.earlier_expired
+    if earlier:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(earlier.items()))
+        summary.notes.append(f"events read by an earlier run that never got their other half: {reasons}")
     if transformer.joiner.pending:
         summary.notes.append(f"unjoined events kept for the next run: {len(transformer.joiner.pending)}")
 

@@ -222,6 +222,18 @@ def _route(endpoint: str, table: Any, config_dir: Path) -> Route:
     )
 
 
+def _inputs_relative_to(path: Path, inputs: dict[str, str]) -> dict[str, str]:
+    """``[inputs]`` with each relative local prefix or glob also resolved against the config
+    file's folder (an absolute path), as the file's other paths are; the key as written is
+    kept first, so what matched the names given on the command line still does."""
+    out = dict(inputs)
+    for key, fmt in inputs.items():
+        if "://" not in key and not os.path.isabs(key):
+            absolute = os.path.normpath(os.path.join(os.path.abspath(path.parent), key))
+            out.setdefault(absolute + ("/" if key.endswith(("/", os.sep)) else ""), fmt)
+    return out
+
+
 def load(path: Path) -> Config:
     """Parse and type-check a TOML config file. Raises ConfigError naming the key."""
     try:
@@ -260,7 +272,7 @@ def load(path: Path) -> Config:
     return Config(
         format=top.get("format"),
         formats=formats,
-        inputs=inputs,
+        inputs=_inputs_relative_to(path, inputs),
         routes={ep: _route(ep, table, path.parent) for ep, table in endpoints.items()},
         store=top.get("store"),
         state=top.get("state"),

@@ -36,6 +36,17 @@ def body_skip_reason(request: Any) -> str | None:
     return None
 
 
+def batch_mismatch(inputs: list[Any], outputs: Any) -> str | None:
+    """Why a batch of ``inputs`` cannot be paired one to one with ``outputs`` (they are not
+    a list, or a list of another length), as a reject reason; None when they can. A batch
+    is never truncated to fit. Used for every log format (ingest/sources/formats/rules.py)."""
+    if not isinstance(outputs, list):
+        return f"batch size mismatch: request has {len(inputs)} inputs, response is not a list"
+    if len(inputs) != len(outputs):
+        return f"batch size mismatch: request has {len(inputs)} inputs, response {len(outputs)} outputs"
+    return None
+
+
 def pairs(request: Any, response: Any, detect: Any) -> list[tuple[Any, Any]]:
     """Pair a request's inputs with a response's outputs; Rejected on a size mismatch.
 
@@ -48,12 +59,9 @@ def pairs(request: Any, response: Any, detect: Any) -> list[tuple[Any, Any]]:
         return batch
     inputs = hf.request_inputs(request)
     if isinstance(inputs, list):
-        if not isinstance(response, list):
-            raise Rejected(f"batch size mismatch: request has {len(inputs)} inputs, response is not a list")
-        if len(inputs) != len(response):
-            raise Rejected(
-                f"batch size mismatch: request has {len(inputs)} inputs, response {len(response)} outputs"
-            )
+        mismatch = batch_mismatch(inputs, response)
+        if mismatch:
+            raise Rejected(mismatch)
         return list(zip(inputs, response, strict=True))
     if (
         isinstance(response, list)

@@ -430,6 +430,13 @@ def test_dry_run_writes_nothing_and_shows_records(ingest: Ingest):
     assert "would reject" in proc.stderr.decode() and "dry run: nothing written" in proc.stderr.decode()
 
 
+def test_dry_run_does_not_say_the_target_failed(ingest: Ingest):
+    # A dry run delivers nothing by design: its records were not lost to a failing target.
+    err = ingest(str(SAMPLE_LOGS), "--dry-run").stderr.decode()
+    assert "failed" not in err, err
+    assert "dry run: 490 records mapped and validated, none written" in err
+
+
 def test_summary_table_on_stderr(ingest: Ingest):
     err = ingest(str(SAMPLE_LOGS)).stderr.decode()
     assert "target: local store rubrix-store" in err

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ingest.sources.formats.decode import CsvRows, Lines, NotDecodable, decode
@@ -142,6 +143,22 @@ def test_sagemaker_data_capture(ingest: Ingest) -> None:
     assert _counts(reread, "nlp-sentiment-prod")["written"] == 0
 
 
+def test_sagemaker_capture_whose_first_line_is_long_is_detected(ingest: Ingest) -> None:
+    # A summarization endpoint's capture: the first invocation's body alone is 200 KB, more
+    # than the first bytes detection used to look at. Without --format, the file must still
+    # be read as SageMaker, not as the access log with every line rejected.
+    article = "The quarterly report says revenue grew. " * 5000
+    answer = json.dumps([{"summary_text": "Revenue grew."}])
+    lines = [
+        samples.capture(json.dumps({"inputs": article}), answer, event_id="long-1"),
+        samples.capture(json.dumps({"inputs": "short"}), answer, event_id="s-2"),
+    ]
+    samples._dump(ingest.cwd / "capture" / "summarize/AllTraffic/2026/11/24/12/00-16-421-9a0c.jsonl", lines)
+    summary = ingest.json("capture/")
+    assert summary["formats"] == {"sagemaker": "1 file, detected"}
+    assert (summary["records_written"], summary["rejected"]) == (2, 0)
+
+
 def test_sagemaker_ids_are_stable_per_line_content(ingest: Ingest, tmp_path: Path) -> None:
     first = samples.write_sagemaker(ingest.cwd / "a")
     copy = ingest.cwd / "b" / "nlp-sentiment-prod/AllTraffic/2026/11/25/00/x.jsonl"
@@ -220,6 +237,54 @@ def test_kserve_pair_split_across_cron_runs_is_joined_once(ingest: Ingest, tmp_p
     assert ids == sorted(other.dataset("monitoring_sentiment")["id"])
 
 
+def test_kserve_halves_of_an_earlier_run_that_expire_are_not_lines_of_this_run(ingest: Ingest) -> None:
+    # Cron: run 1 reads two requests whose responses never come (the predictor answered
+    # non-200); run 2 reads a pair half an hour later, which puts them past the window. The
+    # two lines were read (and counted) by run 1: run 2's table must still add up, with no
+    # endpoint at -1 mapped lines, and say what became of them.
+    log = ingest.cwd / "events.jsonl"
+    first = [
+        samples.cloudevent("request", "r-1", {"instances": ["crash me"]}, time="2026-11-24T12:00:16Z"),
+        samples.cloudevent("request", "n-1", {"instances": ["Ana"]}, time="2026-11-24T12:00:17Z", isvc="ner"),
+    ]
+    write_log(log, first)
+    one = ingest.json(str(log), "--format", "kserve")
+    assert one["lines_read"] == 2
+    assert one["notes"] == ["unjoined events kept for the next run: 2"]
+    with log.open("a") as fh:
+        for side, data in (("request", {"instances": ["later"]}), ("response", {"predictions": [1]})):
+            fh.write(json.dumps(samples.cloudevent(side, "r-2", data, time="2026-11-24T12:30:00Z")) + "\n")
+    two = ingest.json(str(log), "--format", "kserve")
+    assert two["lines_read"] == 2  # only the new lines were read
+    for endpoint, c in two["endpoints"].items():
+        assert c["lines_mapped"] >= 0, (endpoint, c)
+        assert c["lines"] == c["lines_mapped"] + sum(c["lines_skipped"].values()) + sum(
+            c["lines_rejected"].values()
+        ), (endpoint, c)
+    assert two["lines"] == {"read": 2, "mapped": 2, "skipped": {}, "rejected": {}}
+    assert _counts(two, "sentiment")["written"] == 1
+    assert two["notes"] == ["events read by an earlier run that never got their other half: missing_output 2"]
+
+
+def test_waiting_halves_belong_to_their_target_as_checkpoints_do(ingest: Ingest) -> None:
+    # One state file, two targets (two stores here; the local store, then a server, alike):
+    # checkpoints are kept per target, and so must be the halves waiting with them. Target A
+    # keeps a request waiting; target B reads the file from its start and joins that request
+    # with its response. A's next run must still find its own waiting request.
+    log = ingest.cwd / "events.jsonl"
+    request = samples.cloudevent("request", "r-1", {"instances": ["good"]}, time="2026-11-24T12:00:16Z")
+    write_log(log, [request])
+    a, b = ("--store", "a", "--state", "shared.sqlite"), ("--store", "b", "--state", "shared.sqlite")
+    assert ingest.json(str(log), *a)["notes"] == ["unjoined events kept for the next run: 1"]
+    response = samples.cloudevent("response", "r-1", {"predictions": [1]}, time="2026-11-24T12:00:16.2Z")
+    with log.open("a") as fh:
+        fh.write(json.dumps(response) + "\n")
+    assert ingest.json(str(log), *b)["records_written"] == 1
+    again = ingest.json(str(log), *a)
+    assert (again["lines_read"], again["records_written"], again["notes"]) == (1, 1, [])
+    assert len(pd.read_parquet(ingest.cwd / "a" / "monitoring_sentiment")) == 1
+
+
 def test_kserve_halves_flushed_when_no_state_keeps_them(ingest: Ingest) -> None:
     write_log(ingest.cwd / "events.jsonl", [samples.kserve_lines()[0]])
     summary = ingest.json("events.jsonl", "--dry-run")
@@ -251,6 +316,51 @@ def test_azureml_inputs_and_outputs_joined_by_correlation_id(ingest: Ingest) -> 
         "refund please": {"class": "billing", "score": 0.95},  # payload logging
         "late one": {"class": "bug", "score": 0.6},
     }
+
+
+def test_azureml_collections_in_their_own_folders_join_over_hours(ingest: Ingest) -> None:
+    # The collector's own layout: <endpoint>/<deployment>/<collection>/yyyy/MM/dd/HH/. Given
+    # the deployment's folder, every model_inputs file is read before any model_outputs file;
+    # inputs hours ahead of the first output must still wait for it, not expire against
+    # the inputs' own clock.
+    folder = ingest.cwd / "modelDataCollector" / "tickets" / "blue"
+    for hour in (10, 11, 12, 13):
+        ins, outs = [], []
+        for i in range(3):
+            key, time = f"c{hour}-{i}", f"2026-11-24T{hour:02d}:{i * 10:02d}:00Z"
+            ins.append(samples.azure_event("model_inputs", key, [{"ticket": f"ticket {key}"}], time=time))
+            if (hour, i) != (10, 2):  # scoring failed after the inputs were collected
+                answer = [{"label": "bug", "score": 0.6}]
+                outs.append(samples.azure_event("model_outputs", key, answer, time=time))
+        for collection, lines in (("model_inputs", ins), ("model_outputs", outs)):
+            samples._dump(folder / collection / "2026" / "11" / "24" / f"{hour:02d}" / "inst.jsonl", lines)
+    summary = ingest.json("modelDataCollector/")
+    ep = _counts(summary, "tickets")
+    assert (ep["lines"], ep["written"], ep["skipped"]) == (23, 11, {"missing_output": 1})
+
+
+def test_join_window_does_not_depend_on_chunk_size(ingest: Ingest) -> None:
+    # A request, then an hour of other pairs, then its response (one second after it in
+    # event time): whether the window has passed is decided by the lines read before the
+    # response, not by where the reader happened to cut chunks.
+    def event(side: str, key: str, data: object, time: str) -> dict:
+        return samples.cloudevent(side, key, data, time=time)
+
+    early = event("request", "early", {"instances": ["early"]}, "2026-11-24T12:00:00Z")
+    write_log(ingest.cwd / "a.jsonl", [early])
+    later = []
+    for i in range(60):
+        text = f"text {i} " + "x" * 60
+        later.append(event("request", f"b{i}", {"instances": [text]}, "2026-11-24T13:00:00Z"))
+        later.append(event("response", f"b{i}", {"predictions": [1]}, "2026-11-24T13:00:00.1Z"))
+    later.append(event("response", "early", {"predictions": [0]}, "2026-11-24T12:00:01Z"))
+    write_log(ingest.cwd / "b.jsonl", later)
+    outcomes = []
+    for chunk in ("1048576", "4096"):
+        summary = ingest.json("a.jsonl", "b.jsonl", "--store", f"store-{chunk}",
+                              env={"RUBRIX_INGEST_CHUNK_BYTES": chunk})  # fmt: skip
+        outcomes.append((summary["lines"], summary["records"]))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_azureml_entity_rows_grouped_by_row_key(ingest: Ingest) -> None:
@@ -296,6 +406,34 @@ def test_bentoml_schema_routes_each_prediction_column_to_its_dataset(ingest: Ing
         for r in ingest.records("monitoring_ticket_triage_reply")
     }
     assert replies["one"] == "ok" and replies["two"] == "ko"  # log_batch: one record per line
+
+
+def test_bentoml_lines_of_an_earlier_worker_start_are_read_with_its_schema(ingest: Ingest) -> None:
+    # The schema file gets a line per worker start. A new model version renamed its prediction
+    # column and the worker restarted: the day's data file holds lines of both starts, and
+    # the older lines' prediction is the older schema's column, not a missing one.
+    monitor = ingest.cwd / "monitoring" / "triage"
+
+    def schema(prediction: str) -> dict:
+        columns = [{"name": "ticket", "role": "feature", "type": "text"},
+                   {"name": prediction, "role": "prediction", "type": "categorical"}]  # fmt: skip
+        return {"meta_data": {"bento_name": "svc", "bento_version": prediction}, "columns": columns}
+
+    samples._dump(monitor / "schema" / "schema.1.log", [schema("label"), schema("sentiment")])
+    ids = {"request_id": "1", "trace_id": "0"}
+    samples._dump(monitor / "data" / "data.1.log", [
+        {"ticket": "before the restart", "label": "positive", "timestamp": "2026-11-24T10:00:00", **ids},
+        {"ticket": "after it", "sentiment": "negative", "timestamp": "2026-11-24T11:00:00", **ids},
+        {"ticket": "input only", "timestamp": "2026-11-24T11:00:01", **ids},
+    ])  # fmt: skip
+    summary = ingest.json("monitoring/")
+    ep = _counts(summary, "triage")
+    assert (ep["written"], ep["skipped"]) == (2, {"input_only": 1})
+    labels = {
+        r["inputs"]["text"]: r["prediction"]["labels"][0]["class"]
+        for r in ingest.records("monitoring_triage")
+    }
+    assert labels == {"before the restart": "positive", "after it": "negative"}
 
 
 def test_bentoml_schema_file_is_not_a_log_when_the_format_is_given(ingest: Ingest) -> None:
@@ -359,6 +497,21 @@ response = "body.out"
 request_id = ["ids[0]", "trace"]
 latency = "took_ms"
 """
+
+
+def test_inputs_prefixes_are_relative_to_the_config_file(ingest: Ingest) -> None:
+    # As the store, state and rejects paths of a config file are: cron starts runs elsewhere
+    # and names inputs its own way (absolute, ./, relative), and [inputs] must still match.
+    line = {"when": "2026-11-24T12:00:16Z", "http": {"route": "/sentiment", "status": 200},
+            "body": {"in": ["nice"], "out": {"predictions": [1]}}}  # fmt: skip
+    (ingest.cwd / "logs" / "custom").mkdir(parents=True)
+    write_log(ingest.cwd / "logs" / "custom" / "a.jsonl", [line])
+    (ingest.cwd / "conf").mkdir()
+    (ingest.cwd / "conf" / "ingest.toml").write_text('[inputs]\n"../logs/custom/" = "my-app"\n' + CUSTOM)
+    for given in ("logs/", "./logs/", str(ingest.cwd / "logs")):
+        summary = ingest.json(given, "--config", "conf/ingest.toml", "--dry-run")
+        assert summary["formats"] == {"my-app": "1 file, given"}, given
+        assert summary["lines"]["mapped"] == 1, given
 
 
 def test_user_defined_profile_without_code(ingest: Ingest) -> None:
@@ -518,7 +671,7 @@ def test_kserve_joins_exactly_once_through_kill_9(tmp_path: Path, ingest: Ingest
                 contextlib.suppress(sqlite3.OperationalError),
             ):
                 saved = db.execute(
-                    "SELECT (SELECT count(*) FROM checkpoints), (SELECT count(*) FROM pending_halves)"
+                    "SELECT (SELECT count(*) FROM checkpoints), (SELECT count(*) FROM waiting_halves)"
                 ).fetchone()
             if saved[0]:
                 break

@@ -63,6 +63,32 @@ def test_config_whose_endpoints_never_appear_warns_and_the_fix_reads_again(inges
     assert not [w for w in warnings(ingest(str(SAMPLE_LOGS), "--config", str(config), "-q"))]
 
 
+def test_endpoints_whose_paths_give_one_dataset_name_are_warned_about(ingest: Ingest, tmp_path: Path) -> None:
+    # Names derived from paths keep [a-z0-9-]: two endpoints named in another script both give
+    # "monitoring_root", and two sentiment models would be mixed in one dataset without a word.
+    def sentiment(path: str, label: str) -> dict:
+        return entry(path, request=["très bien"], response=[{"labels": [label, "x"], "scores": [0.9, 0.1]}])
+
+    log = write_log(tmp_path / "a.jsonl", [sentiment("/情感/", "POS"), sentiment("/观点/", "AGREE")] * 3)
+    proc = ingest(str(log), "--json", "-q")
+    (warning,) = warnings(proc)
+    assert "endpoints /情感/, /观点/ went to one dataset, monitoring_root" in warning
+    assert "give each its own dataset in the config" in warning
+    assert json.loads(proc.stdout)["warnings"] == [warning.removeprefix("ingest: warning: ")]
+    assert "went to one dataset" in ingest(str(log), "--from-start").stderr.decode()  # the table too
+    # a config that names the datasets, or sends both to one on purpose, is not warned about
+    for toml in (
+        '[endpoints."/情感/"]\ndataset = "sentiment"\n[endpoints."/观点/"]\ndataset = "stance"\n',
+        '[endpoints."/情感/"]\ndataset = "opinions"\n[endpoints."/观点/"]\ndataset = "opinions"\n',
+    ):
+        config = tmp_path / "ingest.toml"
+        config.write_text(toml, encoding="utf-8")
+        proc = ingest(str(log), "--config", str(config), "--store", str(tmp_path / "other"), "-q")
+        assert not warnings(proc), toml
+    sample = warnings(ingest(str(SAMPLE_LOGS), "--store", str(tmp_path / "sample"), "-q"))
+    assert not [w for w in sample if "one dataset" in w]
+
+
 def test_a_new_target_reads_the_files_from_their_start(ingest: Ingest, server: RubrixServer) -> None:
     assert ingest.json(str(SAMPLE_LOGS), "-q")["records_written"] == 490
     sent = ingest.json(str(SAMPLE_LOGS), "-q", env=server.env())

@@ -114,28 +114,41 @@ _QUERY_SECRETS = re.compile(
     re.IGNORECASE,
 )
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\/")
+# ... and URL percent-encoding (RFC 3986, section 2.1), in the second view: a parameter name
+# spelled ``%73ig`` or ``api%5Fkey``, or a query string nested in a parameter's value
+# (``?next=%2Fcb%3Fapi_key%3D...``), is still a credential's name.
+_ESCAPE_OR_PERCENT = re.compile(r"\\u([0-9a-fA-F]{4})|\\/|%([0-9a-fA-F]{2})")
 
 
-def _view(text: str) -> tuple[str, list[int], list[int]]:
-    """The text with JSON escapes decoded, and where each of its characters came from.
+def _view(text: str, percent: bool = False) -> tuple[str, list[int], list[int]]:
+    """The text with JSON escapes (and, with ``percent``, URL %-escapes of ASCII) decoded, and
+    where each of its characters came from.
 
-    ``\\u0041`` and ``\\/`` become the characters they stand for, except a quote, a backslash
-    or a control character (those would change where strings end). Returns the view and,
-    per view character, its start and end in ``text``.
+    ``\\u0041``, ``\\/`` and ``%41`` become the characters they stand for, except a quote, a
+    backslash or a control character (those would change where strings end). Returns the
+    view and, per view character, its start and end in ``text`` (both lists empty when the
+    view is the text).
     """
-    if "\\" not in text:
+    if "\\" not in text and not (percent and "%" in text):
         return text, [], []
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     pos = 0
-    for m in _ESCAPE.finditer(text):
+    for m in (_ESCAPE_OR_PERCENT if percent else _ESCAPE).finditer(text):
         for i in range(pos, m.start()):
             out.append(text[i])
             starts.append(i)
             ends.append(i + 1)
-        char = "/" if m.group(1) is None else chr(int(m.group(1), 16))
-        if char in '"\\' or char < " " or "\ud800" <= char <= "\udfff":
+        escape = m.group(0)
+        digits = escape[2:] if escape[0] == "\\" else escape[1:]  # \uXXXX or %XX (or \/)
+        char = "/" if escape == "\\/" else chr(int(digits, 16))
+        if (
+            char in '"\\'
+            or char < " "
+            or "\ud800" <= char <= "\udfff"
+            or (escape[0] == "%" and char >= "\x7f")  # a byte of a UTF-8 sequence: in no credential's name
+        ):
             for i in range(m.start(), m.end()):
                 out.append(text[i])
                 starts.append(i)
@@ -251,12 +264,19 @@ def redact_text(text: str) -> str:
     Used for raw lines (which may be damaged anywhere), reasons and values copied from a
     line. Text with no credential comes back unchanged.
     """
-    view, starts, ends = _view(text)
-    spans = _spans(view)
+    spans: list[tuple[int, int, bool]] = []
+    # Two views, their masks joined: decoding %26 ("&") in the second would end a value early,
+    # so values are measured in the first too; the second finds the names only it can read.
+    for percent in (False, True) if "%" in text else (False,):
+        view, starts, ends = _view(text, percent)
+        found = _spans(view)
+        if starts:  # back from the view to the text
+            found = [(starts[a], ends[b - 1], whole) for a, b, whole in found if b > a]
+        if percent:  # a value after a decoded ":" is a JSON value only if it is a string there
+            found = [(a, b, whole and text[a] == '"') for a, b, whole in found]
+        spans.extend(found)
     if not spans:
         return text
-    if starts:  # back from the view to the text
-        spans = [(starts[a], ends[b - 1], whole) for a, b, whole in spans if b > a]
     spans.sort()
     merged: list[list[Any]] = []
     for start, end, whole in spans:

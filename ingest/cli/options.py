@@ -161,6 +161,44 @@ def _stack(func: Any, options: list[Any]) -> Any:
     return func
 
 
+def store_records_options(func: Any) -> Any:
+    """Which of a local store's records a command takes, shared by ``push`` and ``report``:
+    --dataset (repeatable), --since, --until."""
+    return _stack(
+        func,
+        [
+            click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable)."),
+            click.option(
+                "--since",
+                type=TimeParam(),
+                help="Only records at or after this time (ISO-8601 or 2h, 7d ago).",
+            ),
+            click.option("--until", type=TimeParam(), help="Only records before this time."),
+        ],
+    )
+
+
+def existing_store(store: Path | None, config_path: Path | None, datasets: tuple[str, ...]) -> Path:
+    """The local store a command that reads one (``show``, ``report``) is given, checked.
+
+    ``store``: --store, else the environment, the config (``config_path``: --config) or the
+    default, as ``settings.store_dir`` resolves it; ``datasets``: the names asked for (none:
+    all). Raises UsageError (exit 2) when the store is not a directory, or lacks a dataset
+    asked for (named with a near miss, ``suggest.check_datasets``); ConfigError (exit 2)
+    when the config file is unreadable or invalid.
+    """
+    from ingest import settings
+    from ingest.errors import UsageError
+    from ingest.sinks.local.store import list_datasets
+    from ingest.suggest import check_datasets
+
+    found = settings.store_dir(store, settings.load_config(config_path))
+    if not found.is_dir():
+        raise UsageError(f"no local store at {found}")
+    check_datasets(found, datasets, list_datasets(found))
+    return found
+
+
 def reading_options(func: Any) -> Any:
     """What a run reads and how it maps it, shared by ``run`` and ``backfill`` (one job, two
     runners): --endpoint, --since/--until, --config, --format, --dataset, --mapper."""

@@ -9,12 +9,12 @@ from typing import Any
 import click
 
 from ingest.cli.options import (
-    TimeParam,
     config_option,
     rejects_option,
     rubrix_options,
     server_flags,
     store_option,
+    store_records_options,
 )
 from ingest.cli.outcome import examples
 from ingest.cli.run import report_summary
@@ -30,11 +30,7 @@ from ingest.cli.run import report_summary
     ),
 )
 @store_option
-@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
-@click.option(
-    "--since", type=TimeParam(), help="Only records at or after this time (ISO-8601 or 2h, 7d ago)."
-)
-@click.option("--until", type=TimeParam(), help="Only records before this time.")
+@store_records_options
 @click.option(
     "--from-start", is_flag=True, help="Push every part file, also those already pushed to this target."
 )

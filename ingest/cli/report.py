@@ -9,9 +9,14 @@ from pathlib import Path
 import click
 import orjson
 
-from ingest.cli.options import DurationParam, TimeParam, config_option, existing_store_option
+from ingest.cli.options import (
+    DurationParam,
+    config_option,
+    existing_store,
+    existing_store_option,
+    store_records_options,
+)
 from ingest.cli.outcome import examples
-from ingest.errors import UsageError
 
 
 @click.command(
@@ -25,11 +30,7 @@ from ingest.errors import UsageError
 )
 @existing_store_option
 @config_option
-@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
-@click.option(
-    "--since", type=TimeParam(), help="Only records at or after this time (ISO-8601 or 2h, 7d ago)."
-)
-@click.option("--until", type=TimeParam(), help="Only records before this time.")
+@store_records_options
 @click.option(
     "--drift-window",
     type=DurationParam(),
@@ -69,17 +70,10 @@ def report_command(
     as_json: bool,
 ) -> None:
     """Monitoring metrics of a local store, as one self-contained HTML page (or JSON)."""
-    from ingest import settings
     from ingest.report.metrics import ReportSpec, compute
-    from ingest.sinks.local.store import list_datasets
 
     started = time.perf_counter()
-    from ingest.suggest import check_datasets
-
-    store = settings.store_dir(store, settings.load_config(config_path))
-    if not store.is_dir():
-        raise UsageError(f"no local store at {store}")
-    check_datasets(store, datasets, list_datasets(store))
+    store = existing_store(store, config_path, datasets)
     spec = ReportSpec(
         since=since,
         until=until,

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from ingest.cli.options import config_option, existing_store_option
+from ingest.cli.options import config_option, existing_store, existing_store_option
 from ingest.cli.outcome import examples
-from ingest.errors import UsageError
 
 
 @click.command(
@@ -25,14 +24,9 @@ def show_command(
     datasets: tuple[str, ...], store: Path | None, config_path: Path | None, limit: int, as_json: bool
 ) -> None:
     """List the datasets in a local store: task, records, time range."""
-    from ingest import settings
     from ingest.sinks.local.store import list_datasets, read_dataset
-    from ingest.suggest import check_datasets
 
-    store = settings.store_dir(store, settings.load_config(config_path))
-    if not store.is_dir():
-        raise UsageError(f"no local store at {store}")
-    check_datasets(store, datasets, list_datasets(store))
+    store = existing_store(store, config_path, datasets)
     names = list(datasets) or list_datasets(store)
     for name in names:
         table = read_dataset(store, name)

@@ -99,6 +99,28 @@ class Summary:
                 counts.gave_records -= 1
                 counts.rejected += 1
 
+    def check_shared_datasets(self) -> None:
+        """Warn (in ``warnings``) when endpoints' records went to one dataset because the names
+        derived from their paths are the same (``/情感/`` and ``/实体/`` both give
+        ``monitoring_root``, as ``/`` does; ``/Spacy/`` and ``/spacy`` give ``monitoring_spacy``):
+        different models would be mixed in one dataset without a word. Endpoints the config
+        sends to one dataset by a name of its own are not warned about."""
+        from ingest.transform.routing import dataset_for_endpoint  # a leaf module
+
+        by_dataset: dict[str, list[str]] = {}
+        for endpoint, shown in self.datasets.items():
+            for dataset in shown.split(", "):
+                by_dataset.setdefault(dataset, []).append(endpoint)
+        for dataset, endpoints in sorted(by_dataset.items()):
+            if len(endpoints) < 2 or not any(dataset_for_endpoint(e) == dataset for e in endpoints):
+                continue
+            names = ", ".join(shown_name(e) for e in sorted(endpoints)[:5])
+            more = f" and {len(endpoints) - 5} more" if len(endpoints) > 5 else ""
+            self.warnings.append(
+                f"endpoints {names}{more} went to one dataset, {dataset}, by the name each path gives: "
+                "if they serve different models, give each its own dataset in the config"
+            )
+
     def counts_for(self, endpoint: str) -> Counts:
         found = self.counts.get(endpoint)
         if found is None:
@@ -286,8 +308,11 @@ class Summary:
         for key, label in labels.items():
             if outcome[key]:
                 out.append(f"{label}: {_reasons(outcome[key])}" + (where if "rejected" in key else ""))
-        if outcome["records_not_delivered"]:
-            out.append(f"not delivered: {outcome['records_not_delivered']} records (the target failed first)")
+        undelivered = outcome["records_not_delivered"]
+        if undelivered and self.dry_run:  # by design, not for a failure
+            out.append(f"dry run: {undelivered} records mapped and validated, none written")
+        elif undelivered:
+            out.append(f"not delivered: {undelivered} records (the target failed first)")
         for name, reason in self.skipped_files.items():
             out.append(f"not read: {name} ({reason})")
         if self.nul_bytes:

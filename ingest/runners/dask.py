@@ -112,9 +112,9 @@ from ingest.sources.read import (
     not_jsonl,
     stale,
 )
-from ingest.transform.datasets import TC, Admitted, Decisions, _Dataset
+from ingest.transform.datasets import TC, Admitted, DatasetState, Decisions
 from ingest.transform.routing import Route
-from ingest.transform.stage import Transformer, TransformSpec, _lines
+from ingest.transform.stage import Transformer, TransformSpec, chunk_lines
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -592,19 +592,15 @@ class TaskDecisions(Decisions):
         self.given = given or {}
         self.unsettled: set[tuple[str | None, str, str]] = set()
 
-    def _dataset(self, route: Route) -> _Dataset:
+    def _dataset(self, route: Route) -> DatasetState:
         key = (route.workspace, route.dataset)
         fresh = key not in self._datasets
         found = super()._dataset(route)
         if fresh and key in self.given:
-            task, multi_label = self.given[key]
-            if found.task is None and task:
-                found.task, found.task_from = task, "records"
-            if found.multi_label is None and multi_label is not None and found.task in (None, TC):
-                found.multi_label, found.multi_from = multi_label, "records"
+            found.adopt(*self.given[key], "records")
         return found
 
-    def _give_up(self, state: _Dataset, out: Admitted) -> None:
+    def _give_up(self, state: DatasetState, out: Admitted) -> None:
         workspace, dataset = next(key for key, found in self._datasets.items() if found is state)
         if state.task is None:
             self.unsettled.add((workspace, dataset, "task"))
@@ -750,7 +746,7 @@ def run_task(
             if joiner.pending and any(id(w) not in offsets for w in joiner.pending.values()):
                 # The joiner keeps a half's line number, not its offset: find it in the chunk
                 # (only chunks that leave a new half waiting pay for this).
-                where = {(n, raw): at for n, at, raw in _lines(chunk, FileCounts())}
+                where = {(n, raw): at for n, at, raw in chunk_lines(chunk)}
                 for waiting in joiner.pending.values():
                     if id(waiting) not in offsets:
                         offsets[id(waiting)] = where.get((waiting.line, waiting.half.raw), chunk.offset)
@@ -1090,6 +1086,7 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     if rejects.path is not None and rejects.count:
         summary.rejects_file = str(rejects.path)
     summary.seconds = time.perf_counter() - started
+    summary.check_shared_datasets()
     if too_many is not None:
         raise too_many
     return report

@@ -204,17 +204,29 @@ class State:
                 )
                 self._db.execute("DROP TABLE files")
             # Halves of pairs logged as two events (KServe, Azure ML, start/finish lines) that
-            # wait for their other half: saved with the checkpoints, in the same transaction.
+            # wait for their other half: saved with the checkpoints, in the same transaction,
+            # and per scope as they are: a half that waits after a file's checkpoint in one
+            # scope may have been joined, from the file's start, in another.
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS pending_halves (profile TEXT NOT NULL, key TEXT NOT NULL,"
-                " side TEXT NOT NULL, ts REAL, source TEXT, line INTEGER, raw BLOB NOT NULL,"
-                " PRIMARY KEY (profile, key, side))"
+                "CREATE TABLE IF NOT EXISTS waiting_halves (scope TEXT NOT NULL, profile TEXT NOT NULL,"
+                " key TEXT NOT NULL, side TEXT NOT NULL, ts REAL, source TEXT, line INTEGER,"
+                " raw BLOB NOT NULL, PRIMARY KEY (scope, profile, key, side))"
             )
+            legacy = self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'pending_halves'"
+            ).fetchone()
+            if legacy and scope:  # from before halves had scopes: adopted as the checkpoints were
+                self._db.execute(
+                    "INSERT OR IGNORE INTO waiting_halves SELECT ?, * FROM pending_halves", (scope,)
+                )
+                self._db.execute("DROP TABLE pending_halves")
 
     def pending(self) -> list[tuple[str, str, str, float, str, int, bytes]]:
-        """Every saved waiting half: (profile, key, side, ts, source, line, raw line)."""
+        """This scope's saved waiting halves: (profile, key, side, ts, source, line, raw line)."""
         return self._db.execute(
-            "SELECT profile, key, side, ts, source, line, raw FROM pending_halves ORDER BY ts"
+            "SELECT profile, key, side, ts, source, line, raw FROM waiting_halves"
+            " WHERE scope = ? ORDER BY ts",
+            (self.scope,),
         ).fetchall()
 
     def get(self, fp: str) -> tuple[int, int] | None:
@@ -268,15 +280,19 @@ class State:
         """Record (offset, next line, name) per fingerprint, durably, in one transaction.
 
         ``pending`` is (profiles in use, their waiting halves): those profiles' saved
-        halves are replaced by these, in the same transaction.
+        halves of this scope are replaced by these, in the same transaction.
         """
         now = time.time()
         with self._db:
             if pending is not None:
                 profiles, rows = pending
-                self._db.executemany("DELETE FROM pending_halves WHERE profile = ?", [(p,) for p in profiles])
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO pending_halves VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                    "DELETE FROM waiting_halves WHERE scope = ? AND profile = ?",
+                    [(self.scope, p) for p in profiles],
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO waiting_halves VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(self.scope, *row) for row in rows],
                 )
             self._db.executemany(
                 "INSERT INTO checkpoints (scope, fingerprint, offset, line, name, updated)"

@@ -31,7 +31,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.model import RAW_CAP, Batch
+from ingest.model import Batch, reject_of_row
 from ingest.transform.routing import Route
 from mappers import Rejected
 from mappers import text_classification as tc
@@ -47,7 +47,18 @@ Lookup = Callable[[Route], "tuple[str | None, bool | None]"]
 
 
 @dataclass
-class _Dataset:
+class DatasetState:
+    """What is decided about one dataset (a name in a workspace) so far, and what waits for it.
+
+    ``task``: the dataset's task (``"TextClassification"``, ``"TokenClassification"`` or
+    ``"Text2Text"``), None until something tells; ``multi_label``: a text classification
+    dataset's kind, None until decided. ``task_from`` and ``multi_from`` say what decided
+    each (``"config"``, ``"target"``, ``"records"`` or ``"default"``; ``""`` while
+    undecided), for the reject reasons. ``waiting``: the batches held until the task is
+    known, in input order. ``Decisions`` keeps one per dataset, for the single-machine run
+    (ingest/run.py) and for each Dask task (``TaskDecisions`` in ingest/runners/dask.py).
+    """
+
     task: str | None = None
     task_from: str = ""
     multi_label: bool | None = None
@@ -55,7 +66,18 @@ class _Dataset:
     waiting: list[Batch] = field(default_factory=list)
 
     def waiting_rows(self) -> int:
+        """Rows of the waiting batches (records, and the candidates of empty outputs)."""
         return sum(b.table.num_rows for b in self.waiting)
+
+    def adopt(self, task: str | None, multi_label: bool | None, origin: str) -> None:
+        """Take what ``origin`` (as in ``task_from``) tells about the dataset, where nothing
+        decided it yet: ``task`` a task name (None or ``""``: it does not say), ``multi_label``
+        the text classification kind (None: it does not say), taken only while the task is
+        unknown or text classification. Never changes a decision made; raises nothing."""
+        if self.task is None and task:
+            self.task, self.task_from = task, origin
+        if self.multi_label is None and multi_label is not None and self.task in (None, TC):
+            self.multi_label, self.multi_from = multi_label, origin
 
 
 @dataclass
@@ -88,28 +110,24 @@ class Decisions:
 
     def __init__(self, lookup: Lookup | None = None, max_waiting: int = MAX_WAITING):
         self._lookup = lookup
-        self._datasets: dict[tuple[str | None, str], _Dataset] = {}
+        self._datasets: dict[tuple[str | None, str], DatasetState] = {}
         self.max_waiting = max_waiting
-        self._dropped: list[tuple[_Dataset, Batch]] = []  # per admit(): candidates of other tasks
+        self._dropped: list[tuple[DatasetState, Batch]] = []  # per admit(): candidates of other tasks
         self._matched: set[str] = set()  # per admit(): ids with a candidate of their dataset's task
 
     # -- what is known ------------------------------------------------------------------
-    def _dataset(self, route: Route) -> _Dataset:
+    def _dataset(self, route: Route) -> DatasetState:
         key = (route.workspace, route.dataset)  # a dataset is a name in a workspace
         found = self._datasets.get(key)
         if found is not None:
             return found
-        found = self._datasets[key] = _Dataset()
+        found = self._datasets[key] = DatasetState()
         if route.configured_task:
             found.task, found.task_from = route.configured_task, "config"
         if route.multi_label is not None:
             found.multi_label, found.multi_from = route.multi_label, "config"
         if (found.task is None or found.multi_label is None) and self._lookup is not None:
-            task, multi_label = self._lookup(route)
-            if found.task is None and task:
-                found.task, found.task_from = task, "target"
-            if found.multi_label is None and multi_label is not None and found.task in (None, TC):
-                found.multi_label, found.multi_from = multi_label, "target"
+            found.adopt(*self._lookup(route), "target")
         return found
 
     def floors(self) -> dict[str, tuple[int, int]]:
@@ -135,14 +153,8 @@ class Decisions:
                 self._admit(batch, out)
         # An empty output whose reading in the dataset's task failed (e.g. no text for a
         # NER record) has only candidates of other tasks, all dropped: reject it, once.
-        orphans: dict[str, tuple[_Dataset, dict[str, Any], Any]] = {}
-        for state, batch in self._dropped:
-            columns = ["id", "source_file", "source_line", "endpoint", "record"]
-            for i, row in enumerate(batch.table.select(columns).to_pylist()):
-                if row["id"] not in self._matched:
-                    orphans.setdefault(row["id"], (state, row, _origin(batch, i)))
-        for state, row, origin in orphans.values():
-            _reject_row(row, self._orphan_reason(state), out, origin)
+        dropped = [(self._orphan_reason(state), batch) for state, batch in self._dropped]
+        _reject_orphans(dropped, self._matched, out)
         for state in self._datasets.values():
             if state.waiting and state.waiting_rows() > self.max_waiting:
                 self._give_up(state, out)
@@ -183,12 +195,12 @@ class Decisions:
         if state.waiting:
             self._release(state, out)
 
-    def _release(self, state: _Dataset, out: Admitted) -> None:
+    def _release(self, state: DatasetState, out: Admitted) -> None:
         waiting, state.waiting = state.waiting, []
         for batch in _drop_other_candidates(waiting, state.task, out, self._orphan_reason(state)):
             self._admit(batch, out)
 
-    def _give_up(self, state: _Dataset, out: Admitted) -> None:
+    def _give_up(self, state: DatasetState, out: Admitted) -> None:
         if state.task is None:
             seen: set[str] = set()
             for batch in state.waiting:
@@ -203,7 +215,7 @@ class Decisions:
             state.multi_label, state.multi_from = False, "default"
         self._release(state, out)
 
-    def _deliver(self, batch: Batch, state: _Dataset, out: Admitted) -> None:
+    def _deliver(self, batch: Batch, state: DatasetState, out: Admitted) -> None:
         if batch.candidate:
             out.records.update(_endpoints(batch.table))
         if batch.task == TC and batch.multi_label != state.multi_label:
@@ -215,7 +227,7 @@ class Decisions:
         batch.candidate = False
         out.batches.append(batch)
 
-    def _settle(self, batch: Batch, state: _Dataset, out: Admitted) -> Batch | None:
+    def _settle(self, batch: Batch, state: DatasetState, out: Admitted) -> Batch | None:
         """Rewrite the rows' records to the dataset's multi-label kind, rejecting those that cannot be."""
         assert state.multi_label is not None
         hint = f"multi_label in {_endpoint_key(batch.route)}"
@@ -248,13 +260,13 @@ class Decisions:
         return _with_table(batch, table, kept_rows)
 
     # -- reasons ------------------------------------------------------------------------------
-    def _task_reason(self, batch: Batch, state: _Dataset) -> str:
+    def _task_reason(self, batch: Batch, state: DatasetState) -> str:
         return (
             f"dataset {batch.route.dataset!r} holds {state.task} records ({_source(state.task_from)}), "
             f"this output is {batch.task}; set dataset (or task) in {_endpoint_key(batch.route)}"
         )
 
-    def _orphan_reason(self, state: _Dataset) -> str:
+    def _orphan_reason(self, state: DatasetState) -> str:
         return f"the empty output does not make a valid {state.task} record"
 
     def _unknown_task_reason(self, route: Route) -> str:
@@ -317,14 +329,26 @@ def _drop_other_candidates(waiting: list[Batch], task: str | None, out: Admitted
     for batch in waiting:
         if batch.candidate and batch.task == task:
             kept_ids.update(batch.table["id"].to_pylist())
-    orphans: dict[str, dict[str, Any]] = {}
-    kept = []
+    kept, dropped = [], []
     for batch in waiting:
         if not batch.candidate or batch.task == task:
             kept.append(batch)
-            continue
-        ids = batch.table["id"]
-        mask = pc.invert(pc.is_in(ids, pa.array(sorted(kept_ids), pa.string())))
+        else:
+            dropped.append((reason, batch))
+    _reject_orphans(dropped, kept_ids, out)
+    return kept
+
+
+def _reject_orphans(dropped: list[tuple[str, Batch]], kept_ids: set[str], out: Admitted) -> None:
+    """Reject the empty outputs left with no reading: each id of the dropped candidate batches
+    (``(reason, batch)``, candidates of a task other than their dataset's) that has no kept
+    candidate among ``kept_ids``, once, in input order, with its batch's reason."""
+    if not dropped:
+        return
+    kept = pa.array(sorted(kept_ids), pa.string())
+    orphans: dict[str, tuple[str, dict[str, Any], tuple[int, int, int] | None]] = {}
+    for reason, batch in dropped:
+        mask = pc.invert(pc.is_in(batch.table["id"], kept))
         positions = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
         rows = batch.table.take(pa.array(positions, pa.int64()))
         for i, row in zip(
@@ -332,10 +356,9 @@ def _drop_other_candidates(waiting: list[Batch], task: str | None, out: Admitted
             rows.select(["id", "source_file", "source_line", "endpoint", "record"]).to_pylist(),
             strict=True,
         ):
-            orphans.setdefault(row["id"], (row, _origin(batch, i)))
-    for row, origin in orphans.values():
+            orphans.setdefault(row["id"], (reason, row, _origin(batch, i)))
+    for reason, row, origin in orphans.values():
         _reject_row(row, reason, out, origin)
-    return kept
 
 
 def _reject_row(
@@ -355,18 +378,10 @@ def _reject_row(
     make) it stays what it was before: a reject of the line, the record taken off the count.
     """
     endpoint = row["endpoint"]
-    out.rejects.append(
-        {
-            "file": row["source_file"],
-            "line": row["source_line"],
-            "offset": origin[0] if origin else None,
-            "record": origin[1] if origin else None,
-            "endpoint": endpoint,
-            "stage": "dataset",
-            "reason": reason,
-            "raw": row["record"][:RAW_CAP],
-        }
-    )
+    reject = reject_of_row(row, reason, "dataset")
+    if origin:
+        reject["offset"], reject["record"] = origin[0], origin[1]
+    out.rejects.append(reject)
     out.rejected[endpoint] += 1
     if origin is None:
         if counted:

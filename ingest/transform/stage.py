@@ -227,7 +227,7 @@ class Transformer:
         rejects: list[Reject] = []
         columns: dict[tuple[Any, ...], _Columns] = {}
         files = FileCounts()
-        for number, line_offset, raw in _lines(chunk, files):
+        for number, line_offset, raw in chunk_lines(chunk, files):
             line = _Line(chunk.source, number, line_offset, raw)
             try:
                 self._line(line)
@@ -281,7 +281,7 @@ class Transformer:
         rejects: list[Reject] = []
         columns: dict[tuple[Any, ...], _Columns] = {}
         files = FileCounts()
-        for number, line_offset, raw in _lines(chunk, files):
+        for number, line_offset, raw in chunk_lines(chunk, files):
             reject = _rejecter(rejects, chunk.source, number, line_offset, raw)
             files.lines += 1
             # the line's outcome, from what it added (a line's items may name several endpoints)
@@ -578,12 +578,23 @@ def _finite(value: Any) -> float | None:
 _NULS = re.compile(rb"\0+")
 
 
-def _lines(chunk: Chunk, files: FileCounts) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, byte offset, bytes) of each line of the chunk, without its newline.
+def chunk_lines(chunk: Chunk, files: FileCounts | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """The lines of a chunk as the transform reads them: ``(number, offset, raw)`` per line.
+
+    ``number`` is the line's 1-based number in its source (``chunk.first_line`` onwards),
+    ``offset`` the byte offset in the (decompressed) source where ``raw`` starts, and ``raw``
+    the line's bytes without its newline. ``chunk.data`` is whole lines, each ending with
+    ``b"\n"`` (what ``sources.read`` makes; bytes after a last newline would not be read).
 
     A run of NUL bytes (what a crash or copytruncate leaves: the writer goes on at its old
     offset in a file that was cut) ends a line and is not a line itself: the bytes after it
-    are read as a line of their own, with the physical line's number and their own offset.
+    are read as a line of their own, with the physical line's number and their own offset,
+    and a piece that is blank beside NULs is no line at all. The NUL bytes passed over are
+    added to ``files.nul_bytes`` when ``files`` is given. Raises nothing.
+
+    Every runner reads a chunk's lines through this: the stage (``Transformer.process``, on
+    one machine or in its worker processes) and the Dask runner, which finds a waiting
+    half's offset with it (ingest/runners/dask.py).
     """
     offset = chunk.offset
     lines = chunk.data.split(b"\n")
@@ -595,7 +606,8 @@ def _lines(chunk: Chunk, files: FileCounts) -> Iterator[tuple[int, int, bytes]]:
             for run in _NULS.finditer(raw):
                 if raw[start : run.start()].strip():
                     yield number, offset + start, raw[start : run.start()]
-                files.nul_bytes += run.end() - run.start()
+                if files is not None:
+                    files.nul_bytes += run.end() - run.start()
                 start = run.end()
             if raw[start:].strip():
                 yield number, offset + start, raw[start:]
@@ -635,18 +647,8 @@ class _Line:
         self.rows: list[tuple[Route, str, tuple[bool, str | None, bool | None], tuple[Any, ...], int]] = []
 
     def reject(self, reason: str, stage: str, index: int | None = None) -> None:
-        self.rejects.append(
-            {
-                "file": self.source,
-                "line": self.number,
-                "offset": self.offset,
-                "record": index,
-                "endpoint": self.endpoint or NO_ENDPOINT,
-                "stage": stage,
-                "reason": redact_text(reason),  # a message may quote the line
-                "raw": redact_raw(self.raw, RAW_CAP).decode("utf-8", "replace"),
-            }
-        )
+        where = (self.source, self.number, self.offset, self.raw)
+        self.rejects.append(_line_reject(where, reason, self.endpoint or NO_ENDPOINT, stage, index))
 
     def commit_rows(self, columns: dict[tuple[Any, ...], _Columns], whole_line: bool = True) -> None:
         """Hand the line's valid records to their datasets' columns.
@@ -696,22 +698,29 @@ class _Line:
         return "rejected" if self.rejects else "skipped"
 
 
+def _line_reject(
+    where: tuple[str, int, int, bytes], reason: str, endpoint: str, stage: str, index: int | None
+) -> Reject:
+    """A reject of a line (``index`` None) or of its record ``index``: ``where`` is the line's
+    file, number, offset and bytes; the reason and the raw line are redacted, the line cut."""
+    source, number, offset, raw = where
+    return {
+        "file": source,
+        "line": number,
+        "offset": offset,
+        "record": index,
+        "endpoint": endpoint,
+        "stage": stage,
+        "reason": redact_text(reason),  # a message may quote the line
+        "raw": redact_raw(raw, RAW_CAP).decode("utf-8", "replace"),
+    }
+
+
 def _rejecter(rejects: list[Reject], source: str, number: int, offset: int, raw: bytes) -> Any:
     """A function filing one reject of this line (file, line, offset, reason, redacted raw line)."""
 
     def reject(reason: str, endpoint: str, stage: str, index: int | None = None) -> None:
-        rejects.append(
-            {
-                "file": source,
-                "line": number,
-                "offset": offset,
-                "record": index,
-                "endpoint": endpoint,
-                "stage": stage,
-                "reason": redact_text(reason),  # a message may quote the line
-                "raw": redact_raw(raw, RAW_CAP).decode("utf-8", "replace"),
-            }
-        )
+        rejects.append(_line_reject((source, number, offset, raw), reason, endpoint, stage, index))
 
     return reject
 

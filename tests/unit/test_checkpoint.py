@@ -69,3 +69,25 @@ def test_a_second_lock_holder_gets_lock_held_exit_75(tmp_path: Path):
     ):
         RunLock(tmp_path / "state.sqlite", wait=False).__enter__()
     assert caught.value.exit_code == 75
+
+
+def test_waiting_halves_are_kept_per_scope_and_an_unscoped_table_is_adopted(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "state.sqlite"
+    with sqlite3.connect(path) as db:  # a state file from before waiting halves had scopes
+        db.execute(
+            "CREATE TABLE pending_halves (profile TEXT NOT NULL, key TEXT NOT NULL, side TEXT NOT NULL,"
+            " ts REAL, source TEXT, line INTEGER, raw BLOB NOT NULL, PRIMARY KEY (profile, key, side))"
+        )
+        db.execute(
+            "INSERT INTO pending_halves VALUES ('kserve', 'k1', 'request', 1.0, 'e.jsonl', 1, x'7b7d')"
+        )
+    db.close()
+    first = State(path, "local store /a\n*")
+    assert first.pending() == [("kserve", "k1", "request", 1.0, "e.jsonl", 1, b"{}")]
+    other = State(path, "local store /b\n*")
+    assert other.pending() == []
+    other.save({}, (["kserve"], [("kserve", "k2", "response", 2.0, "e.jsonl", 2, b"{}")]))
+    assert [row[1] for row in first.pending()] == ["k1"]  # the other scope's save left it alone
+    assert [row[1] for row in other.pending()] == ["k2"]

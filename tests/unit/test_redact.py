@@ -105,3 +105,23 @@ def test_a_cap_through_a_credential_leaves_no_prefix_of_it():
             out = redact_raw(line, cap)
             assert len(out) <= cap and token[:2].encode() not in out[at - 2 :], (cap, out[-30:])
     assert redact_raw("é".encode() * 10, 5) == "éé".encode()  # cut at a character boundary
+
+
+def test_percent_encoded_names_and_nested_query_strings_are_seen_through():
+    urls = {
+        "/p?%73ig=abc&x=1": "/p?%73ig=[redacted]&x=1",
+        "/p?api%5Fkey=abc": "/p?api%5Fkey=[redacted]",
+        "/p?X%2DAmz%2DSignature=fe12": "/p?X%2DAmz%2DSignature=[redacted]",
+        # a credential in a query string that is itself a parameter's value (a redirect URL)
+        "/login?next=%2Fcb%3Fapi_key%3Dsekrit%26x%3D1": "/login?next=%2Fcb%3Fapi_key%3D[redacted]%26x%3D1",
+        "/h?a=Authorization%3A%20Bearer%20abcdefgh1234": "/h?a=Authorization%3A%20[redacted]",
+    }  # fmt: skip
+    assert {url: redact_text(url) for url in urls} == urls
+    # a decoded "&" (%26) inside a value does not end the mask early: the plain view measures it
+    assert redact_text("/p?sig=abc%26def&x=1") == "/p?sig=[redacted]&x=1"
+    # a percent-escaped JSON key stays a JSON string when masked, so the line still parses
+    masked = redact_text('{"api%5Fkey": "abc", "n": 1}')
+    assert json.loads(masked) == {"api%5Fkey": "[redacted]", "n": 1}
+    # what decodes to nothing secret is left alone, UTF-8 sequences and "%25" included
+    for text in ("/p?q=caf%C3%A9&a=%25&monkey=%31", "/x?%6Donkey=1&bar%63ode=2", "100% sure, 50%-off"):
+        assert redact_text(text) == text

@@ -25,11 +25,10 @@ from ingest.sources.formats.profile import (
     Item,
     Profile,
     Skip,
-    as_number,
     as_status,
     load_object,
 )
-from ingest.sources.formats.rules import PairError, normalize_output, open_request, pair
+from ingest.sources.formats.rules import PairError, as_number, normalize_output, open_request, pair
 from ingest.transform.logline import REQUIRED, BadLine
 
 
@@ -291,23 +290,42 @@ class BentoML(Profile):
 
     input_column: str | None = None  # without a schema file: the input column
     prediction_columns: tuple[str, ...] = ()  # without a schema file: the prediction columns
-    schemas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # source -> columns
+    # source -> the columns of each worker start in its schema file, the last start's first
+    schemas: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
 
     def sniff(self, obj: dict[str, Any]) -> bool:
         return "timestamp" in obj and "request_id" in obj and "trace_id" in obj and "event" not in obj
 
-    def columns(self, source: str) -> tuple[str | None, list[tuple[str, str]]]:
-        """(input column, [(prediction column, type)]) for a source's lines."""
-        schema = self.schemas.get(source)
-        if schema is None:
+    def columns(
+        self, source: str, obj: dict[str, Any] | None = None
+    ) -> tuple[str | None, list[tuple[str, str]]]:
+        """(input column, [(prediction column, type)]) for a source's lines, or for the line
+        ``obj``: the schema of the last worker start whose prediction columns the line has
+        (a line logged before a restart that renamed them has the earlier start's), else
+        the last start's."""
+        starts = self.schemas.get(source)
+        if not starts:
             return self.input_column, [(c, "") for c in self.prediction_columns]
+        chosen = self._schema_columns(starts[0])
+        if obj is not None and len(starts) > 1 and not self._has_prediction(chosen, obj):
+            for schema in starts[1:]:
+                found = self._schema_columns(schema)
+                if self._has_prediction(found, obj):
+                    return found
+        return chosen
+
+    @staticmethod
+    def _has_prediction(columns: tuple[str | None, list[tuple[str, str]]], obj: dict[str, Any]) -> bool:
+        return any(c in obj for c, t in columns[1] if t != "numerical")
+
+    def _schema_columns(self, schema: list[dict[str, Any]]) -> tuple[str | None, list[tuple[str, str]]]:
         features = [c for c in schema if c.get("role") == "feature"]
         text = next((c for c in features if c.get("type") == "text"), features[0] if features else None)
         preds = [(str(c["name"]), str(c.get("type", ""))) for c in schema if c.get("role") == "prediction"]
         return (self.input_column or (str(text["name"]) if text else None)), preds
 
     def parse_object(self, obj: dict[str, Any], raw: bytes, source: str) -> list[Item]:
-        input_column, prediction_columns = self.columns(source)
+        input_column, prediction_columns = self.columns(source, obj)
         if input_column is None or not prediction_columns:
             raise BadLine("no schema file for this monitor: set input_column and prediction_columns")
         ts = self.time_of(obj)

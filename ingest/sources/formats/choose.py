@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -17,6 +19,9 @@ from ingest.sources.formats.profile import Profile
 from ingest.sources.read import Source, open_source
 
 HEAD_BYTES = 64 << 10
+# A first line longer than HEAD_BYTES (a capture of a long document, an image as base64) is
+# looked for up to this many bytes, reading 8 times more each time, before detection gives up.
+HEAD_MAX_BYTES = 32 << 20
 
 
 @dataclass
@@ -28,23 +33,53 @@ class Choice:
 
 
 def _head(source: Source) -> list[bytes]:
-    """The source's first whole lines; none when it cannot be read (reading it says why)."""
-    try:
-        if source.url is not None:
-            data = objectstore.head(source.url, HEAD_BYTES)
-        else:
-            with open_source(source) as stream:
-                data = stream.read(HEAD_BYTES)
-    except Exception:  # unreadable, removed, damaged gzip: reported by the read stage, per file
-        data = b""
+    """The source's first whole lines (at least one when it has one within HEAD_MAX_BYTES);
+    none when it cannot be read (reading it says why)."""
+    size = HEAD_BYTES
+    while True:
+        try:
+            if source.url is not None:
+                data = objectstore.head(source.url, size)
+            else:
+                with open_source(source) as stream:
+                    data = _read_up_to(stream, size)
+        except Exception:  # unreadable, removed, damaged gzip: reported by the read stage, per file
+            data = b""
+        if b"\n" in data or len(data) < size or size >= HEAD_MAX_BYTES:
+            break
+        size *= 8
     lines = data.split(b"\n")
     return lines[:-1] if len(lines) > 1 else []  # whole lines only
 
 
-def _configured(name: str, inputs: dict[str, str]) -> str | None:
+def _read_up_to(stream: Any, size: int) -> bytes:
+    """``size`` bytes, or fewer at the end: a decompressing stream may return less per read.
+    What was read before a fault (damaged gzip data) is kept: the read stage reports it."""
+    parts, got = [], 0
+    while got < size:
+        try:
+            part = stream.read(size - got)
+        except Exception:
+            if not parts:
+                raise
+            break
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _configured(source: Source, inputs: dict[str, str]) -> str | None:
+    """The format of the first ``[inputs]`` prefix or glob that the source's name as given
+    matches, or its absolute path (config files name inputs relative to themselves)."""
+    names = [source.name]
+    if source.path is not None:
+        names.append(os.path.abspath(source.path))
     for pattern, fmt in inputs.items():
-        if name.startswith(pattern) or fnmatch.fnmatchcase(name, pattern):
-            return fmt
+        for name in names:
+            if name.startswith(pattern) or fnmatch.fnmatchcase(name, pattern):
+                return fmt
     return None
 
 
@@ -63,7 +98,7 @@ def choose(
     choice = Choice()
     how: Counter[tuple[str, str]] = Counter()
     for source in sources:
-        fmt = forced or _configured(source.name, inputs or {}) or default
+        fmt = forced or _configured(source, inputs or {}) or default
         reason = "given" if fmt else ""
         if fmt is None and source.path is None and source.url is None:
             fmt, reason = DEFAULT, "default"  # stdin cannot be peeked at without reading it
@@ -103,8 +138,9 @@ def choose(
 _BENTOML_DATA = re.compile(r"/data/data\.(\d+)\.log(\.[^/]*)?$")
 
 
-def bentoml_schema(source: Source) -> list[dict[str, object]] | None:
-    """The columns of a BentoML data file, from its worker's schema file (the last start's)."""
+def bentoml_schema(source: Source) -> list[list[dict[str, object]]] | None:
+    """The columns of a BentoML data file, from its worker's schema file: one list per worker
+    start, the last start's first (a data file can hold lines of several starts)."""
     match = _BENTOML_DATA.search(source.name)
     if not match:
         return None
@@ -119,13 +155,16 @@ def bentoml_schema(source: Source) -> list[dict[str, object]] | None:
             continue
         except Exception:  # a store's "not found" is not always an OSError
             continue
+        starts = []
         for line in reversed(text.splitlines()):
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(obj, dict) and isinstance(obj.get("columns"), list):
-                return [c for c in obj["columns"] if isinstance(c, dict) and "name" in c]
+                starts.append([c for c in obj["columns"] if isinstance(c, dict) and "name" in c])
+        if starts:
+            return starts
     return None
 
 

@@ -25,7 +25,7 @@ from ingest.accesslog.redact import redact_endpoint
 from ingest.sources.formats.decode import DEFAULT_DECODERS, NotDecodable, decode
 from ingest.sources.formats.fieldmap import MISSING, FieldMap
 from ingest.sources.formats.fieldmap import get as get_path
-from ingest.sources.formats.rules import PairError, open_request, open_response, pair
+from ingest.sources.formats.rules import PairError, as_number, open_request, open_response, pair
 from ingest.sources.formats.times import TimeError, parse_time
 from ingest.transform.logline import BadLine
 
@@ -103,19 +103,6 @@ def as_status(value: Any, where: str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     raise BadLine(f"status ({where}) is not an integer: {value!r}")
-
-
-def as_number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass

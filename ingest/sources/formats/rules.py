@@ -18,22 +18,26 @@ from typing import Any
 
 import mappers
 from ingest.sources.formats.decode import CsvRows, Lines
+from mappers.pairs import batch_mismatch
 
-_NUMBER = (int, float)
+_NUMBER = (int, float)  # a tuple: ``int | float`` would be built anew at every call
 
 
 class PairError(ValueError):
     """A request and a response that cannot be paired; the message is the reject reason."""
 
 
-def _as_number(text: Any) -> float | None:
-    if isinstance(text, bool):
+def as_number(value: Any) -> float | None:
+    """An int or float, or a string ``float()`` reads (``"0.9"``, ``"1e-3"``), as a float;
+    None for anything else (booleans and None included). Raises OverflowError only for an
+    int past a float's range, which no decoder here gives (orjson refuses such a number)."""
+    if isinstance(value, bool) or value is None:
         return None
-    if isinstance(text, _NUMBER):
-        return float(text)
-    if isinstance(text, str):
+    if isinstance(value, _NUMBER):
+        return float(value)
+    if isinstance(value, str):
         try:
-            return float(text)
+            return float(value)
         except ValueError:
             return None
     return None
@@ -86,10 +90,10 @@ def open_response(body: Any, labels: tuple[str, ...] = ()) -> Any:
 
 
 def _csv_prediction(row: list[str], labels: tuple[str, ...]) -> Any:
-    if len(row) == 2 and _as_number(row[1]) is not None and _as_number(row[0]) is None:
-        return {"label": row[0], "score": _as_number(row[1])}
+    if len(row) == 2 and as_number(row[1]) is not None and as_number(row[0]) is None:
+        return {"label": row[0], "score": as_number(row[1])}
     if len(row) == 1:
-        number = _as_number(row[0])
+        number = as_number(row[0])
         if number is None:
             return {"label": row[0], "score": 1.0}
         if number.is_integer() and "." not in row[0]:
@@ -103,16 +107,16 @@ def normalize_output(item: Any, labels: tuple[str, ...] = ()) -> Any:
     if isinstance(item, int) and not isinstance(item, bool):
         return {"label": labels[item] if 0 <= item < len(labels) else str(item), "score": 1.0}
     if isinstance(item, dict):
-        if item and all(k.isdigit() for k in item) and all(_as_number(v) is not None for v in item.values()):
+        if item and all(k.isdigit() for k in item) and all(as_number(v) is not None for v in item.values()):
             names = [labels[int(k)] if int(k) < len(labels) else k for k in item]
-            return {"labels": names, "scores": [_as_number(v) for v in item.values()]}
+            return {"labels": names, "scores": [as_number(v) for v in item.values()]}
         if "label" in item and isinstance(item["label"], int) and not isinstance(item["label"], bool):
             index = item["label"]
             return {**item, "label": labels[index] if 0 <= index < len(labels) else str(index)}
         if "label" not in item and ("entity_group" in item or "entity" in item) and "start" in item:
             return {**item, "label": item.get("entity_group", item.get("entity"))}
-        if "score" in item and isinstance(item["score"], str) and _as_number(item["score"]) is not None:
-            return {**item, "score": _as_number(item["score"])}
+        if "score" in item and isinstance(item["score"], str) and as_number(item["score"]) is not None:
+            return {**item, "score": as_number(item["score"])}
         return item
     if isinstance(item, list) and item and all(isinstance(e, dict) for e in item):
         return [normalize_output(e, labels) for e in item]
@@ -126,12 +130,9 @@ def pair(inputs: Any, outputs: Any, labels: tuple[str, ...] = ()) -> list[tuple[
     line is rejected); a single input answered by a one-item list gets that item.
     """
     if isinstance(inputs, list):
-        if not isinstance(outputs, list):
-            raise PairError(f"batch size mismatch: request has {len(inputs)} inputs, response is not a list")
-        if len(inputs) != len(outputs):
-            raise PairError(
-                f"batch size mismatch: request has {len(inputs)} inputs, response {len(outputs)} outputs"
-            )
+        mismatch = batch_mismatch(inputs, outputs)
+        if mismatch:
+            raise PairError(mismatch)
         return [(i, normalize_output(o, labels)) for i, o in zip(inputs, outputs, strict=True)]
     whole = normalize_output(outputs, labels)
     if isinstance(outputs, list) and len(outputs) == 1:
