@@ -124,14 +124,32 @@ class Reject(TypedDict):
     raw: str
 
 
+ROW_COLUMNS = ["record", "endpoint", "source_file", "source_line"]  # what a sink's reject needs
+
+
+def rows_of(part: pa.Table, origins: Any = None) -> list[dict[str, Any]]:
+    """A batch's rows (or a slice of them, with the same slice of its ``origins``) as dicts
+    of ``ROW_COLUMNS``, each with ``offset`` and ``index`` (its line's byte offset, its
+    record's pair index in the line) when the origins are known, for ``reject_of_row``."""
+    rows = part.select(ROW_COLUMNS).to_pylist()
+    if origins is not None and len(origins) == len(rows):
+        for row, (offset, index, _) in zip(rows, origins.tolist(), strict=True):
+            row["offset"], row["index"] = offset, index
+    return rows
+
+
 def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> Reject:
-    """The reject of a record a sink refused, from its row (source_file, source_line,
-    endpoint, record columns)."""
+    """The reject of a record a sink refused, from its row (``rows_of``).
+
+    Its ``record`` (pair index) is what makes it a record's reject rather than a whole
+    line's in the summary: the line was read and mapped, the target refused one record.
+    Rows without origins (``ingest push`` reads them back from a store) leave it None.
+    """
     return {
         "file": row["source_file"],
         "line": row["source_line"],
-        "offset": None,
-        "record": None,
+        "offset": row.get("offset"),
+        "record": row.get("index"),
         "endpoint": row["endpoint"],
         "stage": stage,
         "reason": reason,
@@ -142,12 +160,7 @@ def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> Reject:
 def rejects_of_batch(batch: Batch, reason: str, stage: str = "sink") -> list[Reject]:
     """Every record of a batch refused for one reason (e.g. its dataset holds another task);
     each a reject of its record (its pair's index and its line's offset), when known."""
-    rows = batch.table.select(["source_file", "source_line", "endpoint", "record"]).to_pylist()
-    rejects = [reject_of_row(row, reason, stage) for row in rows]
-    if batch.origins is not None and len(batch.origins) == len(rejects):
-        for reject, (offset, index, _) in zip(rejects, batch.origins.tolist(), strict=True):
-            reject["offset"], reject["record"] = offset, index
-    return rejects
+    return [reject_of_row(row, reason, stage) for row in rows_of(batch.table, batch.origins)]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -10,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
@@ -18,6 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOGS = ROOT / "sample_logs"
+
+if TYPE_CHECKING:
+    from tests.argilla_v2_server import ArgillaV2Server
 
 
 def entry(path: str = "/spacy/", request: Any = None, response: Any = None, **fields: Any) -> dict:
@@ -174,6 +178,28 @@ def rubrix_server() -> Iterator[RubrixServer]:
 def server(rubrix_server: RubrixServer) -> RubrixServer:
     rubrix_server.reset()
     return rubrix_server
+
+
+@pytest.fixture(scope="session")
+def argilla_v2() -> Iterator[ArgillaV2Server]:
+    """The real argilla-server 2.8 (tests/argilla_v2_server.py), one per session: it takes
+    about 10 s to start, and the 2.x tests and the backfill's share it."""
+    from tests.argilla_v2_server import ArgillaV2Server
+
+    server = ArgillaV2Server().start()
+    yield server
+    server.stop()
+
+
+_workspaces = itertools.count()
+
+
+@pytest.fixture
+def workspace(argilla_v2: ArgillaV2Server) -> str:
+    """A fresh workspace per test on the 2.x server: datasets are found by name within one."""
+    name = f"ws{next(_workspaces)}-{int(time.time() * 1000) % 100000}"
+    argilla_v2.new_workspace(name)
+    return name
 
 
 class Service:

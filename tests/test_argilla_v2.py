@@ -1,20 +1,17 @@
 """Argilla 2.x as a target, against the real argilla-server 2.8 (tests/argilla_v2_server.py).
 
-One server for the session (about 10 s to start); each test works in a workspace of its
-own, so tests do not see each other's datasets.
+One server for the session (about 10 s to start; the ``argilla_v2`` fixture of
+tests/conftest.py); each test works in a workspace of its own (``workspace``), so tests do
+not see each other's datasets.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from ingest.sinks.detect import detect_server_api
 from tests.argilla_v2_server import ArgillaV2Server
@@ -25,22 +22,6 @@ SAMPLE_DATASETS = {
     "monitoring_transformers": "TextClassification",
     "monitoring_translate": "Text2Text",
 }
-_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def argilla_v2() -> Iterator[ArgillaV2Server]:
-    server = ArgillaV2Server().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def workspace(argilla_v2: ArgillaV2Server) -> str:
-    """A fresh workspace per test: datasets are found by name within one."""
-    name = f"ws{next(_names)}-{int(time.time() * 1000) % 100000}"
-    argilla_v2.new_workspace(name)
-    return name
 
 
 def by_external_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -237,8 +218,12 @@ def test_unknown_label_after_publish_is_rejected_with_how_to_fix(
     )
     summary = ingest.json(str(later), env=argilla_v2.env(workspace))
     assert summary["records_written"] == 1 and summary["rejected"] == 1
+    # A record the sink refused: its line was read and mapped, the target did not fail.
+    assert summary["lines"]["mapped"] == 2 and summary["lines"]["rejected"] == {}
+    assert sum(summary["records"]["rejected"].values()) == 1 and summary["records"]["not_delivered"] == 0
     (reject,) = ingest.rejects()
-    assert reject["line"] == 1 and reject["stage"] == "sink"
+    assert reject["file"] == str(later) and reject["line"] == 1 and reject["stage"] == "sink"
+    assert reject["record"] == 0 and reject["offset"] == 0
     assert (
         "'NEUTRAL' is not an option of the published Argilla dataset 'monitoring_transformers'"
         in reject["reason"]
@@ -304,8 +289,12 @@ def test_a_422_for_one_record_isolates_it_and_delivers_the_rest(
     log = write_log(tmp_path / "a.jsonl", lines)
     summary = ingest.json(str(log), "--batch-size", "4", env=argilla_v2.env(workspace))
     assert summary["records_written"] == 11 and summary["rejected"] == 1
+    assert summary["lines"]["rejected"] == {} and summary["records"]["not_delivered"] == 0
     (reject,) = ingest.rejects()
-    assert reject["line"] == 6 and reject["stage"] == "server"
+    assert reject["file"] == str(log) and reject["line"] == 6 and reject["stage"] == "server"
+    assert (
+        reject["record"] == 0 and reject["offset"] == len(log.read_bytes().splitlines(keepends=True)[0]) * 5
+    )
     assert "'r5' is not an allowed term" in reject["reason"] and "position" not in reject["reason"]
     stored = argilla_v2.records("monitoring_transformers", workspace)
     assert sorted(r["metadata"]["request_id"] for r in stored) == sorted(allowed)

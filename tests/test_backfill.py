@@ -21,6 +21,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from tests.argilla_v2_server import ArgillaV2Server
 from tests.conftest import ROOT, SAMPLE_LOGS, Ingest, RubrixServer
 from tests.dask_cluster import DaskCluster, MotoS3
 from tests.test_incremental import append, big_log, expected, lines
@@ -267,6 +268,44 @@ def test_backfill_to_a_rubrix_server_bounds_concurrency_for_the_cluster(
     stored = server.records("monitoring_spacy")
     assert sorted(r["metadata"]["request_id"] for r in stored) == expected(6000)
     assert server.api_key not in json.dumps(summary)
+
+
+def test_backfill_to_argilla_2x_stores_what_ingest_run_stores(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster, argilla_v2: ArgillaV2Server, workspace: str
+):
+    """The sample logs (three tasks: spans, labels, text) cut into several Dask tasks, each
+    with its own 2.x sink, against ``ingest run`` into another workspace of the same server.
+
+    The labels are declared, as the README says to for a backfill into new 2.x datasets:
+    otherwise the first task to create a dataset decides its options from its own records."""
+    logs = tmp_path / "logs"
+    shutil.copytree(SAMPLE_LOGS, logs, ignore=shutil.ignore_patterns("*.py"))
+    (tmp_path / "ingest.toml").write_text(
+        '[endpoints."/spacy/"]\nlabels = ["DATE", "GPE", "ORG", "PERSON"]\n'
+        '[endpoints."/transformers/"]\nlabels = ["NEGATIVE", "POSITIVE"]\n'
+        '[endpoints."/translate/"]\ndataset = "monitoring_translate"\n'  # selected too
+    )
+    one_space = f"{workspace}-one"
+    argilla_v2.new_workspace(one_space)
+    one = ingest.json("logs", "-c", "ingest.toml", "--store", "one", env=argilla_v2.env(one_space))
+    many = backfill(ingest, cluster, "logs", "-c", "ingest.toml", "--store", "many", "--split-bytes", "20KB",
+                    env=argilla_v2.env(workspace))  # fmt: skip
+    assert many["backfill"]["tasks"] >= 4 and many["target"].startswith("argilla 2.8.0 http://127.0.0.1")
+    assert comparable(many) == comparable(one) and one["records_written"] == 490
+    assert read_rejects(ingest, many["rejects_file"]) == read_rejects(ingest, one["rejects_file"])
+    assert argilla_v2.api_key not in json.dumps(many)
+    for name in ("monitoring_spacy", "monitoring_transformers", "monitoring_translate"):
+        ours = {r["external_id"]: r for r in argilla_v2.records(name, workspace)}
+        theirs = {r["external_id"]: r for r in argilla_v2.records(name, one_space)}
+        assert set(ours) == set(theirs) and len(ours) == len(argilla_v2.records(name, workspace))
+        for rid, record in ours.items():
+            other = theirs[rid]
+            assert (record["fields"], record["metadata"]) == (other["fields"], other["metadata"])
+            (mine,), (ref,) = record["suggestions"], other["suggestions"]
+            assert (mine["value"], mine["score"], mine["agent"]) == (ref["value"], ref["score"], ref["agent"])
+        q_ours = argilla_v2.dataset(name, workspace)["questions"]
+        q_theirs = argilla_v2.dataset(name, one_space)["questions"]
+        assert [(q["name"], q["settings"]) for q in q_ours] == [(q["name"], q["settings"]) for q in q_theirs]
 
 
 def test_custom_mapper_from_the_project_is_sent_to_the_workers(

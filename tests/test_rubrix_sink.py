@@ -346,6 +346,8 @@ def test_a_422_batch_is_split_and_only_the_bad_record_rejected(ingest: Ingest, s
     pq.write_table(table, part)
     summary = ingest.json("push", "--batch-size", "100", env=server.env())
     assert summary["records_written"] == 489 and summary["rejected"] == 1
+    # a record's reject: push reads records, not lines, and the server did answer for it
+    assert summary["records"]["not_delivered"] == 0 and summary["lines"]["rejected"] == {}
     (reject,) = [r for r in ingest.rejects() if r["stage"] == "server"]
     assert "HTTP 422" in reject["reason"] and "less than or equal to 1" in reject["reason"]
     assert json.loads(reject["raw"])["id"] == bad["id"]

@@ -20,6 +20,7 @@ from ingest.suggest import shown_name
 
 # Skip reasons that concern a record (a pair of a mapped line), not a whole line.
 RECORD_SKIPS = frozenset({"mapper_returned_none", "already_stored"})
+SINK_STAGES = frozenset({"sink", "server"})  # rejects a sink made: of records it was handed
 # a number standing alone, not one in a name such as ISO-8601 or utf-8
 _NUMBER = re.compile(r"(?<![A-Za-z]-)(?<!\w)\d+(?:\.\d+)?")
 
@@ -65,10 +66,15 @@ class Summary:
     refused_pairs: dict[tuple[str, int], set[int]] = field(default_factory=dict, repr=False)
 
     def count_rejects(self, rejects: list[Any]) -> None:
-        """Tally rejects by endpoint and reason: a whole line's, or one record's of a line."""
+        """Tally rejects by endpoint and reason: a whole line's, or one record's of a line.
+
+        What a sink or its server refused (stages ``sink``, ``server``) is always a record,
+        handed over and answered for, even when its pair index is not known (``ingest push``
+        reads records back from a store): never its line's reject nor "not delivered".
+        """
         for reject in rejects:
             endpoint = reject["endpoint"]
-            if reject.get("record") is None:  # the whole line
+            if reject.get("record") is None and reject.get("stage") not in SINK_STAGES:  # the whole line
                 found = self.rejected_lines.setdefault(endpoint, Counter())
             else:
                 found = self.rejected_records.setdefault(endpoint, Counter())

@@ -36,7 +36,7 @@ import orjson
 import pyarrow as pa
 
 from ingest.errors import DeliveryError
-from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch
+from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch, rows_of
 from ingest.settings import ServerSettings
 from ingest.sinks.argilla_v2.schema import (
     Layout,
@@ -349,15 +349,18 @@ class ArgillaV2Sink(RubrixSink):
         try:
             for start in range(0, batch.table.num_rows, size):
                 part = batch.table.slice(start, size)
-                self._inflight.append(self._executor.submit(self._send_part, layout, batch.task, part))
+                origins = None if batch.origins is None else batch.origins[start : start + size]
+                self._inflight.append(
+                    self._executor.submit(self._send_part, layout, batch.task, part, origins)
+                )
                 delivery.merge(self._harvest(block=len(self._inflight) >= 2 * self.settings.concurrency))
         except DeliveryError as error:
             error.delivery.merge(delivery)
             raise
         return delivery
 
-    def _send_part(self, layout: Layout, task: str, part: pa.Table) -> Delivery:
-        rows = part.select(["record", "endpoint", "source_file", "source_line"]).to_pylist()
+    def _send_part(self, layout: Layout, task: str, part: pa.Table, origins: Any) -> Delivery:
+        rows = rows_of(part, origins)
         delivery = Delivery()
         # external_id -> (the rows it stands for, the item): the same id twice in one
         # request fails all of it, and the later line is the one to keep.

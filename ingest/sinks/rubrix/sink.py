@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 
 from ingest.errors import DeliveryError
-from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch
+from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch, rows_of
 from ingest.settings import ServerSettings
 from ingest.transform.routing import Route
 
@@ -221,7 +221,8 @@ class RubrixSink:
         try:
             for start in range(0, batch.table.num_rows, size):
                 part = batch.table.slice(start, size)
-                self._inflight.append(self._executor.submit(self._send, batch, workspace, part))
+                origins = None if batch.origins is None else batch.origins[start : start + size]
+                self._inflight.append(self._executor.submit(self._send, batch, workspace, part, origins))
                 delivery.merge(self._harvest(block=len(self._inflight) >= 2 * self.settings.concurrency))
         except DeliveryError as error:
             error.delivery.merge(delivery)  # acknowledged earlier in this call: still delivered
@@ -283,9 +284,8 @@ class RubrixSink:
             into.merge(future.result())
         return error
 
-    def _send(self, batch: Batch, workspace: str | None, part: pa.Table) -> Delivery:
-        rows = part.select(["record", "endpoint", "source_file", "source_line"]).to_pylist()
-        return self._send_rows(batch, workspace, rows)
+    def _send(self, batch: Batch, workspace: str | None, part: pa.Table, origins: Any) -> Delivery:
+        return self._send_rows(batch, workspace, rows_of(part, origins))
 
     def _send_rows(self, batch: Batch, workspace: str | None, rows: list[dict[str, Any]]) -> Delivery:
         tags = orjson.dumps(batch.route.tags)
