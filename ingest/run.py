@@ -518,8 +518,9 @@ def _check_format(options: RunOptions, summary: Summary) -> None:
 
     found = summary.counts.get(NO_ENDPOINT)
     not_requests = found.skipped.get("not_a_request", 0) if found is not None else 0
+    requests = sum(c.lines for endpoint, c in summary.counts.items() if endpoint != NO_ENDPOINT)
     text = wrong_format_warning(
-        not_requests, summary.lines, options.sources, options.spec.formats, options.spec.profiles
+        not_requests, summary.lines, options.sources, options.spec.formats, options.spec.profiles, requests
     )
     if text:
         summary.warnings.append(text)

@@ -456,6 +456,27 @@ def test_a_wrong_format_says_so_in_the_table_in_json_and_under_q(tmp_path: Path,
     assert right["records_written"] == 5 and right["warnings"] == []
 
 
+def test_an_app_log_mostly_of_other_events_is_not_taken_for_a_wrong_format(tmp_path: Path, ingest: Ingest):
+    # A FastAPI app's structlog file: for each request line, two other events (queries,
+    # cache misses). They are not_a_request, as documented, and the format is the right
+    # one: a cron run must not warn "is the format right?" every five minutes.
+    lines = []
+    for i in range(10):
+        ts = f"2026-11-24T12:00:{i:02d}Z"
+        lines.append({"event": "db_query", "level": "debug", "timestamp": ts, "sql": "select 1"})
+        lines.append({"event": "cache_miss", "level": "debug", "timestamp": ts})
+        lines.append({"event": "http_request", "level": "info", "timestamp": ts, "path": "/classify",
+                      "status_code": 200, "request_body": {"inputs": f"text {i}"},
+                      "response_body": [{"label": "POSITIVE", "score": 0.9}]})  # fmt: skip
+    log = write_log(tmp_path / "app.log", lines)
+    summary = ingest.json(str(log), "-q")
+    assert summary["records_written"] == 10 and summary["skipped"]["not_a_request"] == 20
+    assert summary["warnings"] == []
+    # the same lines read with a format that takes none of them for requests: warned of
+    wrong = ingest.json(str(log), "--format", "loguru", "--store", "other", "-q")
+    assert len(wrong["warnings"]) == 1 and "looks like structlog" in wrong["warnings"][0]
+
+
 def _everything_written(ingest: Ingest, *outputs: bytes) -> str:
     """All a user or a script can see after runs: their output, and every name and value in
     the store (Parquet is compressed: its rows are read, not its bytes)."""

@@ -285,6 +285,43 @@ def test_waiting_halves_belong_to_their_target_as_checkpoints_do(ingest: Ingest)
     assert len(pd.read_parquet(ingest.cwd / "a" / "monitoring_sentiment")) == 1
 
 
+def test_kserve_services_sharing_an_event_id_are_not_crossed(ingest: Ingest) -> None:
+    # The event id is the caller's Ce-Id header when it sends one: two inference services
+    # behind one sink can log the same id. Each request joins its own service's response.
+    def event(side: str, data: object, time: str, isvc: str) -> dict:
+        return samples.cloudevent(side, "ce-fixed", data, time=time, isvc=isvc)
+
+    positive, negative = [{"label": "POSITIVE", "score": 0.9}], [{"label": "NEGATIVE", "score": 0.8}]
+    write_log(ingest.cwd / "events.jsonl", [
+        event("request", {"instances": ["first text"]}, "2026-11-24T12:00:00Z", "sentiment"),
+        event("request", {"instances": ["second text"]}, "2026-11-24T12:00:00.1Z", "other"),
+        event("response", {"predictions": positive}, "2026-11-24T12:00:00.2Z", "sentiment"),
+        event("response", {"predictions": negative}, "2026-11-24T12:00:00.3Z", "other"),
+    ])  # fmt: skip
+    summary = ingest.json("events.jsonl")
+    assert summary["records_written"] == 2 and summary["skipped"] == {}
+    for dataset, text, label in (("monitoring_sentiment", "first text", "POSITIVE"),
+                                 ("monitoring_other", "second text", "NEGATIVE")):  # fmt: skip
+        [record] = ingest.records(dataset)
+        assert (record["inputs"]["text"], record["prediction"]["labels"][0]["class"]) == (text, label)
+
+
+def test_a_waiting_half_displaced_by_another_line_of_its_key_is_counted(ingest: Ingest) -> None:
+    # Two requests of one service with one id, the first without a response (non-200): the
+    # first cannot wait any more once the second takes its place, and is counted, not lost.
+    write_log(ingest.cwd / "events.jsonl", [
+        samples.cloudevent("request", "ce-1", {"instances": ["failed"]}, time="2026-11-24T12:00:00Z"),
+        samples.cloudevent("request", "ce-1", {"instances": ["again"]}, time="2026-11-24T12:00:01Z"),
+        samples.cloudevent("response", "ce-1", {"predictions": [1]}, time="2026-11-24T12:00:01.2Z"),
+    ])  # fmt: skip
+    summary = ingest.json("events.jsonl")
+    c = _counts(summary, "sentiment")
+    got = (c["lines"], c["lines_mapped"], c["lines_skipped"], c["written"])
+    assert got == (3, 2, {"missing_output": 1}, 1)
+    [record] = ingest.records("monitoring_sentiment")
+    assert record["inputs"]["text"] == "again"
+
+
 def test_kserve_halves_flushed_when_no_state_keeps_them(ingest: Ingest) -> None:
     write_log(ingest.cwd / "events.jsonl", [samples.kserve_lines()[0]])
     summary = ingest.json("events.jsonl", "--dry-run")
@@ -361,6 +398,29 @@ def test_join_window_does_not_depend_on_chunk_size(ingest: Ingest) -> None:
                               env={"RUBRIX_INGEST_CHUNK_BYTES": chunk})  # fmt: skip
         outcomes.append((summary["lines"], summary["records"]))
     assert outcomes[0] == outcomes[1]
+
+
+def test_azureml_deployments_sharing_a_correlation_id_are_not_crossed(ingest: Ingest) -> None:
+    # Mirrored traffic: the same request, with its correlation id, scored by two deployments
+    # of one endpoint. Each deployment's inputs join its own outputs.
+    def event(kind: str, data: list, deployment: str) -> dict:
+        found = samples.azure_event(kind, "c-1", data, time="2026-11-24T12:00:16Z")
+        found["source"] = found["source"].replace("/deployments/blue", f"/deployments/{deployment}")
+        return found
+
+    write_log(ingest.cwd / "mdc.jsonl", [
+        event("model_inputs", [{"ticket": "charged twice (to blue)"}], "blue"),
+        event("model_inputs", [{"ticket": "charged twice (to green)"}], "green"),
+        event("model_outputs", [{"label": "billing", "score": 0.9}], "blue"),
+        event("model_outputs", [{"label": "refund", "score": 0.6}], "green"),
+    ])  # fmt: skip
+    summary = ingest.json("mdc.jsonl")
+    assert summary["records_written"] == 2 and summary["skipped"] == {}
+    got = {
+        r["inputs"]["text"]: r["prediction"]["labels"][0]["class"]
+        for r in ingest.records("monitoring_tickets")
+    }
+    assert got == {"charged twice (to blue)": "billing", "charged twice (to green)": "refund"}
 
 
 def test_azureml_entity_rows_grouped_by_row_key(ingest: Ingest) -> None:

@@ -121,7 +121,11 @@ class KServe(Profile):
             if isinstance(fields.get(name), str):
                 with contextlib.suppress(orjson.JSONDecodeError):
                     fields[name] = orjson.loads(fields[name])
-        return [Half(event_id, side, ts, endpoint, 200, body, fields, raw)]
+        # The id is the caller's Ce-Id when it sent one, so services (and components) behind
+        # one sink can share it; the agent that logs both halves of a pair is one service's.
+        where = [str(obj.get(k, "")) for k in ("namespace", "component")]
+        key = "\x1f".join([where[0], endpoint, where[1], event_id])
+        return [Half(key, side, ts, endpoint, 200, body, fields, raw)]
 
 
 def kserve() -> KServe:
@@ -219,7 +223,9 @@ class AzureML(Profile):
                     body = self.blob_reader(location, source)
                 except Exception:  # any storage or decoding failure: counted, never fatal
                     body = Unreadable("blob_unreadable")
-        return [Half(f"{family}:{key}", side, ts, endpoint, 200, body, fields, raw)]
+        # a pair is logged by one deployment: mirrored traffic can log one correlation id on two
+        where = f"{endpoint}/{fields.get('deployment', '')}"
+        return [Half(f"{family}:{where}:{key}", side, ts, endpoint, 200, body, fields, raw)]
 
     def join(self, request: Half, response: Half) -> list[Item]:
         fields = {**response.fields, **request.fields}

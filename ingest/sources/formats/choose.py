@@ -181,13 +181,17 @@ def wrong_format_warning(
     sources: list[Source],
     formats: dict[str, str],
     profiles: dict[str, Profile],
+    requests: int = 0,
 ) -> str | None:
     """The warning for a run most of whose lines the format read did not take for requests
     (``not_a_request``): the symptom of a wrong ``--format`` (or ``[inputs]``), which would
     otherwise exit 0 with nothing ingested while the checkpoints move past every line.
 
     Names, for the first files read, the format their first lines look like, when that is
-    another one. None when at most half of the lines were counted so.
+    another one. None when at most half of the lines were counted so, and when some lines
+    (``requests``: lines that named an endpoint) were requests while no file looks like
+    another format: an app log's other events (structlog, loguru) are ``not_a_request`` too,
+    often most of its lines, and its format is the right one.
     """
     if not not_requests or not_requests * 2 <= lines:
         return None
@@ -202,6 +206,8 @@ def wrong_format_warning(
         found, _ = detect(_head(source), profiles)
         if found is not None and found not in (fmt, SCHEMA):
             hints.append(f"{source.name} looks like {found} (--format {found}?)")
+    if requests and not hints:
+        return None
     text = (
         f"{not_requests} of {lines} lines read are not requests in the format read ({', '.join(used)}): "
         "counted not_a_request, nothing ingested from them"

@@ -65,8 +65,13 @@ class Joiner:
             other = None
         self._see(profile.name, half)
         if other is None:
-            # the same half read again (a re-read) replaces the waiting one
-            self.pending[(profile.name, half.key, half.side)] = Waiting(profile.name, half, source, line)
+            # the same half read again (a re-read) replaces the waiting one; another line of
+            # the same key and side displaces it: it can no longer be joined, and is counted
+            key = (profile.name, half.key, half.side)
+            before = self.pending.get(key)
+            if before is not None and before.half.raw != half.raw:
+                self._stale.append(before)
+            self.pending[key] = Waiting(profile.name, half, source, line)
             return None
         request, response = (half, other.half) if half.side == "request" else (other.half, half)
         return profile.join(request, response)
