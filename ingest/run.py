@@ -156,7 +156,7 @@ def run_ingest(
     from_start = request.from_start
     result = None
     with (
-        _target_failures(),
+        _target_failures(request.state_path),
         RunLock(request.state_path, request.wait) if not request.dry_run else contextlib.nullcontext(),
     ):
         # a dry run reads from the checkpoints, if any, and never creates or moves them
@@ -261,7 +261,7 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
     started = datetime.now(UTC)
     total = known_bytes(options.sources)
     bar = progress(total) if progress is not None else contextlib.nullcontext()
-    with _summary_on_failure(summary, request.quiet), bar as update, _target_failures():
+    with _summary_on_failure(summary, request.quiet), bar as update, _target_failures(request.state_path):
         options.progress = update
         run(options, sink, rejects, summary)
     if not request.dry_run:
@@ -274,13 +274,17 @@ def _run_once(request: RunRequest, options: RunOptions, progress: Progress | Non
 
 
 @contextlib.contextmanager
-def _target_failures() -> Iterator[None]:
+def _target_failures(state_path: Path | None = None) -> Iterator[None]:
     """What cannot be written (the store, the state file, the lock, the rejects file) stops
     the run as a TargetFailed, with the OS's reason. Files that cannot be read never get
-    here: each stops alone (``run``)."""
+    here: each stops alone (``run``). SQLite's errors are the state file's (a damaged one
+    says "file is not a database"): named, so the user is not sent to look at the target."""
     try:
         yield
-    except (OSError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:
+        where = f"the state file {state_path}" if state_path is not None else "the target"
+        raise TargetFailed(f"{where} cannot be used: {type(exc).__name__}: {exc}") from exc
+    except OSError as exc:
         raise TargetFailed(f"the target cannot be written: {type(exc).__name__}: {exc}") from exc
 
 

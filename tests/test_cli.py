@@ -437,6 +437,16 @@ def test_dry_run_does_not_say_the_target_failed(ingest: Ingest):
     assert "dry run: 490 records mapped and validated, none written" in err
 
 
+def test_a_damaged_state_file_is_named_as_such(ingest: Ingest):
+    # The store is fine; the checkpoints' file is not: the message must send the user there.
+    ingest.store.mkdir()
+    (ingest.store / "_state.sqlite").write_text("not a database\n")
+    proc = ingest(str(SAMPLE_LOGS), "--json", check=False)
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert error.startswith("the state file rubrix-store/_state.sqlite cannot be used: "), error
+
+
 def test_summary_table_on_stderr(ingest: Ingest):
     err = ingest(str(SAMPLE_LOGS)).stderr.decode()
     assert "target: local store rubrix-store" in err
