@@ -204,3 +204,15 @@ def test_entity_labels_with_quotes_and_accents(ingest: Ingest, tmp_path: Path) -
     ingest(str(tmp_path / "a.jsonl"), "--store", str(ingest.store))
     counts = report_json(ingest)["datasets"]["monitoring_ner"]["entities"]["label_counts"]
     assert counts == {'WORK_OF "ART"': 1, "LIEU-Zürich": 1}
+
+
+@pytest.mark.parametrize(
+    "option", [("--drift-threshold", "-1"), ("--low-confidence", "2"), ("--low-confidence", "-0.5")]
+)
+def test_thresholds_out_of_their_range_are_usage_errors(ingest: Ingest, option: tuple[str, str]) -> None:
+    # PSI is never negative and scores lie in [0, 1]: such a value would flag every dataset
+    # as drifted, or every prediction as low-confidence, in a report cron alerts on.
+    ingest(str(SAMPLE_LOGS), "-q")
+    proc = ingest("report", "--json", *option, check=False)
+    assert proc.returncode == 2, proc.stdout.decode() + proc.stderr.decode()
+    assert option[0] in proc.stderr.decode() + proc.stdout.decode()

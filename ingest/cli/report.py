@@ -39,11 +39,15 @@ from ingest.cli.outcome import examples
     help="Length of the latest window compared with everything before it.",
 )
 @click.option(
-    "--drift-threshold", type=float, default=0.2, show_default=True, help="PSI above which drift is flagged."
+    "--drift-threshold",
+    type=click.FloatRange(min=0),
+    default=0.2,
+    show_default=True,
+    help="PSI above which drift is flagged.",
 )
 @click.option(
     "--low-confidence",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.6,
     show_default=True,
     help="Top scores below this are low-confidence.",
