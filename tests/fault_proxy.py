@@ -25,6 +25,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 
 
@@ -40,6 +41,7 @@ class Fault:
     times: int | None = 1
     after: int = 0
     status: int = 503
+    body: bytes = b'{"detail":"injected by the fault proxy"}'  # of a ``status`` answer
     stall: float = 0.0
     seen: int = 0  # matching requests so far
     applied: int = 0
@@ -119,7 +121,10 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.connections = 0
         self.requests: list[tuple[str, str, str]] = []  # (method, path, what was done)
-        self.answers: list[tuple[str, str, int]] = []  # (method, path, status) the server gave
+        # (method, path, status, sent, answered): what the server answered, and when the
+        # request went to it and its answer came back (time.monotonic())
+        self.answers: list[tuple[str, str, int, float, float]] = []
+        self.injected_at: list[float] = []  # when each fault was applied
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
@@ -176,6 +181,7 @@ class FaultProxy:
                     fault.seen += 1
                     if fault.seen > fault.after and (fault.times is None or fault.applied < fault.times):
                         fault.applied += 1
+                        self.injected_at.append(time.monotonic())
                         self.requests.append((method, path, fault.action))
                         return fault
                     break
@@ -192,15 +198,15 @@ class FaultProxy:
                 method, path = head.split(b" ", 2)[:2]
                 fault = self._decide(method.decode(), path.decode("latin-1"))
                 if fault is not None and fault.action == "status":
-                    body = b'{"detail":"injected by the fault proxy"}'
                     client.sendall(
                         b"HTTP/1.1 %d Injected\r\ncontent-type: application/json\r\n"
-                        b"content-length: %d\r\n\r\n%s" % (fault.status, len(body), body)
+                        b"content-length: %d\r\n\r\n%s" % (fault.status, len(fault.body), fault.body)
                     )
                     continue
                 if fault is not None and fault.action == "reset":
                     _reset(client)
                     return
+                sent = time.monotonic()
                 for fresh in (upstream is None, True):
                     if fresh:
                         if upstream is not None:
@@ -220,10 +226,10 @@ class FaultProxy:
                         if fresh or self._stopped.is_set():
                             raise
                 answer = answer_head + _read_message_body(upstream, from_upstream, answer_head)
+                status = int(answer_head.split()[1])
+                answered = (method.decode(), path.decode("latin-1"), status, sent, time.monotonic())
                 with self._lock:
-                    self.answers.append(
-                        (method.decode(), path.decode("latin-1"), int(answer_head.split()[1]))
-                    )
+                    self.answers.append(answered)
                 if fault is not None:  # lost or stall: the server did the work
                     if fault.stall:
                         self._stopped.wait(fault.stall)

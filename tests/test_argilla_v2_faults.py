@@ -181,3 +181,41 @@ def test_requests_reuse_connections(
     assert len(proxy.requests) >= 15
     # 1 for detection, then the sink's pool: --concurrency 4 bulk requests at once at most
     assert proxy.connections <= 1 + 4 + 2
+
+
+def overlapping(answers: list[tuple[str, str, int, float, float]]) -> int:
+    """How many of these requests were at the server while another one was."""
+    return sum(
+        1
+        for i, (*_, sent, done) in enumerate(answers)
+        if any(j != i and other[3] < done and sent < other[4] for j, other in enumerate(answers))
+    )
+
+
+def test_a_database_locked_answer_makes_bulk_requests_go_one_at_a_time(
+    tmp_path: Path, ingest: Ingest, argilla_v2: ArgillaV2Server, workspace: str, proxy: FaultProxy
+):
+    """argilla-server on SQLite answers concurrent upserts with 500 "database is locked"
+    (README): after the first such answer the run sends one bulk request at a time, and
+    the refused one again. Without it, the same run has requests at the server together."""
+    log = big_log(tmp_path / "a.jsonl", N)
+    args = [str(log), "--batch-size", "4", "--concurrency", "4"]
+    argilla_v2.new_workspace(f"{workspace}-ref")
+    assert ingest.json(*args, env=via(proxy, argilla_v2, f"{workspace}-ref"))["records_written"] == N
+    assert overlapping([a for a in proxy.answers if BULK in a[1]]) >= 2  # the control: concurrent
+
+    proxy.answers.clear()
+    locked = b'{"detail":{"params":{"message":"(sqlite3.OperationalError) database is locked"}}}'
+    fault = Fault("status", status=500, body=locked, times=1)
+    proxy.fail(fault)
+    summary = ingest.json(*args, "--from-start", env=via(proxy, argilla_v2, workspace))
+    assert fault.applied == 1 and summary["records_written"] == N
+    bulk = [a for a in proxy.answers if BULK in a[1]]
+    # Requests already under way when the 500 came finish; every one sent after them is alone.
+    # (Under way: sent before the client can have read the 500, which it retries 0.2 s or
+    # more later, the backoff's least.)
+    read_by = proxy.injected_at[0] + 0.15
+    under_way_until = max([done for *_, sent, done in bulk if sent <= read_by], default=read_by)
+    later = [a for a in bulk if a[3] >= under_way_until]
+    assert len(later) >= 4 and overlapping(later) == 0
+    assert_exactly_once(argilla_v2, workspace, N)
