@@ -505,7 +505,7 @@ def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summa
     """At the end of a pass, halves past their window are counted; the others wait in the
     state file for the next run or, with no state to keep them in, are counted now."""
     keep = options.state is not None
-    for half, reason in transformer.joiner.expired(options.spec.profiles, flush=not keep):
+    for half, reason in transformer.joiner.expired(options.spec.profiles, flush=not keep, end=True):
         summary.counts_for(half.endpoint).skipped[reason] += 1
     earlier = transformer.joiner.earlier_expired
     if earlier:

@@ -376,6 +376,21 @@ def test_azureml_collections_in_their_own_folders_join_over_hours(ingest: Ingest
     assert (ep["lines"], ep["written"], ep["skipped"]) == (23, 11, {"missing_output": 1})
 
 
+def test_azureml_inputs_only_collection_does_not_grow_the_state_forever(ingest: Ingest) -> None:
+    # A deployment that collects model_inputs only (for drift): no output will ever come.
+    # At the end of a run that saw no output at all, inputs a window older than the newest
+    # input are counted as missing_output instead of waiting in the state file forever.
+    folder = ingest.cwd / "modelDataCollector" / "tickets" / "blue" / "model_inputs" / "2026" / "11" / "24"
+    for hour in (10, 11, 12, 13):
+        event = samples.azure_event(
+            "model_inputs", f"c{hour}", [{"ticket": "t"}], time=f"2026-11-24T{hour}:00:00Z"
+        )
+        samples._dump(folder / str(hour) / "inst.jsonl", [event])
+    summary = ingest.json("modelDataCollector/")
+    assert summary["skipped"] == {"missing_output": 2}
+    assert summary["notes"] == ["unjoined events kept for the next run: 2"]
+
+
 def test_join_window_does_not_depend_on_chunk_size(ingest: Ingest) -> None:
     # A request, then an hour of other pairs, then its response (one second after it in
     # event time): whether the window has passed is decided by the lines read before the

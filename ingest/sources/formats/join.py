@@ -76,14 +76,21 @@ class Joiner:
         request, response = (half, other.half) if half.side == "request" else (other.half, half)
         return profile.join(request, response)
 
-    def expired(self, profiles: dict[str, Profile], flush: bool = False) -> list[tuple[Half, str]]:
+    def expired(
+        self, profiles: dict[str, Profile], flush: bool = False, end: bool = False
+    ) -> list[tuple[Half, str]]:
         """Halves whose window has passed (all of them with ``flush``), with their skip reason;
-        those read by an earlier run are counted in ``earlier_expired`` instead."""
+        those read by an earlier run are counted in ``earlier_expired`` instead.
+
+        ``end``: the end of a run. A run that saw no event at all of a half's other side
+        (an Azure ML deployment that collects model_inputs only) measures the window on the
+        half's own side's clock there, else such halves would wait in the state forever.
+        """
         out = []
         gone, self._stale = self._stale, []
         for key, waiting in list(self.pending.items()):
             profile = profiles.get(waiting.profile)
-            if flush or profile is None or self._late(waiting, profile.join_window):
+            if flush or profile is None or self._late(waiting, profile.join_window, end):
                 del self.pending[key]
                 gone.append(waiting)
         for waiting in gone:
@@ -99,9 +106,12 @@ class Joiner:
         if newest is None or half.ts > newest:
             self.newest[(profile, half.side)] = half.ts
 
-    def _late(self, waiting: Waiting, window: float) -> bool:
-        """True when the other side's clock is past the half's window."""
+    def _late(self, waiting: Waiting, window: float, end: bool = False) -> bool:
+        """True when the other side's clock (at the end of a run that saw none of the other
+        side, its own side's) is past the half's window."""
         clock = self.newest.get((waiting.profile, _OTHER[waiting.half.side]))
+        if clock is None and end:
+            clock = self.newest.get((waiting.profile, waiting.half.side))
         return clock is not None and (clock - waiting.half.ts).total_seconds() > window
 
     def rows(self) -> list[tuple[str, str, str, float, str, int, bytes]]:
