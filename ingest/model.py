@@ -129,12 +129,13 @@ ROW_COLUMNS = ["record", "endpoint", "source_file", "source_line"]  # what a sin
 
 def rows_of(part: pa.Table, origins: Any = None) -> list[dict[str, Any]]:
     """A batch's rows (or a slice of them, with the same slice of its ``origins``) as dicts
-    of ``ROW_COLUMNS``, each with ``offset`` and ``index`` (its line's byte offset, its
-    record's pair index in the line) when the origins are known, for ``reject_of_row``."""
+    of ``ROW_COLUMNS``, each with ``offset``, ``index`` and ``pairs`` (its line's byte offset,
+    its record's pair index in the line, how many pairs of the line gave records) when the
+    origins are known, for ``reject_of_row`` and ``Delivery.refuse``."""
     rows = part.select(ROW_COLUMNS).to_pylist()
     if origins is not None and len(origins) == len(rows):
-        for row, (offset, index, _) in zip(rows, origins.tolist(), strict=True):
-            row["offset"], row["index"] = offset, index
+        for row, (offset, index, pairs) in zip(rows, origins.tolist(), strict=True):
+            row["offset"], row["index"], row["pairs"] = offset, index, pairs
     return rows
 
 
@@ -157,12 +158,6 @@ def reject_of_row(row: dict[str, Any], reason: str, stage: str) -> Reject:
     }
 
 
-def rejects_of_batch(batch: Batch, reason: str, stage: str = "sink") -> list[Reject]:
-    """Every record of a batch refused for one reason (e.g. its dataset holds another task);
-    each a reject of its record (its pair's index and its line's offset), when known."""
-    return [reject_of_row(row, reason, stage) for row in rows_of(batch.table, batch.origins)]
-
-
 @dataclass
 class Delivery:
     """What a sink's add or flush did: counts per endpoint, and records the target refused."""
@@ -170,8 +165,24 @@ class Delivery:
     written: Counter[str] = field(default_factory=Counter)
     already_stored: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
+    # (file, line offset, pair index, pairs of the line that gave records) of each refused
+    # record whose origin is known: what Summary.count_refused needs to count a line whose
+    # every record was refused as a rejected line of its file
+    refused: list[tuple[str, int, int, int]] = field(default_factory=list)
+
+    def refuse(self, row: dict[str, Any], reason: str, stage: str) -> None:
+        """File the reject of one record (a row of ``rows_of``) the sink or server refused."""
+        self.rejects.append(reject_of_row(row, reason, stage))
+        if row.get("pairs"):
+            self.refused.append((row["source_file"], row["offset"], row["index"], row["pairs"]))
+
+    def refuse_batch(self, batch: Batch, reason: str, stage: str = "sink") -> None:
+        """Refuse every record of a batch for one reason (e.g. its dataset holds another task)."""
+        for row in rows_of(batch.table, batch.origins):
+            self.refuse(row, reason, stage)
 
     def merge(self, other: Delivery) -> None:
         self.written.update(other.written)
         self.already_stored.update(other.already_stored)
         self.rejects.extend(other.rejects)
+        self.refused.extend(other.refused)

@@ -565,6 +565,7 @@ def record_delivery(delivery: Delivery, summary: Summary, rejects: RejectsFile |
         summary.counts_for(reject["endpoint"]).rejected += 1
     rejects.write(delivery.rejects)
     summary.count_rejects(delivery.rejects)
+    summary.count_refused(delivery.refused)
 
 
 def record_acknowledged(

@@ -221,6 +221,8 @@ def test_unknown_label_after_publish_is_rejected_with_how_to_fix(
     # A record the sink refused: its line was read and mapped, the target did not fail.
     assert summary["lines"]["mapped"] == 2 and summary["lines"]["rejected"] == {}
     assert sum(summary["records"]["rejected"].values()) == 1 and summary["records"]["not_delivered"] == 0
+    counts = summary["by_file"][str(later)]
+    assert (counts["gave_records"], counts["rejected"]) == (1, 1)
     (reject,) = ingest.rejects()
     assert reject["file"] == str(later) and reject["line"] == 1 and reject["stage"] == "sink"
     assert reject["record"] == 0 and reject["offset"] == 0
@@ -290,6 +292,9 @@ def test_a_422_for_one_record_isolates_it_and_delivers_the_rest(
     summary = ingest.json(str(log), "--batch-size", "4", env=argilla_v2.env(workspace))
     assert summary["records_written"] == 11 and summary["rejected"] == 1
     assert summary["lines"]["rejected"] == {} and summary["records"]["not_delivered"] == 0
+    # per file, each line is one outcome: the line whose only record was refused gave none
+    assert summary["by_file"][str(log)] == {"lines": 12, "gave_records": 11, "skipped": 0, "rejected": 1,
+                                            "nul_bytes": 0}  # fmt: skip
     (reject,) = ingest.rejects()
     assert reject["file"] == str(log) and reject["line"] == 6 and reject["stage"] == "server"
     assert (

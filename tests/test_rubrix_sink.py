@@ -194,9 +194,13 @@ def test_dataset_with_another_task_on_the_server(tmp_path: Path, ingest: Ingest,
         headers={"X-Argilla-Api-Key": SECRET},
         json={"name": "monitoring_spacy", "task": "TextClassification"},
     ).raise_for_status()
-    summary = ingest.json(str(write_log(tmp_path / "a.jsonl", [entry()])), env=server.env())
+    log = write_log(tmp_path / "a.jsonl", [entry()])
+    summary = ingest.json(str(log), env=server.env())
     assert summary["records_written"] == 0 and summary["rejected"] == 1
     assert "holds TextClassification records" in ingest.rejects()[0]["reason"]
+    # the line's only record refused: per file, the line is rejected, not one that gave records
+    counts = summary["by_file"][str(log)]
+    assert (counts["lines"], counts["gave_records"], counts["rejected"]) == (1, 0, 1)
 
 
 def test_rubrix_line_headers(tmp_path: Path, ingest: Ingest):

@@ -36,7 +36,7 @@ import orjson
 import pyarrow as pa
 
 from ingest.errors import DeliveryError
-from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch, rows_of
+from ingest.model import Batch, Delivery, rows_of
 from ingest.settings import ServerSettings
 from ingest.sinks.argilla_v2.schema import (
     Layout,
@@ -341,7 +341,7 @@ class ArgillaV2Sink(RubrixSink):
     def _submit(self, target: _Target, batch: Batch) -> Delivery:
         delivery = Delivery()
         if target.refused is not None:
-            delivery.rejects.extend(rejects_of_batch(batch, target.refused))
+            delivery.refuse_batch(batch, target.refused)
             return delivery
         layout = target.layout
         assert layout is not None
@@ -369,7 +369,7 @@ class ArgillaV2Sink(RubrixSink):
             try:
                 item = to_item(task, orjson.loads(row["record"]), layout)
             except RecordRefused as exc:
-                delivery.rejects.append(reject_of_row(row, str(exc), "sink"))
+                delivery.refuse(row, str(exc), "sink")
                 continue
             earlier = by_id.pop(item["external_id"], None)
             by_id[item["external_id"]] = ((earlier[0] if earlier else []) + [row], item)
@@ -395,9 +395,8 @@ class ArgillaV2Sink(RubrixSink):
                 if named:
                     for index, reason in named.items():
                         message = f"server refused the record (HTTP 422): {reason}"
-                        delivery.rejects.extend(
-                            reject_of_row(row, message, "server") for row in pairs[index][0]
-                        )
+                        for row in pairs[index][0]:
+                            delivery.refuse(row, message, "server")
                     pairs = [pair for i, pair in enumerate(pairs) if i not in named]
                     continue
             if status in (413, 422) and len(pairs) > 1:
@@ -407,9 +406,9 @@ class ArgillaV2Sink(RubrixSink):
                 return delivery
             if status in (400, 413, 422):
                 message = f"server refused the record (HTTP {status}): {_detail(response)}"
-                delivery.rejects.extend(
-                    reject_of_row(row, message, "server") for rows, _ in pairs for row in rows
-                )
+                for rows, _ in pairs:
+                    for row in rows:
+                        delivery.refuse(row, message, "server")
                 return delivery
             if status == 404:
                 raise DeliveryError(

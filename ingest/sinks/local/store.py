@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.model import SCHEMA, Batch, Delivery, rejects_of_batch
+from ingest.model import SCHEMA, Batch, Delivery
 from ingest.sinks.local.known_ids import KnownIds
 from ingest.sinks.local.layout import StoreLayout, atomic_write_bytes, fsync_dir
 from ingest.transform.routing import Route
@@ -242,7 +242,9 @@ def task_conflict(batch: Batch, known: str) -> Delivery:
         f"dataset {batch.route.dataset!r} holds {known} records, this record is {batch.task}; "
         "configure a dataset or mapper for this endpoint"
     )
-    return Delivery(rejects=rejects_of_batch(batch, reason))
+    delivery = Delivery()
+    delivery.refuse_batch(batch, reason)
+    return delivery
 
 
 def read_dataset(root: Path, dataset: str, columns: list[str] | None = None) -> pa.Table:

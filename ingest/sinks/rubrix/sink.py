@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 
 from ingest.errors import DeliveryError
-from ingest.model import Batch, Delivery, reject_of_row, rejects_of_batch, rows_of
+from ingest.model import Batch, Delivery, rows_of
 from ingest.settings import ServerSettings
 from ingest.transform.routing import Route
 
@@ -215,7 +215,7 @@ class RubrixSink:
             raise
         delivery = Delivery()
         if conflict:
-            delivery.rejects.extend(rejects_of_batch(batch, conflict))
+            delivery.refuse_batch(batch, conflict)
             return delivery
         size = self.settings.batch_size
         try:
@@ -311,7 +311,8 @@ class RubrixSink:
             return delivery
         if response.status_code in SPLIT_STATUS or response.status_code == 400:
             reason = f"server refused the record (HTTP {response.status_code}): {_detail(response)}"
-            delivery.rejects.extend(reject_of_row(row, reason, "server") for row in rows)
+            for row in rows:
+                delivery.refuse(row, reason, "server")
             return delivery
         raise DeliveryError(
             f"{self.url} answered HTTP {response.status_code} to a bulk request: {_detail(response)}"
