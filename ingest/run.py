@@ -506,7 +506,7 @@ def _settle_halves(transformer: Transformer, options: RunOptions, summary: Summa
     state file for the next run or, with no state to keep them in, are counted now."""
     keep = options.state is not None
     for half, reason in transformer.joiner.expired(options.spec.profiles, flush=not keep, end=True):
-        summary.counts_for(half.endpoint).skipped[reason] += 1
+        summary.counts_for(half.endpoint).skipped[transformer.unjoined_reason(half, reason)] += 1
     earlier = transformer.joiner.earlier_expired
     if earlier:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(earlier.items()))

@@ -675,6 +675,27 @@ def test_joined_formats_equal_a_single_machine_run(tmp_path: Path, ingest: Inges
     assert set(joined["id"]) <= set(single["id"])
 
 
+def test_a_time_window_judges_a_joined_pair_as_a_single_machine_run_does(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """A pair straddling --until belongs to its request's window; a half alone outside the
+    window is outside_time_window, in the join step as in ``ingest run``."""
+    from tests import format_samples as samples
+
+    samples._dump(tmp_path / "kserve" / "a.jsonl", [
+        samples.cloudevent("request", "late", {"instances": ["good night"]}, time="2026-11-24T23:59:59.9Z"),
+        samples.cloudevent("request", "alone", {"instances": ["failed"]}, time="2026-11-25T00:00:01Z"),
+    ])  # fmt: skip
+    samples._dump(tmp_path / "kserve" / "b.jsonl", [
+        samples.cloudevent("response", "late", {"predictions": [1]}, time="2026-11-25T00:00:00.2Z"),
+    ])  # fmt: skip
+    window = ("kserve", "--since", "2026-11-24", "--until", "2026-11-25")
+    one = ingest.json(*window, "--store", "one")
+    many = backfill(ingest, cluster, *window, "--store", "many")
+    assert comparable(many) == comparable(one)
+    assert one["records_written"] == 1 and one["skipped"] == {"outside_time_window": 1}
+
+
 def test_a_dataset_decided_by_a_later_file_is_decided_as_on_one_machine(
     tmp_path: Path, ingest: Ingest, cluster: DaskCluster
 ):

@@ -447,6 +447,16 @@ def test_a_damaged_state_file_is_named_as_such(ingest: Ingest):
     assert error.startswith("the state file rubrix-store/_state.sqlite cannot be used: "), error
 
 
+def test_a_store_inside_an_input_directory_is_not_read_as_logs(ingest: Ingest):
+    # `cd /var/log/models && ingest .` puts the default store (./rubrix-store) inside the
+    # input directory: its run log, dataset files and rejects are not logs to ingest.
+    shutil.copy(SAMPLE_LOGS / "access.jsonl", ingest.cwd / "access.jsonl")
+    first = ingest.json(".")
+    second = ingest.json(".")
+    assert first["files"] == second["files"] == ["access.jsonl"]
+    assert (second["exit_code"], second["lines_read"], second["files_failed"]) == (0, 0, {})
+
+
 def test_summary_table_on_stderr(ingest: Ingest):
     err = ingest(str(SAMPLE_LOGS)).stderr.decode()
     assert "target: local store rubrix-store" in err

@@ -322,6 +322,20 @@ def test_a_waiting_half_displaced_by_another_line_of_its_key_is_counted(ingest: 
     assert record["inputs"]["text"] == "again"
 
 
+def test_a_pair_straddling_a_time_window_edge_is_in_the_window_of_its_request(ingest: Ingest) -> None:
+    # A backfill by day (--since/--until): a request logged just before midnight, its
+    # response just after. The pair belongs to its request's day, in one window, once; each
+    # half judged on its own fell out of both windows.
+    write_log(ingest.cwd / "events.jsonl", [
+        samples.cloudevent("request", "late", {"instances": ["good night"]}, time="2026-11-24T23:59:59.9Z"),
+        samples.cloudevent("response", "late", {"predictions": [1]}, time="2026-11-25T00:00:00.2Z"),
+    ])  # fmt: skip
+    day_one = ingest.json("events.jsonl", "--since", "2026-11-24", "--until", "2026-11-25")
+    day_two = ingest.json("events.jsonl", "--since", "2026-11-25", "--until", "2026-11-26")
+    assert (day_one["records_written"], day_one["skipped"]) == (1, {})
+    assert (day_two["records_written"], day_two["skipped"]) == (0, {"outside_time_window": 1})
+
+
 def test_kserve_halves_flushed_when_no_state_keeps_them(ingest: Ingest) -> None:
     write_log(ingest.cwd / "events.jsonl", [samples.kserve_lines()[0]])
     summary = ingest.json("events.jsonl", "--dry-run")

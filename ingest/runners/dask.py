@@ -786,7 +786,7 @@ def run_join(
             result.file_counts.skipped -= 1
             run.add(result)
         for half, reason in run.transformer.joiner.expired(run.spec.profiles, flush=True):
-            run.summary.counts_for(half.endpoint).skipped[reason] += 1
+            run.summary.counts_for(half.endpoint).skipped[run.transformer.unjoined_reason(half, reason)] += 1
         run.finish()
     finally:
         run.sink.close()

@@ -83,11 +83,27 @@ LOG_PATTERNS = "*.jsonl, *.ndjson, *.json, *.log and their rotated siblings (.1,
 _ROTATION = re.compile(r"(?:[.-]\d+)*(?:\.gz)?$")
 
 
+# A local store's own files named like logs (ingest/sinks/local/layout.py): the run log, its
+# counted lines and each dataset's description. A folder below the one given that holds one
+# is a store, or one of its datasets, never a log folder.
+_STORE_FILES = frozenset({"_runs.jsonl", "_runs.counted.json", "_dataset.json"})
+
+
 def _files_in(directory: Path) -> list[Path]:
+    """The files named like logs under ``directory``, in name order; hidden and ``_`` folders,
+    local stores and a store's own files left out (``cd /var/log/models && ingest .`` with
+    the default ./rubrix-store: its run log and dataset files are not logs)."""
     found = []
     for root, dirs, files in os.walk(directory):
+        if root != str(directory) and not _STORE_FILES.isdisjoint(files):
+            dirs[:] = []
+            continue
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-        found.extend(Path(root, f) for f in sorted(files) if not f.startswith(".") and _LOG_NAME.search(f))
+        found.extend(
+            Path(root, f)
+            for f in sorted(files)
+            if not f.startswith(".") and f not in _STORE_FILES and _LOG_NAME.search(f)
+        )
     return found
 
 

@@ -311,7 +311,7 @@ class Transformer:
             else:
                 files.skipped += 1
         for half, reason in self.joiner.expired(self.spec.profiles):
-            _counts(counts, half.endpoint).skipped[reason] += 1
+            _counts(counts, half.endpoint).skipped[self.unjoined_reason(half, reason)] += 1
         return _chunk_result(chunk, columns, rejects, counts, files)
 
     def _parse_with(self, profile: Profile, raw: bytes, source: str) -> list[Item]:
@@ -348,10 +348,8 @@ class Transformer:
         if route is None:
             count.skipped["endpoint_not_selected"] += 1
             return
-        if item.ts is not None and (
-            (self.spec.since is not None and item.ts < self.spec.since)
-            or (self.spec.until is not None and item.ts >= self.spec.until)
-        ):
+        # a half is judged with its pair, at its request's time (a pair can straddle an edge)
+        if not isinstance(item, Half) and self._outside_window(item.ts):
             count.skipped["outside_time_window"] += 1
             return
         if isinstance(item, Skip):
@@ -382,6 +380,17 @@ class Transformer:
         for one in line.rejects:
             count.rejected += 1
             reject(one["reason"], one["endpoint"], one["stage"], one["record"])
+
+    def _outside_window(self, ts: datetime | None) -> bool:
+        return ts is not None and (
+            (self.spec.since is not None and ts < self.spec.since)
+            or (self.spec.until is not None and ts >= self.spec.until)
+        )
+
+    def unjoined_reason(self, half: Half, reason: str) -> str:
+        """The skip reason of a half that found no pair: outside the run's time window, its
+        window's reason, else the joiner's (``missing_output``, ...)."""
+        return "outside_time_window" if self._outside_window(half.ts) else reason
 
     def _sub_route(self, route: Route, suffix: str) -> Route:
         """One line, several tasks (BentoML prediction columns): each task to its own dataset."""
