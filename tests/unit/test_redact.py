@@ -134,7 +134,8 @@ def test_a_query_string_nested_twice_is_seen_through():
         "/login?next=%252Fcb%253Fapi_key%253Dsekrit%2526x%253D1":
             "/login?next=%252Fcb%253Fapi_key%253D[redacted]%2526x%253D1",
         "/p?%2573ig=abc": "/p?%2573ig=[redacted]",
-        "/a?next=%25252Fcb%25253Faccess_token%25253Dat1": "/a?next=%25252Fcb%25253Faccess_token%25253D[redacted]",
+        "/a?next=%25252Fcb%25253Faccess_token%25253Dat1":
+            "/a?next=%25252Fcb%25253Faccess_token%25253D[redacted]",
     }  # fmt: skip
     assert {url: redact_text(url) for url in urls} == urls
     for text in ("/p?q=100%2525+sure&monkey=%2531", "/p?q=%25%25"):
