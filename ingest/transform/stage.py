@@ -300,7 +300,8 @@ class Transformer:
             for i, item in enumerate(items):
                 try:
                     where = (chunk.source, number, line_offset, raw)
-                    self._handle(item, profile, where, i == 0, counts, columns, reject)
+                    # a line of one item: its records are all the line gives (see _handle)
+                    self._handle(item, profile, where, i == 0, counts, columns, reject, len(items) == 1)
                 except Exception as exc:
                     _counts(counts, item.endpoint).rejected += 1
                     reject(_reason(exc), item.endpoint, "pair")
@@ -333,7 +334,11 @@ class Transformer:
         counts: dict[str, Counts],
         columns: dict[tuple[Any, ...], _Columns],
         reject: Any,
+        whole_line: bool = False,
     ) -> None:
+        """Count, map and hand over one item of a profile line. ``whole_line``: the item is all
+        its line holds, so its records are all the line gives and the parent may count the
+        line rejected once it refused every one of them (``_Line.commit_rows``)."""
         source, number, offset, raw = where
         count = _counts(counts, item.endpoint)
         if item.endpoint == NO_ENDPOINT:  # a line that says nothing of a request
@@ -360,8 +365,11 @@ class Transformer:
             reject(item.reason, item.endpoint, "pair")
             return
         if isinstance(item, Half):
-            for joined in self.joiner.add(profile, item, source, number) or ():
-                self._handle(joined, profile, where, False, counts, columns, reject)
+            found = self.joiner.add(profile, item, source, number) or ()
+            for joined in found:
+                self._handle(
+                    joined, profile, where, False, counts, columns, reject, whole_line and len(found) == 1
+                )
             return
         if item.status >= 400:
             count.skipped["error_status"] += 1
@@ -375,8 +383,7 @@ class Transformer:
         self._map_line(entry, route, item.pairs, line)
         count.skipped.update(line.record_skips)
         count.records += sum(1 for _, _, variant, _, _ in line.rows if not variant[0])
-        # one item of a line that may hold several: its pairs are not all of the line's
-        line.commit_rows(columns, whole_line=False)
+        line.commit_rows(columns, whole_line=whole_line)
         for one in line.rejects:
             count.rejected += 1
             reject(one["reason"], one["endpoint"], one["stage"], one["record"])
