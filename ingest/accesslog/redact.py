@@ -313,6 +313,17 @@ def redact_endpoint(path: str) -> str:
     return redact_text(path)
 
 
+# Hex digits and dashes (a UUID, a trace id): no rule can match such text.
+_PLAIN_ID = re.compile(r"[0-9a-fA-F-]*")
+
+
+def redact_id(value: str) -> str:
+    """A request id as copied to every record and a column: masked as ``redact_text`` masks
+    (a client sets ``X-Request-Id``; a token has been seen there), cheaply for the usual
+    UUIDs and hex trace ids, which hold no credential."""
+    return value if _PLAIN_ID.fullmatch(value) else redact_text(value)
+
+
 # How far past the cap a raw line is read for redaction: a credential that starts before the
 # cut is seen whole (or open to the window's end, which the key rule masks to the end).
 _RAW_WINDOW = 64 << 10  # bytes

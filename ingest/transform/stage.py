@@ -21,7 +21,7 @@ import pyarrow as pa
 
 import mappers
 from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
-from ingest.accesslog.redact import redact_copied, redact_raw, redact_text
+from ingest.accesslog.redact import redact_copied, redact_endpoint, redact_id, redact_raw, redact_text
 from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, FileCounts, Reject
 from ingest.sources.formats.join import Joiner
 from ingest.sources.formats.profile import Bad, Half, Item, Profile, Skip
@@ -437,13 +437,12 @@ class Transformer:
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
         url = fields.get(URL)
-        # a URL can carry credentials (?api_key=, user:password@); most have no "=" or "@"
-        agent = url if isinstance(url, str) and url else entry.path
-        if "=" in agent or "@" in agent:  # a URL can carry credentials (?api_key=, user:password@)
-            agent = redact_text(agent)
+        # a URL can carry credentials (?api_key=, %3D, user:password@, a key in its path): masked
+        # as the path is, cached (a log's URLs mostly repeat; the path is masked already)
+        agent = redact_endpoint(url) if isinstance(url, str) and url else entry.path
         latency = _finite(fields.get(LATENCY_MS))
         request_id = fields.get(REQUEST_ID)
-        request_id = str(request_id) if request_id is not None else None
+        request_id = redact_id(str(request_id)) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
         if latency is not None:
             metadata["latency_ms"] = latency
