@@ -457,6 +457,17 @@ def test_a_store_inside_an_input_directory_is_not_read_as_logs(ingest: Ingest):
     assert (second["exit_code"], second["lines_read"], second["files_failed"]) == (0, 0, {})
 
 
+def test_a_fixed_rejects_file_cut_short_by_a_crash_keeps_the_next_runs_rejects(ingest: Ingest):
+    # --rejects names one file for every run; kill -9 mid-write left a line without its
+    # newline. The next run's first reject must not be glued to it, unreadable.
+    rejects = ingest.cwd / "rejects.jsonl"
+    rejects.write_bytes(b'{"file": "old.jsonl", "line": 3, "rea')
+    write_log(ingest.cwd / "bad.jsonl", ["not json"])
+    ingest("bad.jsonl", "--rejects", str(rejects), "-q")
+    last = json.loads(rejects.read_bytes().split(b"\n")[-2])
+    assert (last["file"], last["line"]) == ("bad.jsonl", 1)
+
+
 def test_summary_table_on_stderr(ingest: Ingest):
     err = ingest(str(SAMPLE_LOGS)).stderr.decode()
     assert "target: local store rubrix-store" in err

@@ -216,3 +216,15 @@ def test_thresholds_out_of_their_range_are_usage_errors(ingest: Ingest, option: 
     proc = ingest("report", "--json", *option, check=False)
     assert proc.returncode == 2, proc.stdout.decode() + proc.stderr.decode()
     assert option[0] in proc.stderr.decode() + proc.stdout.decode()
+
+
+def test_a_run_log_line_cut_short_by_a_crash_does_not_swallow_the_next_run(ingest: Ingest) -> None:
+    # kill -9 (or a full disk) during the run log's append leaves a line without its newline;
+    # the next run's line must start on a line of its own, not be glued to it and lost.
+    ingest(str(SAMPLE_LOGS), "-q")
+    runs = ingest.store / "_runs.jsonl"
+    with runs.open("ab") as fh:
+        fh.write(b'{"started": "2026-11-29T20:00:00+00:00", "fini')
+    ingest(str(SAMPLE_LOGS), "-q", "--from-start")
+    report = ingest.json("report")
+    assert report["runs"]["count"] == 2

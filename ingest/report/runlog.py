@@ -79,9 +79,12 @@ def append_run(
         entry["lines"] = lines
     store.mkdir(parents=True, exist_ok=True)
     counted = counted_lines(store)  # before the append: else rebuilt from it, with this run
-    fd = os.open(StoreLayout(store).runs_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    path = StoreLayout(store).runs_file
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, orjson.dumps(entry) + b"\n")
+        # a line cut short by a crash mid-append: ours starts on a line of its own, or it
+        # would be glued to it and lost with it
+        os.write(fd, (b"\n" if _ends_cut_short(path) else b"") + orjson.dumps(entry) + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -91,6 +94,15 @@ def append_run(
         partial = store / f".{COUNTED_FILE}.partial"
         partial.write_bytes(orjson.dumps(counted))
         partial.replace(store / COUNTED_FILE)
+
+
+def _ends_cut_short(path: Path) -> bool:
+    """True when the file's last byte is not a newline (an append a crash cut short)."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
 
 
 def read_runs(store: Path) -> list[dict[str, Any]]:

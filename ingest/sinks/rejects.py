@@ -38,6 +38,10 @@ class RejectsFile:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "ab")  # noqa: SIM115 (closed in close())
+            if _ends_cut_short(self._fh):
+                # a --rejects file that every run appends to, left mid-line by a crash: the
+                # first reject would be glued to that line, unreadable
+                self._fh.write(b"\n")
         self._fh.write(b"".join(orjson.dumps(scrubbed(r)) + b"\n" for r in rejects))
         self.count += len(rejects)
 
@@ -52,6 +56,16 @@ class RejectsFile:
             self.sync()
             self._fh.close()
             self._fh = None
+
+
+def _ends_cut_short(fh: IO[bytes]) -> bool:
+    """True when the file open for appending ends without a newline."""
+    size = os.fstat(fh.fileno()).st_size
+    if size == 0:
+        return False
+    with open(fh.name, "rb") as read:
+        read.seek(size - 1)
+        return read.read(1) != b"\n"
 
 
 class RejectsPreview:
