@@ -46,6 +46,7 @@ from ingest.sources.formats.choose import Choice
 from ingest.sources.formats.choose import choose as choose_formats
 from ingest.sources.read import Chunk, LineChunks, Source, chunk_bytes, describe, known_bytes
 from ingest.transform.datasets import Admitted, Decisions
+from ingest.transform.routing import named_datasets
 from ingest.transform.stage import Transformer, TransformSpec
 
 CHECKPOINT_BYTES = 32 << 20  # input read between two flush-and-checkpoint points
@@ -482,7 +483,7 @@ def run(
             _settle_halves(transformer, options, summary)
         checkpoint()
         _check_format(options, summary)
-        summary.check_shared_datasets()
+        summary.check_shared_datasets(named_datasets(options.spec.routes))
     except Exception as exc:
         record_acknowledged(exc, summary, rejects)
         raise

@@ -219,6 +219,7 @@ def _route(endpoint: str, table: Any, config_dir: Path) -> Route:
         task=task,
         multi_label=table.get("multi_label"),
         subword_spans=table.get("subword_spans", False),
+        dataset_named=dataset is not None,
     )
 
 
@@ -378,7 +379,10 @@ def routes(
             except ValueError as exc:
                 raise UsageError(f"Invalid value for '--dataset': {exc}") from None
         found[endpoint] = dataclasses.replace(
-            base, dataset=dataset or base.dataset, mapper=mapper or base.mapper
+            base,
+            dataset=dataset or base.dataset,
+            mapper=mapper or base.mapper,
+            dataset_named=bool(dataset) or base.dataset_named,
         )
     return found
 

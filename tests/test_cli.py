@@ -522,6 +522,36 @@ def test_credentials_never_reach_the_rejects_file(tmp_path: Path, ingest: Ingest
     assert "sk-live" not in raw and "sid=abc" not in raw and "[redacted]" in raw
 
 
+def test_credentials_in_a_url_or_request_id_never_reach_the_store(tmp_path: Path, ingest: Ingest):
+    # The url (the records' prediction agent) and the request id are copied to every record
+    # (and the id to a column): masked by the rules the path gets, whatever marks the secret.
+    def line(url: str, request_id: str = "9f8e7d6c-0000-4000-8000-000000000001") -> dict:
+        return entry("/predict", url=url, request_id=request_id)
+
+    log = write_log(
+        tmp_path / "a.jsonl",
+        [
+            line("http://h/predict?%73ig%3Dsecret-one"),  # an encoded "=" is still a query's
+            line("http://h/v1/sk-secret-two-abcdef/predict"),  # a key's shape in the path
+            line("http://h/predict?access_token%3Dsecret-three"),
+            line("http://h/predict", request_id="Bearer secret-four-0123"),
+            line("http://h/predict", request_id="eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.secret-five"),
+        ],
+    )
+    summary = ingest.json(str(log))
+    assert summary["records_written"] == 5
+    table = pd.read_parquet(ingest.store / "monitoring_predict")
+    stored = "\n".join(str(value) for column in table.columns for value in table[column])
+    assert "secret-" not in stored and stored.count("[redacted]") >= 5
+    # an ordinary id and URL are kept as they are
+    ordinary = write_log(tmp_path / "b.jsonl", [line("http://h:8000/predict/")])
+    ingest(str(ordinary))
+    table = pd.read_parquet(ingest.store / "monitoring_predict")
+    row = table[table["source_file"] == str(ordinary)].iloc[0]
+    assert row["request_id"] == "9f8e7d6c-0000-4000-8000-000000000001"
+    assert json.loads(row["record"])["prediction"]["agent"] == "http://h:8000/predict/"
+
+
 def test_writes_are_atomic_and_readers_skip_temporary_files(tmp_path: Path, ingest: Ingest):
     ingest(str(SAMPLE_LOGS))
     partition = next((ingest.store / "monitoring_spacy").glob("date=*"))

@@ -775,3 +775,42 @@ def test_kserve_joins_exactly_once_through_kill_9(tmp_path: Path, ingest: Ingest
     assert sorted(df["request_id"]) == sorted(f"id-{i}" for i in range(pairs))
     assert summary["notes"] == [] and "missing_output" not in summary["skipped"]
     assert summary["lines_read"] < len(events)  # it went on from the checkpoint
+
+
+def test_a_profile_line_whose_every_record_was_refused_is_a_rejected_line(ingest: Ingest) -> None:
+    # As for an access-log line: once a dataset decision (or a sink, or its server) refused
+    # every record a line gave, by_file counts the line as rejected, not as one that gave records.
+    def event(path: str, request_id: str, response: object) -> dict:
+        body = {"request_body": json.dumps({"inputs": "hi"}), "response_body": json.dumps(response)}
+        return {
+            "event": "http_request",
+            "level": "info",
+            "timestamp": "2026-11-24T12:00:16Z",
+            "method": "POST",
+            "path": path,
+            "status_code": 200,
+            "request_id": request_id,
+            **body,
+        }
+
+    classify = [{"label": "NEGATIVE", "score": 0.97}]
+    write_log(
+        ingest.cwd / "app.log",
+        [event("/classify", "r1", classify), event("/classify", "r2", [{"generated_text": "x"}])],
+    )
+    summary = ingest.json("app.log")
+    assert summary["formats"] == {"structlog": "1 file, detected"}
+    assert summary["records_written"] == 1 and summary["rejected"] == 1  # r2: not the dataset's task
+    (counts,) = summary["by_file"].values()
+    assert counts == {"lines": 2, "gave_records": 1, "skipped": 0, "rejected": 1, "nul_bytes": 0}
+    # a joined pair: the line that completed it gave its record, and is the rejected line
+    write_log(
+        ingest.cwd / "t2t.jsonl", [entry("sentiment", request=["a"], response=[{"generated_text": "b"}])]
+    )
+    assert ingest.json("t2t.jsonl")["records_written"] == 1
+    write_log(ingest.cwd / "events.jsonl", samples.kserve_lines()[:2])  # id-1: request, then response
+    (ingest.cwd / "ingest.toml").write_text(KSERVE_CONFIG)
+    summary = ingest.json("events.jsonl", "--config", "ingest.toml")
+    assert summary["records_written"] == 0 and summary["rejected"] == 2  # its two records
+    (counts,) = summary["by_file"].values()
+    assert counts == {"lines": 2, "gave_records": 0, "skipped": 1, "rejected": 1, "nul_bytes": 0}

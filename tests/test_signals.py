@@ -80,11 +80,20 @@ def test_endpoints_whose_paths_give_one_dataset_name_are_warned_about(ingest: In
     for toml in (
         '[endpoints."/情感/"]\ndataset = "sentiment"\n[endpoints."/观点/"]\ndataset = "stance"\n',
         '[endpoints."/情感/"]\ndataset = "opinions"\n[endpoints."/观点/"]\ndataset = "opinions"\n',
+        # ... even by the very name their paths give (the tutorial's monitoring_spacy for /spacy/
+        # and /spacy, say): the config said so
+        '[endpoints."/情感/"]\ndataset = "monitoring_root"\n'
+        '[endpoints."/观点/"]\ndataset = "monitoring_root"\n',
     ):
         config = tmp_path / "ingest.toml"
         config.write_text(toml, encoding="utf-8")
         proc = ingest(str(log), "--config", str(config), "--store", str(tmp_path / "other"), "-q")
         assert not warnings(proc), toml
+    # one named, the other left to its path's name: that one shares only by its name
+    toml = '[endpoints."/情感/"]\ndataset = "monitoring_root"\n[endpoints."/观点/"]\n'
+    config.write_text(toml, encoding="utf-8")
+    proc = ingest(str(log), "--config", str(config), "--store", str(tmp_path / "third"), "-q")
+    assert ["went to one dataset, monitoring_root" in w for w in warnings(proc)] == [True]
     sample = warnings(ingest(str(SAMPLE_LOGS), "--store", str(tmp_path / "sample"), "-q"))
     assert not [w for w in sample if "one dataset" in w]
 

@@ -74,29 +74,31 @@ def secret_key(name: str) -> bool:
 _KEY_CHARS = re.compile(r"[^\s\"'{}\[\],:=?&;]")
 _GAP_CHARS = frozenset(" \t\"'")
 _SEPARATORS = re.compile(r"[:=]")
-_SHAPES = re.compile(
-    "|".join(
-        [
-            # a token after an auth scheme; "bearer" is no English word, so no boundary and any
-            # separator (a flipped space) before it
-            r"bearer[^a-z0-9]{0,3}[a-z0-9._~+/=\-\ufffd]{4,}",
-            r"(?<![a-z])(?:basic|digest|token|negotiate)\s{1,3}[a-z0-9._~+/=\-]{6,}",
-            # well-known key formats, however they are framed
-            r"(?<![a-z])sk-[a-z0-9_\-]{3,}",
-            r"(?<![a-z])(?:sk|rk|pk)_(?:live|test)_[a-z0-9]{8,}",
-            r"(?<![a-z])(?:ghp|gho|ghs|ghu|ghr)_[a-z0-9]{16,}",
-            r"github_pat_[a-z0-9_]{16,}",
-            r"(?<![a-z])xox[abprs]-[a-z0-9\-]{8,}",
-            r"(?<![a-z0-9])(?:akia|asia)[a-z0-9]{16}",
-            r"(?<![a-z0-9])aiza[a-z0-9_\-]{20,}",
-            r"(?<![a-z])(?:hf|glpat)[_-][a-z0-9_\-]{16,}",
-            r"eyj[a-z0-9_\-]{8,}\.[a-z0-9_\-]{8,}\.[a-z0-9_\-]*",
-            # the password of user:password@host in a URL
-            r"(?<=://)[^/\s:@\"]{1,64}:[^/\s@\"]{1,256}(?=@)",
-        ]
-    ),
-    re.IGNORECASE,
+# A token after an auth scheme that is also an English word ("basic english", "token
+# classification"): in the plain text only, where a header written out has its space; a
+# decoded %20 in a query string is far more often words than a credential.
+_WORD_SCHEMES = r"(?<![a-z])(?:basic|digest|token|negotiate)\s{1,3}[a-z0-9._~+/=\-]{6,}"
+_OTHER_SHAPES = "|".join(
+    [
+        # a token after an auth scheme; "bearer" is no English word, so no boundary and any
+        # separator (a flipped space) before it
+        r"bearer[^a-z0-9]{0,3}[a-z0-9._~+/=\-\ufffd]{4,}",
+        # well-known key formats, however they are framed
+        r"(?<![a-z])sk-[a-z0-9_\-]{3,}",
+        r"(?<![a-z])(?:sk|rk|pk)_(?:live|test)_[a-z0-9]{8,}",
+        r"(?<![a-z])(?:ghp|gho|ghs|ghu|ghr)_[a-z0-9]{16,}",
+        r"github_pat_[a-z0-9_]{16,}",
+        r"(?<![a-z])xox[abprs]-[a-z0-9\-]{8,}",
+        r"(?<![a-z0-9])(?:akia|asia)[a-z0-9]{16}",
+        r"(?<![a-z0-9])aiza[a-z0-9_\-]{20,}",
+        r"(?<![a-z])(?:hf|glpat)[_-][a-z0-9_\-]{16,}",
+        r"eyj[a-z0-9_\-]{8,}\.[a-z0-9_\-]{8,}\.[a-z0-9_\-]*",
+        # the password of user:password@host in a URL
+        r"(?<=://)[^/\s:@\"]{1,64}:[^/\s@\"]{1,256}(?=@)",
+    ]
 )
+_SHAPES = re.compile(f"{_WORD_SCHEMES}|{_OTHER_SHAPES}", re.IGNORECASE)
+_DECODED_SHAPES = re.compile(_OTHER_SHAPES, re.IGNORECASE)  # for the percent-decoded view
 # Every shape above starts with, or holds, one of these (lower case).
 _SHAPE_WORDS = ("bearer", "basic", "digest", "token", "negotiate", "k-", "k_", "gh", "github_pat_", "xox",
                 "akia", "asia", "aiza", "hf", "glpat", "eyj", "://")  # fmt: skip
@@ -116,8 +118,10 @@ _QUERY_SECRETS = re.compile(
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\/")
 # ... and URL percent-encoding (RFC 3986, section 2.1), in the second view: a parameter name
 # spelled ``%73ig`` or ``api%5Fkey``, or a query string nested in a parameter's value
-# (``?next=%2Fcb%3Fapi_key%3D...``), is still a credential's name.
-_ESCAPE_OR_PERCENT = re.compile(r"\\u([0-9a-fA-F]{4})|\\/|%([0-9a-fA-F]{2})")
+# (``?next=%2Fcb%3Fapi_key%3D...``), is still a credential's name. ``%25`` ("%") before an
+# escape is seen through too: a query string nested twice (a redirect URL in a redirect
+# URL) has ``%253D`` for "=".
+_ESCAPE_OR_PERCENT = re.compile(r"\\u([0-9a-fA-F]{4})|\\/|%(?:25)*([0-9a-fA-F]{2})")
 
 
 def _view(text: str, percent: bool = False) -> tuple[str, list[int], list[int]]:
@@ -141,8 +145,8 @@ def _view(text: str, percent: bool = False) -> tuple[str, list[int], list[int]]:
             starts.append(i)
             ends.append(i + 1)
         escape = m.group(0)
-        digits = escape[2:] if escape[0] == "\\" else escape[1:]  # \uXXXX or %XX (or \/)
-        char = "/" if escape == "\\/" else chr(int(digits, 16))
+        digits = m.group(1) or m.group(2)  # \uXXXX or %XX, %25XX ... (None for \/)
+        char = chr(int(digits, 16)) if digits else "/"
         if (
             char in '"\\'
             or char < " "
@@ -228,8 +232,9 @@ def _value_end(view: str, i: int) -> int:
     return n
 
 
-def _spans(view: str) -> list[tuple[int, int, bool]]:
-    """(start, end, whole value?) of every credential in the view, from every rule."""
+def _spans(view: str, decoded: bool = False) -> list[tuple[int, int, bool]]:
+    """(start, end, whole value?) of every credential in the view, from every rule
+    (``decoded``: the percent-decoded view, where words after an encoded space are words)."""
     found: list[tuple[int, int, bool]] = []
     for m in _SEPARATORS.finditer(view):
         key_end = m.start()
@@ -254,7 +259,8 @@ def _spans(view: str) -> list[tuple[int, int, bool]]:
         found.extend((m.start(1), m.end(1), False) for m in _QUERY_SECRETS.finditer(view))
     lowered = view.lower()
     if any(word in lowered for word in _SHAPE_WORDS):  # most text has none: skip the costly regex
-        found.extend((m.start(), m.end(), False) for m in _SHAPES.finditer(view))
+        shapes = _DECODED_SHAPES if decoded else _SHAPES
+        found.extend((m.start(), m.end(), False) for m in shapes.finditer(view))
     return found
 
 
@@ -269,7 +275,7 @@ def redact_text(text: str) -> str:
     # so values are measured in the first too; the second finds the names only it can read.
     for percent in (False, True) if "%" in text else (False,):
         view, starts, ends = _view(text, percent)
-        found = _spans(view)
+        found = _spans(view, percent)
         if starts:  # back from the view to the text
             found = [(starts[a], ends[b - 1], whole) for a, b, whole in found if b > a]
         if percent:  # a value after a decoded ":" is a JSON value only if it is a string there
@@ -305,6 +311,17 @@ def redact_endpoint(path: str) -> str:
     is masked once, where it is read, so that every copy is masked.
     """
     return redact_text(path)
+
+
+# Hex digits and dashes (a UUID, a trace id): no rule can match such text.
+_PLAIN_ID = re.compile(r"[0-9a-fA-F-]*")
+
+
+def redact_id(value: str) -> str:
+    """A request id as copied to every record and a column: masked as ``redact_text`` masks
+    (a client sets ``X-Request-Id``; a token has been seen there), cheaply for the usual
+    UUIDs and hex trace ids, which hold no credential."""
+    return value if _PLAIN_ID.fullmatch(value) else redact_text(value)
 
 
 # How far past the cap a raw line is read for redaction: a credential that starts before the

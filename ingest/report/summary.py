@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,12 +100,13 @@ class Summary:
                 counts.gave_records -= 1
                 counts.rejected += 1
 
-    def check_shared_datasets(self) -> None:
+    def check_shared_datasets(self, named: Collection[str] = ()) -> None:
         """Warn (in ``warnings``) when endpoints' records went to one dataset because the names
         derived from their paths are the same (``/情感/`` and ``/实体/`` both give
         ``monitoring_root``, as ``/`` does; ``/Spacy/`` and ``/spacy`` give ``monitoring_spacy``):
-        different models would be mixed in one dataset without a word. Endpoints the config
-        sends to one dataset by a name of its own are not warned about."""
+        different models would be mixed in one dataset without a word. ``named``: endpoints
+        whose dataset the config (or --dataset) names; those share it on purpose, even when
+        the name is the one their path gives."""
         from ingest.transform.routing import dataset_for_endpoint  # a leaf module
 
         by_dataset: dict[str, list[str]] = {}
@@ -112,7 +114,8 @@ class Summary:
             for dataset in shown.split(", "):
                 by_dataset.setdefault(dataset, []).append(endpoint)
         for dataset, endpoints in sorted(by_dataset.items()):
-            if len(endpoints) < 2 or not any(dataset_for_endpoint(e) == dataset for e in endpoints):
+            by_name = [e for e in endpoints if e not in named and dataset_for_endpoint(e) == dataset]
+            if len(endpoints) < 2 or not by_name:
                 continue
             names = ", ".join(shown_name(e) for e in sorted(endpoints)[:5])
             more = f" and {len(endpoints) - 5} more" if len(endpoints) > 5 else ""

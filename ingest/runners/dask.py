@@ -113,7 +113,7 @@ from ingest.sources.read import (
     stale,
 )
 from ingest.transform.datasets import TC, Admitted, DatasetState, Decisions
-from ingest.transform.routing import Route
+from ingest.transform.routing import Route, named_datasets
 from ingest.transform.stage import Transformer, TransformSpec, chunk_lines
 
 if TYPE_CHECKING:
@@ -1086,7 +1086,7 @@ def backfill(client: Client, options: BackfillOptions, rejects: Any, summary: Su
     if rejects.path is not None and rejects.count:
         summary.rejects_file = str(rejects.path)
     summary.seconds = time.perf_counter() - started
-    summary.check_shared_datasets()
+    summary.check_shared_datasets(named_datasets(options.spec.routes))
     if too_many is not None:
         raise too_many
     return report

@@ -400,9 +400,9 @@ _DEPENDS = {
 }
 # The fingerprints of the sources above when each fast function last passed the parity tests.
 FINGERPRINTS = {
-    _tc.TASK: "241f5e0a060a714f",
-    _tok.TASK: "aa7221f6052d29c3",
-    _t2t.TASK: "5a9ad8c222ca5d51",
+    _tc.TASK: "90d2dab0da2df911",
+    _tok.TASK: "289198d6d4fd8c7f",
+    _t2t.TASK: "c38bd3888b604fe0",
 }
 _CURRENT: dict[str, bool] = {}
 

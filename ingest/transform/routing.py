@@ -29,6 +29,9 @@ class Route:
     task: str | None = None  # TextClassification, TokenClassification or Text2Text
     multi_label: bool | None = None  # text classification only
     subword_spans: bool = False  # accept entity spans that start or end inside a word
+    # the dataset was named (config's ``dataset``, --dataset), not derived from the path: an
+    # endpoint that shares it with another does so on purpose (Summary.check_shared_datasets)
+    dataset_named: bool = field(default=False, compare=False)
 
     @property
     def configured_task(self) -> str | None:
@@ -85,3 +88,8 @@ class Router:
         found = Route(endpoint=path, dataset=dataset_for_endpoint(path))
         self._routes[path] = found
         return found
+
+
+def named_datasets(routes: dict[str, Route]) -> frozenset[str]:
+    """The endpoints whose dataset is named (config's ``dataset``, --dataset), not derived."""
+    return frozenset(endpoint for endpoint, route in routes.items() if route.dataset_named)

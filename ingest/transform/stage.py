@@ -21,7 +21,7 @@ import pyarrow as pa
 
 import mappers
 from ingest.accesslog.fields import LATENCY_MS, REQUEST_ID, URL
-from ingest.accesslog.redact import redact_copied, redact_raw, redact_text
+from ingest.accesslog.redact import redact_copied, redact_endpoint, redact_id, redact_raw, redact_text
 from ingest.model import NO_ENDPOINT, RAW_CAP, SCHEMA, Batch, Counts, FileCounts, Reject
 from ingest.sources.formats.join import Joiner
 from ingest.sources.formats.profile import Bad, Half, Item, Profile, Skip
@@ -300,7 +300,8 @@ class Transformer:
             for i, item in enumerate(items):
                 try:
                     where = (chunk.source, number, line_offset, raw)
-                    self._handle(item, profile, where, i == 0, counts, columns, reject)
+                    # a line of one item: its records are all the line gives (see _handle)
+                    self._handle(item, profile, where, i == 0, counts, columns, reject, len(items) == 1)
                 except Exception as exc:
                     _counts(counts, item.endpoint).rejected += 1
                     reject(_reason(exc), item.endpoint, "pair")
@@ -333,7 +334,11 @@ class Transformer:
         counts: dict[str, Counts],
         columns: dict[tuple[Any, ...], _Columns],
         reject: Any,
+        whole_line: bool = False,
     ) -> None:
+        """Count, map and hand over one item of a profile line. ``whole_line``: the item is all
+        its line holds, so its records are all the line gives and the parent may count the
+        line rejected once it refused every one of them (``_Line.commit_rows``)."""
         source, number, offset, raw = where
         count = _counts(counts, item.endpoint)
         if item.endpoint == NO_ENDPOINT:  # a line that says nothing of a request
@@ -360,8 +365,11 @@ class Transformer:
             reject(item.reason, item.endpoint, "pair")
             return
         if isinstance(item, Half):
-            for joined in self.joiner.add(profile, item, source, number) or ():
-                self._handle(joined, profile, where, False, counts, columns, reject)
+            found = self.joiner.add(profile, item, source, number) or ()
+            for joined in found:
+                self._handle(
+                    joined, profile, where, False, counts, columns, reject, whole_line and len(found) == 1
+                )
             return
         if item.status >= 400:
             count.skipped["error_status"] += 1
@@ -375,8 +383,7 @@ class Transformer:
         self._map_line(entry, route, item.pairs, line)
         count.skipped.update(line.record_skips)
         count.records += sum(1 for _, _, variant, _, _ in line.rows if not variant[0])
-        # one item of a line that may hold several: its pairs are not all of the line's
-        line.commit_rows(columns, whole_line=False)
+        line.commit_rows(columns, whole_line=whole_line)
         for one in line.rejects:
             count.rejected += 1
             reject(one["reason"], one["endpoint"], one["stage"], one["record"])
@@ -430,13 +437,12 @@ class Transformer:
         event_ts = entry.ts.replace(tzinfo=None).isoformat(timespec="microseconds")
         ts_micros = int(entry.ts.timestamp() * 1_000_000)
         url = fields.get(URL)
-        # a URL can carry credentials (?api_key=, user:password@); most have no "=" or "@"
-        agent = url if isinstance(url, str) and url else entry.path
-        if "=" in agent or "@" in agent:  # a URL can carry credentials (?api_key=, user:password@)
-            agent = redact_text(agent)
+        # a URL can carry credentials (?api_key=, %3D, user:password@, a key in its path): masked
+        # as the path is, cached (a log's URLs mostly repeat; the path is masked already)
+        agent = redact_endpoint(url) if isinstance(url, str) and url else entry.path
         latency = _finite(fields.get(LATENCY_MS))
         request_id = fields.get(REQUEST_ID)
-        request_id = str(request_id) if request_id is not None else None
+        request_id = redact_id(str(request_id)) if request_id is not None else None
         metadata: dict[str, Any] = {"endpoint": entry.path, "status": entry.status}
         if latency is not None:
             metadata["latency_ms"] = latency

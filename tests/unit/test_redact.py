@@ -125,3 +125,33 @@ def test_percent_encoded_names_and_nested_query_strings_are_seen_through():
     # what decodes to nothing secret is left alone, UTF-8 sequences and "%25" included
     for text in ("/p?q=caf%C3%A9&a=%25&monkey=%31", "/x?%6Donkey=1&bar%63ode=2", "100% sure, 50%-off"):
         assert redact_text(text) == text
+
+
+def test_a_query_string_nested_twice_is_seen_through():
+    # A redirect URL inside a redirect URL is percent-encoded twice ("=" is %253D); a login
+    # page's ?next= carrying an OAuth callback's does that. Every level is seen through.
+    urls = {
+        "/login?next=%252Fcb%253Fapi_key%253Dsekrit%2526x%253D1":
+            "/login?next=%252Fcb%253Fapi_key%253D[redacted]%2526x%253D1",
+        "/p?%2573ig=abc": "/p?%2573ig=[redacted]",
+        "/a?next=%25252Fcb%25253Faccess_token%25253Dat1":
+            "/a?next=%25252Fcb%25253Faccess_token%25253D[redacted]",
+    }  # fmt: skip
+    assert {url: redact_text(url) for url in urls} == urls
+    for text in ("/p?q=100%2525+sure&monkey=%2531", "/p?q=%25%25"):
+        assert redact_text(text) == text
+
+
+def test_an_encoded_space_does_not_make_ordinary_words_an_auth_scheme():
+    # "basic english" or "token classification" in plain text is masked as "<scheme> <token>"
+    # only where an auth header could be written out (a raw line); a query string's %20 is
+    # not one, and the endpoint path (and the dataset name made from it) must stay readable.
+    for text in (
+        "/predict?model=basic%20english",
+        "/predict?task=token%20classification&lang=en",
+        "/search?q=digest%20algorithms",
+    ):
+        assert redact_text(text) == text
+    # an encoded credential still is one: named, or by a shape that is no English word
+    assert redact_text("/h?a=Bearer%20abcdefgh1234") == "/h?a=[redacted]"
+    assert redact_text("/h?authorization=Basic%20dXNlcjpwYXNz") == "/h?authorization=[redacted]"
