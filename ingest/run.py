@@ -438,11 +438,7 @@ def run(
 
     def deliver_batch(batch: Batch) -> None:
         # one endpoint, several tasks (a line with several prediction columns): several datasets
-        shown = summary.datasets.get(batch.route.endpoint)
-        if shown is None or batch.route.dataset not in shown.split(", "):
-            summary.datasets[batch.route.endpoint] = ", ".join(
-                sorted(filter(None, [*(shown or "").split(", "), batch.route.dataset]))
-            )
+        summary.add_dataset(batch.route.endpoint, batch.route.dataset)
         for endpoint in set(batch.table["endpoint"].to_pylist()):
             summary.datasets.setdefault(endpoint, batch.route.dataset)
         deliver(sink.add(batch))

@@ -431,6 +431,20 @@ def test_backfill_of_another_platforms_logs(tmp_path: Path, ingest: Ingest, clus
     pd.testing.assert_frame_equal(store_rows(tmp_path / "many"), store_rows(tmp_path / "one"))
 
 
+def test_an_endpoint_of_several_datasets_is_shown_with_each_as_on_one_machine(
+    tmp_path: Path, ingest: Ingest, cluster: DaskCluster
+):
+    """BentoML's prediction columns go to a dataset each: the summary names all of them."""
+    from tests import format_samples as samples
+
+    samples.write_bentoml(ingest.cwd / "bento")
+    one = ingest.json("bento", "--store", "one")
+    many = backfill(ingest, cluster, "bento", "--store", "many")
+    datasets = ", ".join(f"monitoring_ticket_triage_{c}" for c in ("entities", "reply", "sentiment"))
+    assert one["endpoints"]["ticket_triage"]["dataset"] == datasets
+    assert comparable(many) == comparable(one)
+
+
 def test_a_file_that_is_not_a_log_stops_alone_as_on_one_machine(
     tmp_path: Path, ingest: Ingest, cluster: DaskCluster
 ):

@@ -100,6 +100,15 @@ class Summary:
                 counts.gave_records -= 1
                 counts.rejected += 1
 
+    def add_dataset(self, endpoint: str, datasets: str) -> None:
+        """Note that records of ``endpoint`` went to ``datasets`` (one name, or several joined
+        by ", " as ``datasets`` shows them): one endpoint can feed several (a line with several
+        prediction columns), each shown once, sorted."""
+        shown = self.datasets.get(endpoint)
+        names = set(datasets.split(", "))
+        if shown is None or not names <= set(shown.split(", ")):
+            self.datasets[endpoint] = ", ".join(sorted(filter(None, names | set((shown or "").split(", ")))))
+
     def check_shared_datasets(self, named: Collection[str] = ()) -> None:
         """Warn (in ``warnings``) when endpoints' records went to one dataset because the names
         derived from their paths are the same (``/情感/`` and ``/实体/`` both give

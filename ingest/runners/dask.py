@@ -684,7 +684,7 @@ class _Run:
         self.rejects.write(admitted.rejects)
         summary.count_refused(admitted.refused)
         for batch in admitted.batches:
-            summary.datasets[batch.route.endpoint] = batch.route.dataset
+            summary.add_dataset(batch.route.endpoint, batch.route.dataset)  # one of several, maybe
             for endpoint in set(batch.table["endpoint"].to_pylist()):
                 summary.datasets.setdefault(endpoint, batch.route.dataset)
             record_delivery(self.sink.add(batch), summary, self.rejects)  # type: ignore[arg-type]
@@ -1424,7 +1424,7 @@ def _release(
     for endpoint, counts in result.counts.items():
         summary.counts_for(endpoint).add(counts)
     for endpoint, dataset in result.datasets.items():
-        summary.datasets.setdefault(endpoint, dataset)  # routes are fixed: every task agrees
+        summary.add_dataset(endpoint, dataset)  # each task's, of an endpoint feeding several
     summary.incomplete.update(result.incomplete)
     summary.failed_files.update(result.failed)
     for name, file_counts in result.by_file.items():
