@@ -37,8 +37,25 @@ REDACTED = "[redacted]"
 
 # Key names, as their letters alone (``X-Api-Key`` is ``xapikey``), that hold credentials
 # when they occur anywhere in a key: matched with one edit (a byte flip, loss or insertion)
-# allowed, as a damaged line has them.
-_SECRET_WORDS = ("authorization", "cookie", "apikey", "password", "passwd", "secret", "privatekey")
+# allowed, as a damaged line has them. Beside the generic ones, those platforms name so:
+# Azure API Management's ``Ocp-Apim-Subscription-Key`` header and ``subscription-key``
+# parameter, Azure Functions' ``x-functions-key``, DeepL's ``auth_key``, ``access_key`` (an
+# API key as ipstack and its kin take it; AWS's key id).
+_SECRET_WORDS = (
+    "authorization",
+    "cookie",
+    "apikey",
+    "password",
+    "passwd",
+    "passphrase",
+    "passcode",
+    "secret",
+    "privatekey",
+    "subscriptionkey",
+    "functionskey",
+    "authkey",
+    "accesskey",
+)
 
 
 def _one_edit(word: str) -> str:
@@ -56,8 +73,10 @@ _FUZZY_WORDS = re.compile("|".join(_one_edit(w) for w in _SECRET_WORDS))
 # Exact forms only: "token" is a credential as a key's last word (access_token, X-Auth-Token),
 # not in "tokens" (a tokenizer's output) or "max_tokens".
 # JSESSIONID: Java's session cookie, also a path parameter (";jsessionid=...").
-# JSESSIONID: Java's session cookie, also a path parameter (";jsessionid=...").
-_TOKEN_KEY = re.compile(r"(?:^|access|refresh|auth|id|bearer|session|csrf|xsrf|api)token$|^j?sessionid$")
+# GitLab's PRIVATE-TOKEN header and ?private_token=; AWS's X-Amz-Security-Token header.
+_TOKEN_KEY = re.compile(
+    r"(?:^|access|refresh|auth|id|bearer|session|csrf|xsrf|api|private|security)token$|^j?sessionid$"
+)
 
 
 @functools.lru_cache(maxsize=4096)  # a log's keys are few and repeat on every line
@@ -109,10 +128,11 @@ _QUERY_END = re.compile(r"[&;\s\"',}\]]")
 # Functions "code" (function access keys), "key" (Google APIs), S3 presigned URLs
 # "X-Amz-Signature"/"X-Amz-Credential"/"X-Amz-Security-Token" (AWS SigV4 query
 # authentication), GCS "X-Goog-Signature"/"X-Goog-Credential" (V4 signed URLs), CloudFront
-# "Signature", OAuth 2.0 "access_token" (RFC 6750, section 2.3) and "token".
+# "Signature", OAuth 2.0 "access_token" (RFC 6750, section 2.3), "token", and Zoom's
+# meeting passcode "pwd".
 _QUERY_SECRETS = re.compile(
     r"[?&;](?:sig|key|code|signature|x-amz-signature|x-amz-credential|x-amz-security-token"
-    r"|x-goog-signature|x-goog-credential|access_token|token)=([^&;#\s\"',}\]]+)",
+    r"|x-goog-signature|x-goog-credential|access_token|token|pwd)=([^&;#\s\"',}\]]+)",
     re.IGNORECASE,
 )
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\/")

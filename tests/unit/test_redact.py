@@ -155,3 +155,21 @@ def test_an_encoded_space_does_not_make_ordinary_words_an_auth_scheme():
     # an encoded credential still is one: named, or by a shape that is no English word
     assert redact_text("/h?a=Bearer%20abcdefgh1234") == "/h?a=[redacted]"
     assert redact_text("/h?authorization=Basic%20dXNlcjpwYXNz") == "/h?authorization=[redacted]"
+
+
+def test_credential_headers_and_parameters_of_common_apis_are_masked():
+    # Named for what they hold by their platforms: GitLab's PRIVATE-TOKEN header and
+    # ?private_token=, Azure API Management's Ocp-Apim-Subscription-Key and ?subscription-key=,
+    # Azure Functions' x-functions-key, AWS's X-Amz-Security-Token header, DeepL's ?auth_key=,
+    # ?access_key= (ipstack and its kin), a passphrase or passcode, and Zoom's ?pwd= passcode.
+    headers = ["PRIVATE-TOKEN", "Ocp-Apim-Subscription-Key", "x-functions-key", "X-Amz-Security-Token",
+               "passphrase", "passcode"]  # fmt: skip
+    for name in headers:
+        line = json.dumps({"ts": 1, "headers": {name: "s3cr3tvalue", "accept": "*/*"}})
+        assert "s3cr3tvalue" not in redact_text(line) and "*/*" in redact_text(line), name
+        assert redact_copied({name: "s3cr3tvalue"}) == {name: "[redacted]"}
+    for name in ("private_token", "subscription-key", "auth_key", "access_key", "accessKey", "pwd"):
+        assert redact_text(f"/v4/p?{name}=s3cr3tvalue&page=2") == f"/v4/p?{name}=[redacted]&page=2", name
+    # ... and names that only look alike are left alone
+    for text in ("/p?pwdx=1&keypad=2&passage=3&subscription=4&functions=5&security=6", '{"accesses": 3}'):
+        assert redact_text(text) == text
