@@ -31,7 +31,7 @@ class Route:
     subword_spans: bool = False  # accept entity spans that start or end inside a word
     # the dataset was named (config's ``dataset``, --dataset), not derived from the path: an
     # endpoint that shares it with another does so on purpose (Summary.check_shared_datasets)
-    dataset_named: bool = field(default=False, compare=False)
+    dataset_named: bool = field(default=False, compare=False, repr=False)  # repr: backfill run ids
 
     @property
     def configured_task(self) -> str | None:
