@@ -525,6 +525,30 @@ def test_bentoml_lines_of_an_earlier_worker_start_are_read_with_its_schema(inges
     assert labels == {"before the restart": "positive", "after it": "negative"}
 
 
+def test_bentoml_lines_of_a_start_that_renamed_the_input_column_are_read_with_its_schema(
+    ingest: Ingest,
+) -> None:
+    # As above, with the input column renamed (the prediction column kept): a line has the
+    # columns of the start that logged it, input included, and is read with that schema.
+    monitor = ingest.cwd / "monitoring" / "triage"
+
+    def schema(feature: str) -> dict:
+        columns = [{"name": feature, "role": "feature", "type": "text"},
+                   {"name": "label", "role": "prediction", "type": "categorical"}]  # fmt: skip
+        return {"meta_data": {"bento_name": "svc", "bento_version": feature}, "columns": columns}
+
+    samples._dump(monitor / "schema" / "schema.1.log", [schema("text"), schema("ticket")])
+    ids = {"request_id": "1", "trace_id": "0"}
+    samples._dump(monitor / "data" / "data.1.log", [
+        {"text": "before the restart", "label": "positive", "timestamp": "2026-11-24T10:00:00", **ids},
+        {"ticket": "after it", "label": "negative", "timestamp": "2026-11-24T11:00:00", **ids},
+    ])  # fmt: skip
+    summary = ingest.json("monitoring/")
+    assert (_counts(summary, "triage")["written"], _counts(summary, "triage")["skipped"]) == (2, {})
+    texts = sorted(r["inputs"]["text"] for r in ingest.records("monitoring_triage"))
+    assert texts == ["after it", "before the restart"]
+
+
 def test_bentoml_schema_file_is_not_a_log_when_the_format_is_given(ingest: Ingest) -> None:
     # The README's command (`--format bentoml` on the monitor's folder) and a config's format:
     # the schema file beside the data is read for its columns, as when detected, never as a log.

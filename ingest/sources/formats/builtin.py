@@ -306,22 +306,29 @@ class BentoML(Profile):
         self, source: str, obj: dict[str, Any] | None = None
     ) -> tuple[str | None, list[tuple[str, str]]]:
         """(input column, [(prediction column, type)]) for a source's lines, or for the line
-        ``obj``: the schema of the last worker start whose prediction columns the line has
-        (a line logged before a restart that renamed them has the earlier start's), else
-        the last start's."""
+        ``obj``: the schema of the last worker start whose input and prediction columns the
+        line has (a line logged before a restart that renamed either has the earlier
+        start's), else of the last whose prediction columns it has, else the last start's."""
         starts = self.schemas.get(source)
         if not starts:
             return self.input_column, [(c, "") for c in self.prediction_columns]
         chosen = self._schema_columns(starts[0])
-        if obj is not None and len(starts) > 1 and not self._has_prediction(chosen, obj):
-            for schema in starts[1:]:
-                found = self._schema_columns(schema)
-                if self._has_prediction(found, obj):
-                    return found
+        if obj is None or len(starts) == 1 or self._fits(chosen, obj, True):
+            return chosen
+        found = [self._schema_columns(schema) for schema in starts]
+        for with_input in (True, False):
+            for columns in found:
+                if self._fits(columns, obj, with_input):
+                    return columns
         return chosen
 
     @staticmethod
-    def _has_prediction(columns: tuple[str | None, list[tuple[str, str]]], obj: dict[str, Any]) -> bool:
+    def _fits(
+        columns: tuple[str | None, list[tuple[str, str]]], obj: dict[str, Any], with_input: bool
+    ) -> bool:
+        """The line has one of the prediction columns (and, ``with_input``, the input column)."""
+        if with_input and columns[0] not in obj:
+            return False
         return any(c in obj for c, t in columns[1] if t != "numerical")
 
     def _schema_columns(self, schema: list[dict[str, Any]]) -> tuple[str | None, list[tuple[str, str]]]:
