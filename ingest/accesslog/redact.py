@@ -93,10 +93,14 @@ def secret_key(name: str) -> bool:
 _KEY_CHARS = re.compile(r"[^\s\"'{}\[\],:=?&;]")
 _GAP_CHARS = frozenset(" \t\"'")
 _SEPARATORS = re.compile(r"[:=]")
-# A token after an auth scheme that is also an English word ("basic english", "token
-# classification"): in the plain text only, where a header written out has its space; a
-# decoded %20 in a query string is far more often words than a credential.
-_WORD_SCHEMES = r"(?<![a-z])(?:basic|digest|token|negotiate)\s{1,3}[a-z0-9._~+/=\-]{6,}"
+# A token after an auth scheme that is also an English word ("basic training", "token
+# offsets"): in the plain text only, where a header written out has its space (a decoded
+# %20 in a query string is far more often words than a credential), and only a token that
+# has what base64 and hex have and words lack (_TOKEN_EVIDENCE).
+_WORD_SCHEMES = re.compile(
+    r"(?<![a-z])(?:basic|digest|token|negotiate)\s{1,3}([a-z0-9._~+/=\-]{6,})", re.IGNORECASE
+)
+_TOKEN_EVIDENCE = re.compile(r"[0-9+/=]|.[A-Z]")  # a digit, "+", "/", "=", or a capital inside
 _OTHER_SHAPES = "|".join(
     [
         # a token after an auth scheme; "bearer" is no English word, so no boundary and any
@@ -116,8 +120,7 @@ _OTHER_SHAPES = "|".join(
         r"(?<=://)[^/\s:@\"]{1,64}:[^/\s@\"]{1,256}(?=@)",
     ]
 )
-_SHAPES = re.compile(f"{_WORD_SCHEMES}|{_OTHER_SHAPES}", re.IGNORECASE)
-_DECODED_SHAPES = re.compile(_OTHER_SHAPES, re.IGNORECASE)  # for the percent-decoded view
+_SHAPES = re.compile(_OTHER_SHAPES, re.IGNORECASE)
 # Every shape above starts with, or holds, one of these (lower case).
 _SHAPE_WORDS = ("bearer", "basic", "digest", "token", "negotiate", "k-", "k_", "gh", "github_pat_", "xox",
                 "akia", "asia", "aiza", "hf", "glpat", "eyj", "://")  # fmt: skip
@@ -279,8 +282,13 @@ def _spans(view: str, decoded: bool = False) -> list[tuple[int, int, bool]]:
         found.extend((m.start(1), m.end(1), False) for m in _QUERY_SECRETS.finditer(view))
     lowered = view.lower()
     if any(word in lowered for word in _SHAPE_WORDS):  # most text has none: skip the costly regex
-        shapes = _DECODED_SHAPES if decoded else _SHAPES
-        found.extend((m.start(), m.end(), False) for m in shapes.finditer(view))
+        found.extend((m.start(), m.end(), False) for m in _SHAPES.finditer(view))
+        if not decoded:
+            found.extend(
+                (m.start(), m.end(), False)
+                for m in _WORD_SCHEMES.finditer(view)
+                if _TOKEN_EVIDENCE.search(m.group(1))
+            )
     return found
 
 

@@ -173,3 +173,18 @@ def test_credential_headers_and_parameters_of_common_apis_are_masked():
     # ... and names that only look alike are left alone
     for text in ("/p?pwdx=1&keypad=2&passage=3&subscription=4&functions=5&security=6", '{"accesses": 3}'):
         assert redact_text(text) == text
+
+
+def test_prose_after_a_scheme_word_is_not_a_credential():
+    # "basic", "token" and "digest" are English words: what follows one is a credential only
+    # when it looks like one (a digit, "+", "/", "=", or an upper-case letter inside it, as
+    # base64 and hex tokens have), so a rejected line's or a mapper's prose stays readable.
+    for text in (
+        "mapper failed: KeyError: token offsets out of range",
+        '{"request": ["I need basic training", "Basic Training for All", "a digest mismatch"]}',
+    ):
+        assert redact_text(text) == text
+    for header in ("Basic dXNlcjpwYXNzd29yZA==", "Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b",
+                   "Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnaQ", "basic dxnlcjpwyxnz/wq"):  # fmt: skip
+        line = json.dumps({"headers": {"X-Forwarded-Auth": header}})
+        assert header.split()[1] not in redact_text(line), header
