@@ -329,15 +329,25 @@ def redact_text(text: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=4096)  # a log's endpoints are few and repeat on every line
+# Longer paths and URLs are masked each time: one unique per line (data in a query string)
+# would keep the cache's 4096 entries at that size each.
+_CACHED_LENGTH = 1024
+
+
 def redact_endpoint(path: str) -> str:
-    """An endpoint path as read from a log line, with credentials masked (see ``redact_text``).
+    """An endpoint path or URL as read from a log line, with credentials masked (see
+    ``redact_text``).
 
     Producers that log the raw request target put its query string or path parameters in the
     path (``/predict?api_key=...``, ``;jsessionid=...``), and the endpoint is copied to the
     summary, ``--json``, dataset and directory names, metadata, rejects and the run log: it
     is masked once, where it is read, so that every copy is masked.
     """
+    return _redact_cached(path) if len(path) <= _CACHED_LENGTH else redact_text(path)
+
+
+@functools.lru_cache(maxsize=4096)  # a log's endpoints are few and repeat on every line
+def _redact_cached(path: str) -> str:
     return redact_text(path)
 
 

@@ -188,3 +188,22 @@ def test_prose_after_a_scheme_word_is_not_a_credential():
                    "Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnaQ", "basic dxnlcjpwyxnz/wq"):  # fmt: skip
         line = json.dumps({"headers": {"X-Forwarded-Auth": header}})
         assert header.split()[1] not in redact_text(line), header
+
+
+def test_long_endpoints_and_urls_are_not_kept_in_the_cache():
+    # Endpoints and URLs repeat, so their masks are cached; a URL can be long and unique on
+    # every line (a query string with data in it): those must not pile up in memory.
+    import tracemalloc
+
+    from ingest.accesslog.redact import redact_endpoint
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(100):
+            assert redact_endpoint(f"http://h/p?i={i}&data=" + "x" * 50_000).startswith("http://h/p?i=")
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000, kept  # 100 keys and values of 50 kB would be 10 MB
+    assert redact_endpoint("/p?api_key=abc") == "/p?api_key=[redacted]"
