@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest.accesslog.redact import redact_endpoint
 from ingest.errors import ConfigError, UsageError
 from ingest.transform.routing import Route, check_dataset_name, dataset_for_endpoint
 
@@ -274,7 +275,11 @@ def load(path: Path) -> Config:
         format=top.get("format"),
         formats=formats,
         inputs=_inputs_relative_to(path, inputs),
-        routes={ep: _route(ep, table, path.parent) for ep, table in endpoints.items()},
+        # keyed as the reader has endpoints, a credential in a query string masked (see --endpoint)
+        routes={
+            redact_endpoint(ep): _route(redact_endpoint(ep), table, path.parent)
+            for ep, table in endpoints.items()
+        },
         store=top.get("store"),
         state=top.get("state"),
         rejects=top.get("rejects"),

@@ -552,6 +552,23 @@ def test_credentials_in_a_url_or_request_id_never_reach_the_store(tmp_path: Path
     assert json.loads(row["record"])["prediction"]["agent"] == "http://h:8000/predict/"
 
 
+def test_an_endpoint_named_with_its_credential_selects_it_and_the_credential_goes_nowhere(
+    tmp_path: Path, ingest: Ingest
+):
+    # The path read from a log is masked (/predict?api_key=[redacted]); the user selecting it
+    # as they know it (--endpoint, a config's [endpoints]) must get it, and the credential in
+    # their flag or file must not reach the output, the state file or the store either.
+    log = write_log(tmp_path / "a.jsonl", [entry("/predict?api_key=sekrit77")])
+    config = tmp_path / "ingest.toml"
+    config.write_text('[endpoints."/predict?api_key=sekrit77"]\ndataset = "preds"\n')
+    for args in (["-e", "/predict?api_key=sekrit77"], ["--config", str(config)]):
+        store = tmp_path / f"store{len(args[0])}"
+        proc = ingest(str(log), *args, "--store", str(store), "--json")
+        assert json.loads(proc.stdout)["records_written"] == 1, args
+        assert b"sekrit77" not in proc.stdout + proc.stderr
+        assert not [p for p in store.rglob("*") if p.is_file() and b"sekrit77" in p.read_bytes()], args
+
+
 def test_writes_are_atomic_and_readers_skip_temporary_files(tmp_path: Path, ingest: Ingest):
     ingest(str(SAMPLE_LOGS))
     partition = next((ingest.store / "monitoring_spacy").glob("date=*"))

@@ -199,6 +199,17 @@ def existing_store(store: Path | None, config_path: Path | None, datasets: tuple
     return found
 
 
+def _endpoints_as_read(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Endpoints as the reader has them: with a credential in its query string masked
+    (``/predict?api_key=[redacted]``), so that the path as the user knows it selects them and
+    the credential goes no further than the flag."""
+    from ingest.accesslog.redact import redact_endpoint
+
+    return tuple(redact_endpoint(value) for value in values)
+
+
 def reading_options(func: Any) -> Any:
     """What a run reads and how it maps it, shared by ``run`` and ``backfill`` (one job, two
     runners): --endpoint, --since/--until, --config, --format, --dataset, --mapper."""
@@ -211,6 +222,7 @@ def reading_options(func: Any) -> Any:
                 "endpoints",
                 multiple=True,
                 metavar="PATH",
+                callback=_endpoints_as_read,
                 help="Only these endpoint paths (exact match, repeatable).",
             ),
             click.option(
