@@ -18,6 +18,18 @@ from mappers.base import Rejected
 NO_PREDICTION_METHODS = frozenset({"OPTIONS", "HEAD"})
 
 
+def status_skip_reason(status: int) -> str | None:
+    """Why an exchange of this HTTP status holds no prediction, or None: ``error_status`` for
+    an error (>= 400: the body, if any, is an error message) and ``redirect_status`` for a
+    redirection (3xx, RFC 9110 section 15.4: ``/spacy`` answered with 307 to ``/spacy/``,
+    304 Not Modified; no body is the model's answer)."""
+    if status >= 400:
+        return "error_status"
+    if 300 <= status < 400:
+        return "redirect_status"
+    return None
+
+
 def method_skip_reason(method: Any) -> str | None:
     """``options_request``/``head_request`` for exchanges that carry no prediction."""
     if isinstance(method, str) and method.upper() in NO_PREDICTION_METHODS:

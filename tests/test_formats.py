@@ -838,3 +838,32 @@ def test_a_profile_line_whose_every_record_was_refused_is_a_rejected_line(ingest
     assert summary["records_written"] == 0 and summary["rejected"] == 2  # its two records
     (counts,) = summary["by_file"].values()
     assert counts == {"lines": 2, "gave_records": 0, "skipped": 1, "rejected": 1, "nul_bytes": 0}
+
+
+def test_redirects_are_skipped_not_rejected(ingest: Ingest) -> None:
+    """A 3xx answer holds no prediction: FastAPI answers ``/spacy`` with a 307 to ``/spacy/``
+    and an app's logger writes its empty body as ``""``; such lines were rejected as a batch
+    size mismatch on every cron run. Skipped as ``redirect_status``, in the access log and in
+    a profile's format alike; a 2xx line beside them is still written."""
+    access = [
+        entry("/spacy", status=307, response=""),
+        entry("/spacy", status=308, request="I live in Paris.", response=""),
+        entry("/spacy/", status=304, response=None),
+        entry("/spacy/"),
+    ]
+    write_log(ingest.cwd / "access.jsonl", access)
+    summary = ingest.json("access.jsonl")
+    assert summary["skipped"] == {"redirect_status": 3} and summary["rejected"] == 0
+    assert summary["records_written"] == 1
+    j = json.dumps
+    events = [
+        {"event": "http_request", "timestamp": "2026-11-24T12:00:16Z", "level": "info", "method": "POST",
+         "path": "/generate", "status_code": code, "request_id": f"r{code}",
+         "request_body": j({"inputs": "Write a haiku"}), "response_body": body}
+        for code, body in ((302, ""), (200, j([{"generated_text": "Autumn moonlight"}])))
+    ]  # fmt: skip
+    write_log(ingest.cwd / "app.log", events)
+    summary = ingest.json("app.log", "--store", "app-store")
+    assert summary["formats"] == {"structlog": "1 file, detected"}
+    assert _counts(summary, "/generate")["skipped"] == {"redirect_status": 1}
+    assert summary["records_written"] == 1 and summary["rejected"] == 0

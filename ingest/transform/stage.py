@@ -371,8 +371,9 @@ class Transformer:
                     joined, profile, where, False, counts, columns, reject, whole_line and len(found) == 1
                 )
             return
-        if item.status >= 400:
-            count.skipped["error_status"] += 1
+        status_skip = pairing.status_skip_reason(item.status)
+        if status_skip:
+            count.skipped[status_skip] += 1
             return
         if item.dataset_suffix:
             route = self._sub_route(route, item.dataset_suffix)
@@ -419,8 +420,9 @@ class Transformer:
             return "outside_time_window"
         if self.spec.until is not None and entry.ts >= self.spec.until:
             return "outside_time_window"
-        if entry.status >= 400:
-            return "error_status"
+        skip = pairing.status_skip_reason(entry.status)
+        if skip:
+            return skip
         skip = pairing.method_skip_reason(entry.fields.get("method"))
         if skip:
             return skip

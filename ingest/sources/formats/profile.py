@@ -28,6 +28,7 @@ from ingest.sources.formats.fieldmap import get as get_path
 from ingest.sources.formats.rules import PairError, as_number, open_request, open_response, pair
 from ingest.sources.formats.times import TimeError, parse_time
 from ingest.transform.logline import BadLine
+from mappers.pairs import status_skip_reason
 
 
 @dataclass(slots=True)
@@ -233,8 +234,9 @@ class Profile:
         digest_bytes: bytes,
     ) -> Item:
         """Decode, open envelopes and pair: an Entry, or a Skip saying why not."""
-        if status >= 400:
-            return Skip("error_status", endpoint, ts, status)
+        status_skip = status_skip_reason(status)
+        if status_skip:
+            return Skip(status_skip, endpoint, ts, status)
         if request is MISSING or request is None:
             if response is MISSING or response is None:
                 return Skip("non_json_body", endpoint, ts, status)
