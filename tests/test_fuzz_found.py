@@ -153,3 +153,16 @@ def test_records_refused_by_a_dataset_decision_count_their_line_once(
     # read again, the datasets' tasks now come from the store: the same lines are refused
     again = ingest.json("--from-start", str(logs), "-j", jobs)
     assert again["by_file"] == summary["by_file"]
+
+
+def test_a_rejected_line_with_an_escaped_slash_is_a_reject_not_a_failed_run(tmp_path: Path, ingest: Ingest):
+    """JSON's ``\\/`` in a line that is rejected (its raw text is redacted) made the redaction
+    raise IndexError: the transform failed and the run exited 1 with nothing written (found by
+    the long fuzz run of 2026-11-29)."""
+    good = json.dumps(entry()).encode()
+    rejected = json.dumps(entry(request=["a", "b"])).replace("/spacy/", "\\/spacy\\/").encode()
+    (tmp_path / "a.jsonl").write_bytes(good + b"\n" + rejected + b"\n")
+    summary = ingest.json(str(tmp_path / "a.jsonl"))
+    assert summary["exit_code"] == 0 and summary["records_written"] == 1 and summary["rejected"] == 1
+    (reject,) = ingest.rejects()
+    assert reject["line"] == 2 and "batch size" in reject["reason"] and "\\/spacy\\/" in reject["raw"]

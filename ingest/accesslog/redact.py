@@ -168,7 +168,9 @@ def _view(text: str, percent: bool = False) -> tuple[str, list[int], list[int]]:
             starts.append(i)
             ends.append(i + 1)
         escape = m.group(0)
-        digits = m.group(1) or m.group(2)  # \uXXXX or %XX, %25XX ... (None for \/)
+        # the digits of \uXXXX or %XX (%25XX ...); None for \/, which matches no group (and
+        # _ESCAPE has no second group to ask for)
+        digits = m.group(m.lastindex) if m.lastindex else None
         char = chr(int(digits, 16)) if digits else "/"
         if (
             char in '"\\'

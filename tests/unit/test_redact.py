@@ -207,3 +207,13 @@ def test_long_endpoints_and_urls_are_not_kept_in_the_cache():
         tracemalloc.stop()
     assert kept < 2_000_000, kept  # 100 keys and values of 50 kB would be 10 MB
     assert redact_endpoint("/p?api_key=abc") == "/p?api_key=[redacted]"
+
+
+def test_an_escaped_slash_is_seen_through_in_both_views():
+    # JSON's "\/" matches no group of either view's pattern: it once raised IndexError in the
+    # plain view, failing the whole transform on any rejected line that held one.
+    for text in ('{"u": "http:\\/\\/h\\/a?sig=abc"}', '{"u": "http:\\/\\/h\\/a?%73ig=abc"}', "a\\/b"):
+        masked = redact_text(text)
+        assert "abc" not in masked if "ig=" in text else masked == text
+    raw = b'{"path": "\\/spacy\\/", "request": [1, 2]}'
+    assert redact_raw(raw) == raw
