@@ -1193,8 +1193,12 @@ def run_backfill(
     def on_signal(signum: int, _frame: Any) -> None:
         signals.append(signum)
         # Dask's gathers cut short print "Task exception was never retrieved" tracebacks as
-        # the client closes; the one-line error at the end is what the user needs
+        # the client closes, and a signal that lands inside distributed's sync() before its
+        # coroutine started makes that sync's own cancel callback raise NameError, which
+        # tornado logs with a traceback (distributed.utils.sync, seen with distributed 2026.8
+        # under load); the one-line error at the end is what the user needs
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
         raise KeyboardInterrupt
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
