@@ -51,16 +51,21 @@ class _Closed(Exception):
     pass
 
 
-def _read_head(sock: socket.socket, buffer: bytearray) -> bytes:
-    while b"\r\n\r\n" not in buffer:
+def _read_through(sock: socket.socket, buffer: bytearray, marker: bytes) -> bytes:
+    """What the connection sends up to and including ``marker`` (buffered bytes first)."""
+    while marker not in buffer:
         data = sock.recv(65536)
         if not data:
             raise _Closed
         buffer.extend(data)
-    end = buffer.index(b"\r\n\r\n") + 4
-    head = bytes(buffer[:end])
+    end = buffer.index(marker) + len(marker)
+    out = bytes(buffer[:end])
     del buffer[:end]
-    return head
+    return out
+
+
+def _read_head(sock: socket.socket, buffer: bytearray) -> bytes:
+    return _read_through(sock, buffer, b"\r\n\r\n")
 
 
 def _read_exact(sock: socket.socket, buffer: bytearray, n: int) -> bytes:
@@ -88,14 +93,7 @@ def _read_message_body(sock: socket.socket, buffer: bytearray, head: bytes) -> b
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = bytearray()
         while True:
-            while b"\r\n" not in buffer:
-                data = sock.recv(65536)
-                if not data:
-                    raise _Closed
-                buffer.extend(data)
-            end = buffer.index(b"\r\n") + 2
-            size_line = bytes(buffer[:end])
-            del buffer[:end]
+            size_line = _read_through(sock, buffer, b"\r\n")
             size = int(size_line.split(b";")[0].strip(), 16)
             body += size_line + _read_exact(sock, buffer, size + 2)
             if size == 0:
